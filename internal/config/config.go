@@ -1,0 +1,308 @@
+// Package config reads kintogo's settings the way Kinto does: `kinto.*` keys
+// in the `[app:main]` section of an INI file, overridden by `KINTO_*`
+// environment variables, over the defaults of one declared table.
+//
+// Names are stored without the `kinto.` prefix (`kinto.http_host` and
+// `http_host` are the same setting); `multiauth.*` keys keep their name.
+// Settings that are not declared (for example
+// `main.certs.record_cache_expires_seconds`) are kept as strings too, so
+// features can look them up by computed name.
+package config
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/ini.v1"
+)
+
+// Type is the type of a declared setting's value.
+type Type int
+
+// Setting value types.
+const (
+	String Type = iota
+	Int
+	Bool
+	List // whitespace- or newline-separated words
+)
+
+// Setting declares one setting: its name (without `kinto.`), type, default,
+// whether it is secret (never logged or shown) and what it does.
+type Setting struct {
+	Name    string
+	Type    Type
+	Default string
+	Secret  bool
+	Doc     string
+}
+
+// Table is every setting kintogo knows, with Kinto's defaults except where
+// kintogo differs on purpose (storage_backend defaults to SQLite).
+var Table = []Setting{
+	{Name: "project_name", Default: "kinto", Doc: "name shown in GET /v1/"},
+	{Name: "project_version", Default: "", Doc: "version shown in GET /v1/ (default: kintogo's)"},
+	{Name: "project_docs", Default: "https://kinto.readthedocs.io/", Doc: "documentation URL shown in GET /v1/"},
+	{Name: "http_host", Doc: "host of absolute URLs and of monitor entries (host and id)"},
+	{Name: "http_scheme", Doc: "scheme of absolute URLs"},
+	{Name: "includes", Type: List, Doc: "plugins: kinto.plugins.flush, kinto_changes, kinto_remote_settings.changes, ..."},
+	{Name: "readonly", Type: Bool, Default: "false", Doc: "refuse every write with 405"},
+	{Name: "batch_max_requests", Type: Int, Default: "25", Doc: "maximum sub-requests of POST /batch"},
+	{Name: "paginate_by", Type: Int, Default: "0", Doc: "default and maximum page size (0: none)"},
+	{Name: "storage_max_fetch_size", Type: Int, Default: "10000", Doc: "hard cap of objects in one list response"},
+	{Name: "explicit_permissions", Type: Bool, Default: "true", Doc: "add the writer to the write permission of what it writes"},
+	{Name: "bucket_create_principals", Type: List, Default: "system.Authenticated", Doc: "who may create buckets"},
+	{Name: "userid_hmac_secret", Secret: true, Doc: "HMAC key of basicauth user ids"},
+	{Name: "multiauth.policies", Type: List, Doc: "authentication policies, in order (basicauth)"},
+	{Name: "storage_backend", Default: "sqlite", Doc: "sqlite, memory (kinto.core.storage.memory)"},
+	{Name: "storage_url", Default: "kintogo.db", Secret: true, Doc: "SQLite file path (or PostgreSQL URL)"},
+	{Name: "permission_backend", Doc: "accepted for compatibility; permissions live in the storage backend"},
+	{Name: "permission_url", Secret: true, Doc: "accepted for compatibility"},
+	{Name: "cache_backend", Doc: "accepted for compatibility"},
+	{Name: "cache_url", Secret: true, Doc: "accepted for compatibility"},
+	{Name: "retry_after_seconds", Type: Int, Default: "3", Doc: "Retry-After on 409 and 503"},
+	{Name: "backoff", Type: Int, Default: "0", Doc: "Backoff header on every response (0: none)"},
+	{Name: "cors_origins", Type: List, Default: "*", Doc: "allowed CORS origins"},
+	{Name: "cors_max_age_seconds", Type: Int, Default: "3600", Doc: "Access-Control-Max-Age of pre-flights"},
+	{Name: "trailing_slash_redirect_enabled", Type: Bool, Default: "true", Doc: "redirect /path/ to /path"},
+	{Name: "trailing_slash_redirect_ttl_seconds", Type: Int, Default: "3600", Doc: "cache TTL of those redirects (-1: none)"},
+	{Name: "version_prefix_redirect_enabled", Type: Bool, Default: "true", Doc: "redirect unprefixed paths to /v1"},
+	{Name: "version_prefix_redirect_ttl_seconds", Type: Int, Default: "-1", Doc: "cache TTL of those redirects (-1: none)"},
+	{Name: "version_json_path", Default: "version.json", Doc: "file served by /__version__ (built-in answer when absent)"},
+	{Name: "max_body_bytes", Type: Int, Default: "1048576", Doc: "largest request body accepted (kintogo; Kinto has none)"},
+	{Name: "changes.resources", Type: List, Doc: "bucket or collection URIs monitored by the changes feed"},
+	{Name: "changes.http_host", Doc: "host of monitor entries (default: http_host)"},
+	{Name: "changes.empty_200_on_not_modified", Type: Bool, Default: "false", Doc: "answer 200 with an empty list instead of 304 on the monitor"},
+}
+
+var declared = func() map[string]*Setting {
+	m := make(map[string]*Setting, len(Table))
+	for i := range Table {
+		m[Table[i].Name] = &Table[i]
+	}
+	return m
+}()
+
+// Settings is a loaded, validated set of settings. It is a value passed to
+// whoever needs it, never a global.
+type Settings struct {
+	values map[string]string
+	// Path is the INI file the settings came from ("" when none).
+	Path string
+}
+
+// Normalize turns an INI or caller key into the stored name: the `kinto.`
+// prefix is dropped.
+func Normalize(key string) string {
+	return strings.TrimPrefix(strings.TrimSpace(key), "kinto.")
+}
+
+// EnvName is the environment variable that overrides a setting:
+// `KINTO_` + the name upper-cased with `.` and `-` turned into `_`.
+func EnvName(name string) string {
+	r := strings.NewReplacer(".", "_", "-", "_")
+	return "KINTO_" + strings.ToUpper(r.Replace(name))
+}
+
+// Load reads settings from the INI file at path (may be "" for none) and from
+// environ (KEY=VALUE pairs, as os.Environ returns), in that order of
+// increasing precedence over the declared defaults.
+func Load(path string, environ []string) (*Settings, error) {
+	values := map[string]string{}
+	for _, s := range Table {
+		values[s.Name] = s.Default
+	}
+	s := &Settings{values: values}
+	if path != "" {
+		if err := s.loadINI(path); err != nil {
+			return nil, err
+		}
+		s.Path = path
+	}
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	// Environment variables override settings that exist (declared or in
+	// the INI), as in Kinto: both NAME and KINTO_NAME are consulted, and
+	// KINTO_NAME wins.
+	for name := range values {
+		kname := EnvName(name)
+		plain := strings.TrimPrefix(kname, "KINTO_")
+		if v, ok := env[plain]; ok {
+			values[name] = v
+		}
+		if v, ok := env[kname]; ok {
+			values[name] = v
+		}
+	}
+	if err := s.validate(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// FromMap builds settings from explicit values over the defaults, for tests
+// and embedding. Keys may carry the `kinto.` prefix.
+func FromMap(m map[string]string) (*Settings, error) {
+	values := map[string]string{}
+	for _, s := range Table {
+		values[s.Name] = s.Default
+	}
+	for k, v := range m {
+		values[Normalize(k)] = v
+	}
+	s := &Settings{values: values}
+	return s, s.validate()
+}
+
+func (s *Settings) loadINI(path string) error {
+	f, err := ini.LoadSources(ini.LoadOptions{AllowPythonMultilineValues: true, SpaceBeforeInlineComment: true}, path)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	app, err := f.GetSection("app:main")
+	if err != nil {
+		return fmt.Errorf("%s: no [app:main] section", path)
+	}
+	seen := map[string]string{}
+	for _, k := range app.Keys() {
+		name := Normalize(k.Name())
+		if name == "use" {
+			continue
+		}
+		v := strings.TrimSpace(k.Value())
+		if prev, dup := seen[name]; dup && prev != v {
+			return fmt.Errorf("%s: setting %q is defined twice with different values", path, name)
+		}
+		seen[name] = v
+		s.values[name] = v
+	}
+	if srv, err := f.GetSection("server:main"); err == nil {
+		for _, key := range []string{"host", "port"} {
+			if srv.HasKey(key) {
+				s.values["server."+key] = srv.Key(key).String()
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Settings) validate() error {
+	for _, d := range Table {
+		v := s.values[d.Name]
+		switch d.Type {
+		case Int:
+			if _, err := parseInt(v); err != nil {
+				return fmt.Errorf("setting %s: %q is not an integer", d.Name, v)
+			}
+		case Bool:
+			if _, err := parseBool(v); err != nil {
+				return fmt.Errorf("setting %s: %q is not a boolean", d.Name, v)
+			}
+		}
+	}
+	return nil
+}
+
+// Lookup returns a setting's raw value and whether it is set (declared
+// settings are always set, possibly to "").
+func (s *Settings) Lookup(name string) (string, bool) {
+	v, ok := s.values[Normalize(name)]
+	return v, ok
+}
+
+// String returns a setting's value, "" when unknown.
+func (s *Settings) String(name string) string {
+	v, _ := s.Lookup(name)
+	return unquote(v)
+}
+
+// Int returns an integer setting; unknown or empty values give 0.
+func (s *Settings) Int(name string) int64 {
+	n, _ := parseInt(s.String(name))
+	return n
+}
+
+// IntOK returns an integer setting and whether it is set to an integer.
+func (s *Settings) IntOK(name string) (int64, bool) {
+	v, ok := s.Lookup(name)
+	if !ok || strings.TrimSpace(v) == "" {
+		return 0, false
+	}
+	n, err := parseInt(unquote(v))
+	return n, err == nil
+}
+
+// Bool returns a boolean setting (Pyramid's asbool: true, t, yes, y, on, 1).
+func (s *Settings) Bool(name string) bool {
+	b, _ := parseBool(s.String(name))
+	return b
+}
+
+// List returns a whitespace- or newline-separated setting as words.
+func (s *Settings) List(name string) []string {
+	return strings.Fields(s.String(name))
+}
+
+// Has reports whether a word is in a list setting.
+func (s *Settings) Has(name, word string) bool {
+	for _, w := range s.List(name) {
+		if w == word {
+			return true
+		}
+	}
+	return false
+}
+
+// Names returns every setting name, sorted.
+func (s *Settings) Names() []string {
+	names := make([]string, 0, len(s.values))
+	for k := range s.values {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// IsSecret reports whether a setting must never be shown.
+func IsSecret(name string) bool {
+	d, ok := declared[Normalize(name)]
+	return ok && d.Secret || strings.Contains(name, "secret") || strings.Contains(name, "password")
+}
+
+func unquote(v string) string {
+	v = strings.TrimSpace(v)
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		if u, err := strconv.Unquote(v); err == nil {
+			return u
+		}
+	}
+	return v
+}
+
+func parseInt(v string) (int64, error) {
+	v = strings.TrimSpace(v)
+	if v == "" || v == "null" || v == "None" {
+		return 0, nil
+	}
+	return strconv.ParseInt(v, 10, 64)
+}
+
+func parseBool(v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "true", "t", "yes", "y", "on", "1":
+		return true, nil
+	case "false", "f", "no", "n", "off", "0", "", "null", "none":
+		return false, nil
+	}
+	return false, fmt.Errorf("not a boolean: %q", v)
+}
+
+// Environ is os.Environ, named for callers that pass it to Load.
+var Environ = os.Environ

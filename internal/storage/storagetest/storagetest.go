@@ -1,0 +1,567 @@
+// Package storagetest is the conformance suite every storage backend must
+// pass. A backend's test calls Run with a constructor of empty stores.
+package storagetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"kintogo/internal/kerr"
+	"kintogo/internal/query"
+	"kintogo/internal/storage"
+)
+
+// Run runs the whole suite; newStore returns a fresh, empty store.
+func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, storage.Storage)
+	}{
+		{"CreateGetDelete", testCreateGetDelete},
+		{"TimestampsStrictlyIncrease", testTimestampsIncrease},
+		{"ScopesAreIndependent", testScopesIndependent},
+		{"ClientSuppliedTimestamp", testSuppliedTimestamp},
+		{"InitTimestampFloor", testInitTimestamp},
+		{"ListFiltersSortPaginate", testList},
+		{"ListIDsRestriction", testListIDs},
+		{"PurgeTree", testPurgeTree},
+		{"TimestampsByPrefix", testTimestampsByPrefix},
+		{"Permissions", testPermissions},
+		{"UserPrincipals", testUserPrincipals},
+		{"RollbackOnError", testRollback},
+		{"Flush", testFlush},
+		{"ReadOnlyTransactionRefusesWrites", testReadOnly},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fn(t, newStore(t))
+		})
+	}
+}
+
+var ctx = context.Background()
+
+var records = storage.Scope{Parent: "/buckets/b/collections/c", Resource: "record"}
+
+func update(t *testing.T, s storage.Storage, fn func(storage.Tx) error) {
+	t.Helper()
+	if err := s.Update(ctx, fn); err != nil {
+		t.Fatalf("update: %v", err)
+	}
+}
+
+func data(t *testing.T, js string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	dec := json.NewDecoder(jsonReader(js))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func body(o *storage.Object) string {
+	b, _ := json.Marshal(o)
+	return string(b)
+}
+
+func testCreateGetDelete(t *testing.T, s storage.Storage) {
+	var created *storage.Object
+	update(t, s, func(tx storage.Tx) (err error) {
+		created, err = tx.Create(ctx, records, &storage.Object{ID: "r1", Data: data(t, `{"title":"a","n":1,"nested":{"x":[1,2]}}`)})
+		return err
+	})
+	if created.LastModified == 0 {
+		t.Fatal("no timestamp assigned")
+	}
+	s.View(ctx, func(tx storage.Tx) error {
+		got, err := tx.Get(ctx, records, "r1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(body(created), body(got)); diff != "" {
+			t.Errorf("get differs (-created +got):\n%s", diff)
+		}
+		return nil
+	})
+	err := s.Update(ctx, func(tx storage.Tx) error {
+		_, err := tx.Create(ctx, records, &storage.Object{ID: "r1"})
+		return err
+	})
+	if !kerr.Is(err, kerr.Conflict) {
+		t.Errorf("second create: want Conflict, got %v", err)
+	}
+	var tomb *storage.Object
+	update(t, s, func(tx storage.Tx) (err error) {
+		tomb, err = tx.Delete(ctx, records, "r1", 0)
+		return err
+	})
+	if !tomb.Deleted || tomb.LastModified <= created.LastModified || len(tomb.Data) != 0 {
+		t.Errorf("bad tombstone %s", body(tomb))
+	}
+	s.View(ctx, func(tx storage.Tx) error {
+		if _, err := tx.Get(ctx, records, "r1"); !kerr.Is(err, kerr.NotFound) {
+			t.Errorf("get tombstone: want NotFound, got %v", err)
+		}
+		if _, err := tx.Get(ctx, records, "nope"); !kerr.Is(err, kerr.NotFound) {
+			t.Errorf("get missing: want NotFound, got %v", err)
+		}
+		live, _ := tx.List(ctx, records, storage.ListOptions{})
+		all, _ := tx.List(ctx, records, storage.ListOptions{IncludeDeleted: true})
+		if len(live) != 0 || len(all) != 1 || !all[0].Deleted {
+			t.Errorf("list after delete: live %d, all %v", len(live), all)
+		}
+		ts, _ := tx.Timestamp(ctx, records)
+		if ts != tomb.LastModified {
+			t.Errorf("resource timestamp %d, want the tombstone's %d", ts, tomb.LastModified)
+		}
+		return nil
+	})
+	err = s.Update(ctx, func(tx storage.Tx) error { _, err := tx.Delete(ctx, records, "r1", 0); return err })
+	if !kerr.Is(err, kerr.NotFound) {
+		t.Errorf("delete tombstone: want NotFound, got %v", err)
+	}
+	// A tombstone is replaced by a new object with the same id.
+	update(t, s, func(tx storage.Tx) error {
+		o, err := tx.Create(ctx, records, &storage.Object{ID: "r1", Data: data(t, `{"v":2}`)})
+		if err == nil && (o.LastModified <= tomb.LastModified || o.Deleted) {
+			t.Errorf("recreated %s", body(o))
+		}
+		return err
+	})
+}
+
+func testTimestampsIncrease(t *testing.T, s storage.Storage) {
+	var last int64
+	for i := 0; i < 50; i++ {
+		update(t, s, func(tx storage.Tx) error {
+			id := fmt.Sprintf("r%d", i%7)
+			var o *storage.Object
+			var err error
+			switch i % 3 {
+			case 0:
+				o, err = tx.Put(ctx, records, &storage.Object{ID: id, Data: map[string]any{}})
+			case 1:
+				o, err = tx.Put(ctx, records, &storage.Object{ID: id + "x", Data: map[string]any{}})
+			case 2:
+				o, err = tx.Delete(ctx, records, id, 0)
+				if kerr.Is(err, kerr.NotFound) {
+					return nil
+				}
+			}
+			if err != nil {
+				return err
+			}
+			if o.LastModified <= last {
+				t.Fatalf("timestamp %d after %d", o.LastModified, last)
+			}
+			last = o.LastModified
+			return nil
+		})
+	}
+	s.View(ctx, func(tx storage.Tx) error {
+		ts, _ := tx.Timestamp(ctx, records)
+		if ts != last {
+			t.Errorf("resource timestamp %d, want %d", ts, last)
+		}
+		return nil
+	})
+}
+
+func testScopesIndependent(t *testing.T, s storage.Storage) {
+	other := storage.Scope{Parent: "/buckets/b/collections/d", Resource: "record"}
+	update(t, s, func(tx storage.Tx) error {
+		if _, err := tx.Put(ctx, records, &storage.Object{ID: "a"}); err != nil {
+			return err
+		}
+		_, err := tx.Put(ctx, other, &storage.Object{ID: "a", Data: data(t, `{"other":true}`)})
+		return err
+	})
+	s.View(ctx, func(tx storage.Tx) error {
+		a, _ := tx.Get(ctx, records, "a")
+		b, _ := tx.Get(ctx, other, "a")
+		if a == nil || b == nil || a.Data["other"] != nil || b.Data["other"] != true {
+			t.Errorf("scopes mixed: %v %v", a, b)
+		}
+		return nil
+	})
+}
+
+func testSuppliedTimestamp(t *testing.T, s storage.Storage) {
+	var first *storage.Object
+	update(t, s, func(tx storage.Tx) (err error) {
+		first, err = tx.Put(ctx, records, &storage.Object{ID: "a"})
+		return err
+	})
+	update(t, s, func(tx storage.Tx) error {
+		// Equal to the current resource timestamp: bumped.
+		o, err := tx.Put(ctx, records, &storage.Object{ID: "b", LastModified: first.LastModified})
+		if err != nil {
+			return err
+		}
+		if o.LastModified <= first.LastModified {
+			t.Errorf("colliding supplied timestamp kept: %d", o.LastModified)
+		}
+		// In the past: kept, and the resource timestamp does not move back.
+		past, err := tx.Put(ctx, records, &storage.Object{ID: "c", LastModified: 1000})
+		if err != nil {
+			return err
+		}
+		if past.LastModified != 1000 {
+			t.Errorf("past timestamp not kept: %d", past.LastModified)
+		}
+		ts, _ := tx.Timestamp(ctx, records)
+		if ts != o.LastModified {
+			t.Errorf("resource timestamp %d, want %d", ts, o.LastModified)
+		}
+		return nil
+	})
+}
+
+func testInitTimestamp(t *testing.T, s storage.Storage) {
+	scope := storage.Scope{Parent: "/buckets/x", Resource: "collection"}
+	s.View(ctx, func(tx storage.Tx) error {
+		if ts, _ := tx.Timestamp(ctx, scope); ts != 0 {
+			t.Errorf("empty scope timestamp %d, want 0", ts)
+		}
+		return nil
+	})
+	var floor int64
+	update(t, s, func(tx storage.Tx) (err error) {
+		floor, err = tx.InitTimestamp(ctx, scope)
+		return err
+	})
+	if floor == 0 {
+		t.Fatal("no floor")
+	}
+	update(t, s, func(tx storage.Tx) error {
+		again, err := tx.InitTimestamp(ctx, scope)
+		if again != floor {
+			t.Errorf("floor moved: %d -> %d", floor, again)
+		}
+		if err != nil {
+			return err
+		}
+		o, err := tx.Put(ctx, scope, &storage.Object{ID: "c"})
+		if err == nil && o.LastModified <= floor {
+			t.Errorf("object timestamp %d not after floor %d", o.LastModified, floor)
+		}
+		return err
+	})
+}
+
+func ids(objs []*storage.Object) []string {
+	out := []string{}
+	for _, o := range objs {
+		out = append(out, o.ID)
+	}
+	return out
+}
+
+func testList(t *testing.T, s storage.Storage) {
+	rows := []string{
+		`{"title":"apple","n":3,"tags":["x"]}`,
+		`{"title":"banana","n":10,"tags":["x","y"]}`,
+		`{"title":"cherry","n":7,"tags":[]}`,
+		`{"title":"date","n":1,"meta":{"kg":4}}`,
+	}
+	update(t, s, func(tx storage.Tx) error {
+		for i, r := range rows {
+			if _, err := tx.Put(ctx, records, &storage.Object{ID: fmt.Sprintf("r%d", i), Data: data(t, r)}); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Delete(ctx, records, "r2", 0)
+		return err
+	})
+	n := func(s string) json.Number { return json.Number(s) }
+	cases := []struct {
+		name string
+		opts storage.ListOptions
+		want []string
+	}{
+		{"default order newest first", storage.ListOptions{Sort: []query.Sort{{Field: "last_modified", Desc: true}}}, []string{"r3", "r1", "r0"}},
+		{"with tombstones", storage.ListOptions{IncludeDeleted: true, Sort: []query.Sort{{Field: "id"}}}, []string{"r0", "r1", "r2", "r3"}},
+		{"min", storage.ListOptions{Filters: []query.Filter{{Field: "n", Op: query.MIN, Value: n("3")}}, Sort: []query.Sort{{Field: "id"}}}, []string{"r0", "r1"}},
+		{"gt missing field matches", storage.ListOptions{Filters: []query.Filter{{Field: "meta.kg", Op: query.GT, Value: n("1")}}, Sort: []query.Sort{{Field: "id"}}}, []string{"r0", "r1", "r3"}},
+		{"lt missing field does not", storage.ListOptions{Filters: []query.Filter{{Field: "meta.kg", Op: query.LT, Value: n("5")}}}, []string{"r3"}},
+		{"contains", storage.ListOptions{Filters: []query.Filter{{Field: "tags", Op: query.CONTAINS, Value: []any{"x"}}}, Sort: []query.Sort{{Field: "id"}}}, []string{"r0", "r1"}},
+		{"like", storage.ListOptions{Filters: []query.Filter{{Field: "title", Op: query.LIKE, Value: "*AN*"}}}, []string{"r1"}},
+		{"sort desc with limit", storage.ListOptions{Sort: []query.Sort{{Field: "n", Desc: true}}, Limit: 2}, []string{"r1", "r0"}},
+		{"missing sorts last ascending", storage.ListOptions{Sort: []query.Sort{{Field: "meta.kg"}, {Field: "id"}}}, []string{"r3", "r0", "r1"}},
+		{"keyset after", storage.ListOptions{Sort: []query.Sort{{Field: "id"}}, After: map[string]any{"id": "r0"}}, []string{"r1", "r3"}},
+		{"since includes tombstone", storage.ListOptions{IncludeDeleted: true, Filters: []query.Filter{{Field: "last_modified", Op: query.GT, Value: int64(0)}}, Sort: []query.Sort{{Field: "id"}}}, []string{"r0", "r1", "r2", "r3"}},
+		{"id equality", storage.ListOptions{Filters: []query.Filter{{Field: "id", Op: query.EQ, Value: "r1"}}}, []string{"r1"}},
+	}
+	s.View(ctx, func(tx storage.Tx) error {
+		for _, c := range cases {
+			got, err := tx.List(ctx, records, c.opts)
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			if diff := cmp.Diff(c.want, ids(got)); diff != "" {
+				t.Errorf("%s (-want +got):\n%s", c.name, diff)
+			}
+		}
+		count, err := tx.Count(ctx, records, []query.Filter{{Field: "n", Op: query.GT, Value: n("2")}}, nil)
+		if err != nil || count != 2 {
+			t.Errorf("count = %d, %v; want 2", count, err)
+		}
+		return nil
+	})
+}
+
+func testListIDs(t *testing.T, s storage.Storage) {
+	update(t, s, func(tx storage.Tx) error {
+		for _, id := range []string{"a", "b", "c"} {
+			if _, err := tx.Put(ctx, records, &storage.Object{ID: id}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	s.View(ctx, func(tx storage.Tx) error {
+		got, _ := tx.List(ctx, records, storage.ListOptions{IDs: []string{"c", "a", "zz"}, Sort: []query.Sort{{Field: "id"}}})
+		if diff := cmp.Diff([]string{"a", "c"}, ids(got)); diff != "" {
+			t.Errorf("ids restriction (-want +got):\n%s", diff)
+		}
+		none, _ := tx.List(ctx, records, storage.ListOptions{IDs: []string{}})
+		if len(none) != 0 {
+			t.Errorf("empty ids restriction listed %v", ids(none))
+		}
+		return nil
+	})
+}
+
+func testPurgeTree(t *testing.T, s storage.Storage) {
+	buckets := storage.Scope{Parent: "", Resource: "bucket"}
+	cols := storage.Scope{Parent: "/buckets/b", Resource: "collection"}
+	sibling := storage.Scope{Parent: "/buckets/bb", Resource: "collection"}
+	update(t, s, func(tx storage.Tx) error {
+		for _, w := range []struct {
+			s  storage.Scope
+			id string
+		}{{buckets, "b"}, {buckets, "bb"}, {cols, "c"}, {records, "r"}, {sibling, "c"}} {
+			if _, err := tx.Put(ctx, w.s, &storage.Object{ID: w.id}); err != nil {
+				return err
+			}
+		}
+		return tx.PurgeTree(ctx, "/buckets/b")
+	})
+	s.View(ctx, func(tx storage.Tx) error {
+		if _, err := tx.Get(ctx, buckets, "b"); err != nil {
+			t.Errorf("bucket itself purged: %v", err)
+		}
+		if _, err := tx.Get(ctx, cols, "c"); !kerr.Is(err, kerr.NotFound) {
+			t.Errorf("collection survived purge")
+		}
+		if all, _ := tx.List(ctx, records, storage.ListOptions{IncludeDeleted: true}); len(all) != 0 {
+			t.Errorf("records survived purge")
+		}
+		if ts, _ := tx.Timestamp(ctx, records); ts != 0 {
+			t.Errorf("records timestamp survived purge: %d", ts)
+		}
+		if _, err := tx.Get(ctx, sibling, "c"); err != nil {
+			t.Errorf("sibling bucket's collection purged (prefix collision): %v", err)
+		}
+		return nil
+	})
+}
+
+func testTimestampsByPrefix(t *testing.T, s storage.Storage) {
+	want := map[string]int64{}
+	update(t, s, func(tx storage.Tx) error {
+		for _, parent := range []string{"/buckets/main/collections/a", "/buckets/main/collections/b", "/buckets/main-preview/collections/a", "/buckets/other/collections/a"} {
+			o, err := tx.Put(ctx, storage.Scope{Parent: parent, Resource: "record"}, &storage.Object{ID: "x"})
+			if err != nil {
+				return err
+			}
+			if parent != "/buckets/main-preview/collections/a" && parent != "/buckets/other/collections/a" {
+				want[parent] = o.LastModified
+			}
+		}
+		floor, err := tx.InitTimestamp(ctx, storage.Scope{Parent: "/buckets/main/collections/empty", Resource: "record"})
+		want["/buckets/main/collections/empty"] = floor
+		return err
+	})
+	s.View(ctx, func(tx storage.Tx) error {
+		got, err := tx.Timestamps(ctx, "record", []string{"/buckets/main/"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("timestamps (-want +got):\n%s", diff)
+		}
+		return nil
+	})
+}
+
+func testPermissions(t *testing.T, s storage.Storage) {
+	update(t, s, func(tx storage.Tx) error {
+		if err := tx.SetPermissions(ctx, "/buckets/b", map[string][]string{"write": {"alice"}, "read": {"bob", "carol"}}); err != nil {
+			return err
+		}
+		if err := tx.SetPermissions(ctx, "/buckets/b/collections/c", map[string][]string{"read": {"bob"}, "record:create": {"dave"}}); err != nil {
+			return err
+		}
+		if err := tx.SetPermissions(ctx, "/buckets/b/collections/c/records/r", map[string][]string{"write": {"erin"}}); err != nil {
+			return err
+		}
+		// Replace only read; write stays.
+		return tx.SetPermissions(ctx, "/buckets/b", map[string][]string{"read": {"carol"}})
+	})
+	s.View(ctx, func(tx storage.Tx) error {
+		perms, _ := tx.Permissions(ctx, "/buckets/b")
+		for k := range perms {
+			sort.Strings(perms[k])
+		}
+		if diff := cmp.Diff(map[string][]string{"write": {"alice"}, "read": {"carol"}}, perms); diff != "" {
+			t.Errorf("permissions (-want +got):\n%s", diff)
+		}
+		ok, _ := tx.HasAny(ctx, []storage.ACE{{"/buckets/b", "write"}, {"/buckets/b/collections/c", "read"}}, []string{"x", "bob"})
+		if !ok {
+			t.Error("HasAny: bob reads c")
+		}
+		ok, _ = tx.HasAny(ctx, []storage.ACE{{"/buckets/b", "write"}}, []string{"bob"})
+		if ok {
+			t.Error("HasAny: bob does not write b")
+		}
+		acc, _ := tx.Accessible(ctx, "/buckets/b/collections/", 1, []string{"read", "write", "record:create"}, []string{"dave", "bob"})
+		for k := range acc {
+			sort.Strings(acc[k])
+		}
+		if diff := cmp.Diff(map[string][]string{"/buckets/b/collections/c": {"read", "record:create"}}, acc); diff != "" {
+			t.Errorf("accessible (-want +got):\n%s", diff)
+		}
+		return nil
+	})
+	update(t, s, func(tx storage.Tx) error {
+		if err := tx.SetPermissions(ctx, "/buckets/b", map[string][]string{"read": {}}); err != nil {
+			return err
+		}
+		return tx.DeletePermissions(ctx, "/buckets/b/collections/c/*")
+	})
+	s.View(ctx, func(tx storage.Tx) error {
+		perms, _ := tx.Permissions(ctx, "/buckets/b")
+		if _, has := perms["read"]; has {
+			t.Error("empty list did not remove the permission")
+		}
+		if p, _ := tx.Permissions(ctx, "/buckets/b/collections/c/records/r"); len(p) != 0 {
+			t.Errorf("wildcard delete left %v", p)
+		}
+		if p, _ := tx.Permissions(ctx, "/buckets/b/collections/c"); len(p) != 2 {
+			t.Errorf("wildcard delete removed the collection's own ACEs: %v", p)
+		}
+		return nil
+	})
+}
+
+func testUserPrincipals(t *testing.T, s storage.Storage) {
+	update(t, s, func(tx storage.Tx) error {
+		for _, op := range []error{
+			tx.AddUserPrincipal(ctx, "alice", "/buckets/b/groups/g1"),
+			tx.AddUserPrincipal(ctx, "alice", "/buckets/b/groups/g2"),
+			tx.AddUserPrincipal(ctx, "system.Authenticated", "/buckets/b/groups/all"),
+			tx.RemoveUserPrincipal(ctx, "alice", "/buckets/b/groups/g2"),
+		} {
+			if op != nil {
+				return op
+			}
+		}
+		return nil
+	})
+	s.View(ctx, func(tx storage.Tx) error {
+		got, _ := tx.UserPrincipals(ctx, "alice", true)
+		if diff := cmp.Diff([]string{"/buckets/b/groups/all", "/buckets/b/groups/g1"}, got); diff != "" {
+			t.Errorf("principals (-want +got):\n%s", diff)
+		}
+		got, _ = tx.UserPrincipals(ctx, "alice", false)
+		if diff := cmp.Diff([]string{"/buckets/b/groups/g1"}, got); diff != "" {
+			t.Errorf("principals unauthenticated (-want +got):\n%s", diff)
+		}
+		return nil
+	})
+	update(t, s, func(tx storage.Tx) error { return tx.RemovePrincipal(ctx, "/buckets/b/groups/g1") })
+	s.View(ctx, func(tx storage.Tx) error {
+		if got, _ := tx.UserPrincipals(ctx, "alice", false); len(got) != 0 {
+			t.Errorf("RemovePrincipal left %v", got)
+		}
+		return nil
+	})
+}
+
+func testRollback(t *testing.T, s storage.Storage) {
+	update(t, s, func(tx storage.Tx) error {
+		_, err := tx.Put(ctx, records, &storage.Object{ID: "keep", Data: data(t, `{"v":1}`)})
+		return err
+	})
+	var before int64
+	s.View(ctx, func(tx storage.Tx) error { before, _ = tx.Timestamp(ctx, records); return nil })
+	boom := errors.New("boom")
+	err := s.Update(ctx, func(tx storage.Tx) error {
+		tx.Put(ctx, records, &storage.Object{ID: "keep", Data: data(t, `{"v":2}`)})
+		tx.Put(ctx, records, &storage.Object{ID: "new"})
+		tx.SetPermissions(ctx, "/x", map[string][]string{"read": {"a"}})
+		tx.AddUserPrincipal(ctx, "u", "p")
+		tx.PurgeTree(ctx, "/buckets/b")
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update returned %v, want the callback's error", err)
+	}
+	s.View(ctx, func(tx storage.Tx) error {
+		o, err := tx.Get(ctx, records, "keep")
+		if err != nil || fmt.Sprint(o.Data["v"]) != "1" {
+			t.Errorf("rolled-back write visible: %v %v", o, err)
+		}
+		if _, err := tx.Get(ctx, records, "new"); !kerr.Is(err, kerr.NotFound) {
+			t.Error("rolled-back create visible")
+		}
+		if ts, _ := tx.Timestamp(ctx, records); ts != before {
+			t.Errorf("timestamp moved on rollback: %d -> %d", before, ts)
+		}
+		if p, _ := tx.Permissions(ctx, "/x"); len(p) != 0 {
+			t.Error("rolled-back ACE visible")
+		}
+		if p, _ := tx.UserPrincipals(ctx, "u", false); len(p) != 0 {
+			t.Error("rolled-back membership visible")
+		}
+		return nil
+	})
+}
+
+func testFlush(t *testing.T, s storage.Storage) {
+	update(t, s, func(tx storage.Tx) error {
+		tx.Put(ctx, records, &storage.Object{ID: "a"})
+		tx.SetPermissions(ctx, "/buckets/b", map[string][]string{"write": {"a"}})
+		tx.AddUserPrincipal(ctx, "u", "p")
+		return tx.Flush(ctx)
+	})
+	s.View(ctx, func(tx storage.Tx) error {
+		all, _ := tx.List(ctx, records, storage.ListOptions{IncludeDeleted: true})
+		ts, _ := tx.Timestamp(ctx, records)
+		p, _ := tx.Permissions(ctx, "/buckets/b")
+		u, _ := tx.UserPrincipals(ctx, "u", false)
+		if len(all)+len(p)+len(u) != 0 || ts != 0 {
+			t.Errorf("flush left objects %d, ts %d, acl %v, users %v", len(all), ts, p, u)
+		}
+		return nil
+	})
+}
+
+func testReadOnly(t *testing.T, s storage.Storage) {
+	err := s.View(ctx, func(tx storage.Tx) error {
+		_, err := tx.Put(ctx, records, &storage.Object{ID: "a"})
+		return err
+	})
+	if err == nil {
+		t.Error("a write in View succeeded")
+	}
+}
