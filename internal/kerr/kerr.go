@@ -17,20 +17,20 @@ type Kind int
 // The kinds of error. The renderer in internal/api maps each one to Kinto's
 // status and errno (see ../shared/reference/kinto-protocol.md §8).
 const (
-	Other               Kind = iota // unexpected failure: 500, errno 999
-	Invalid                         // bad input: 400, errno 107
-	NotFound                        // object missing: 404, errno 110
-	MissingResource                 // missing parent or unknown URL: 404, errno 111
-	VersionNotAvailable             // unknown /vN prefix: 404, errno 116
-	Unauthenticated                 // permission denied to an anonymous caller: 401, errno 104
-	Forbidden                       // permission denied to an authenticated caller: 403, errno 121
-	MethodNotAllowed                // 405, errno 115
-	NotAcceptable                   // 406, errno 107
-	PreconditionFailed              // 412, errno 114
-	UnsupportedMediaType            // 415, errno 107
-	Conflict                        // integrity violation, retry: 409, errno 122
-	Unavailable                     // backend failure: 503, errno 201
-	TooLarge                        // request body too large: 413, errno 113
+	Other                Kind = iota // unexpected failure: 500, errno 999
+	Invalid                          // bad input: 400, errno 107
+	NotFound                         // object missing: 404, errno 110
+	MissingResource                  // missing parent or unknown URL: 404, errno 111
+	VersionNotAvailable              // unknown /vN prefix: 404, errno 116
+	Unauthenticated                  // permission denied to an anonymous caller: 401, errno 104
+	Forbidden                        // permission denied to an authenticated caller: 403, errno 121
+	MethodNotAllowed                 // 405, errno 115
+	NotAcceptable                    // 406, errno 107
+	PreconditionFailed               // 412, errno 114
+	UnsupportedMediaType             // 415, errno 107
+	Conflict                         // integrity violation, retry: 409, errno 122
+	Unavailable                      // backend failure: 503, errno 201
+	TooLarge                         // request body too large: 413, errno 113
 )
 
 // Detail is one entry of a validation error's details list, as Kinto
