@@ -425,11 +425,11 @@ func testPermissions(t *testing.T, s storage.Storage) {
 		if diff := cmp.Diff(map[string][]string{"write": {"alice"}, "read": {"carol"}}, perms); diff != "" {
 			t.Errorf("permissions (-want +got):\n%s", diff)
 		}
-		ok, _ := tx.HasAny(ctx, []storage.ACE{{"/buckets/b", "write"}, {"/buckets/b/collections/c", "read"}}, []string{"x", "bob"})
+		ok, _ := tx.HasAny(ctx, []storage.ACE{{URI: "/buckets/b", Permission: "write"}, {URI: "/buckets/b/collections/c", Permission: "read"}}, []string{"x", "bob"})
 		if !ok {
 			t.Error("HasAny: bob reads c")
 		}
-		ok, _ = tx.HasAny(ctx, []storage.ACE{{"/buckets/b", "write"}}, []string{"bob"})
+		ok, _ = tx.HasAny(ctx, []storage.ACE{{URI: "/buckets/b", Permission: "write"}}, []string{"bob"})
 		if ok {
 			t.Error("HasAny: bob does not write b")
 		}

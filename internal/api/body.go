@@ -1,0 +1,279 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"kintogo/internal/kerr"
+	"kintogo/internal/resource"
+)
+
+// readBody reads the request body within the configured size limit.
+func readBody(r *http.Request) ([]byte, error) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	raw, err := io.ReadAll(r.Body)
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, &kerr.Error{Kind: kerr.TooLarge, Message: fmt.Sprintf("Request body is larger than %d bytes.", tooLarge.Limit)}
+	}
+	if err != nil {
+		return nil, kerr.Wrap(kerr.Invalid, "Request body could not be read.", err)
+	}
+	return raw, nil
+}
+
+const (
+	mediaJSON       = "application/json"
+	mediaMergePatch = "application/merge-patch+json"
+	mediaJSONPatch  = "application/json-patch+json"
+)
+
+// mediaType checks the request Content-Type against the accepted ones and
+// returns it ("application/json" when absent, as Kinto reads such bodies as
+// JSON).
+func mediaType(r *http.Request, accepted ...string) (string, error) {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return mediaJSON, nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil {
+		for _, a := range accepted {
+			if mt == a {
+				return mt, nil
+			}
+		}
+	}
+	quoted := make([]string, len(accepted))
+	for i, a := range accepted {
+		quoted[i] = "'" + a + "'"
+	}
+	return "", &kerr.Error{Kind: kerr.UnsupportedMediaType, Details: []kerr.Detail{{
+		Location: "header", Name: kerr.Name("Content-Type"),
+		Description: "Content-Type header should be one of [" + strings.Join(quoted, ", ") + "]",
+	}}}
+}
+
+// checkAccept refuses an Accept header that excludes JSON (406).
+func checkAccept(r *http.Request) error {
+	accept := r.Header.Get("Accept")
+	if accept == "" {
+		return nil
+	}
+	for _, part := range strings.Split(accept, ",") {
+		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		if mt == "*/*" || mt == "application/*" || mt == mediaJSON {
+			return nil
+		}
+	}
+	return &kerr.Error{Kind: kerr.NotAcceptable, Details: []kerr.Detail{{
+		Location: "header", Name: kerr.Name("Accept"),
+		Description: "Accept header should be one of ['application/json']",
+	}}}
+}
+
+// decodeJSON parses a body: numbers stay exact (json.Number), an empty body
+// is {}, anything but one JSON value is Kinto's "Invalid JSON" 400.
+func decodeJSON(raw []byte) (any, error) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return map[string]any{}, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	err := dec.Decode(&v)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = fmt.Errorf("extra data after the JSON value at offset %d", dec.InputOffset())
+		}
+	}
+	if err != nil {
+		return nil, &kerr.Error{Kind: kerr.Invalid, Details: []kerr.Detail{
+			{Location: "body", Name: kerr.Name(""), Description: "Invalid JSON: " + err.Error()},
+			{Location: "body", Name: kerr.Name(""), Description: "Required"},
+		}}
+	}
+	return v, nil
+}
+
+// notMapping is colander's error for a value that should be an object.
+func notMapping(name string, v any) *kerr.Error {
+	return kerr.InvalidParam("body", kerr.Name(name), fmt.Sprintf("%q is not a mapping type: Does not implement dict-like functionality.", pyRepr(v, false)))
+}
+
+// envelope is a write's body: {"data": {...}, "permissions": {...}}.
+type envelope struct {
+	data        map[string]any // nil when absent
+	permissions map[string][]string
+	hasPerms    bool
+	// nullPerms are permissions given as null (ignored by plain PATCH,
+	// removed by merge-patch).
+	nullPerms []string
+}
+
+// parseEnvelope validates the envelope of a body for objects of kind k.
+func parseEnvelope(v any, k *resource.Kind) (*envelope, error) {
+	top, ok := v.(map[string]any)
+	if !ok {
+		return nil, notMapping("", v)
+	}
+	var unknown []string
+	for key := range top {
+		if key != "data" && key != "permissions" {
+			unknown = append(unknown, key)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		parts := make([]string, len(unknown))
+		for i, key := range unknown {
+			parts[i] = fmt.Sprintf("'%s': %s", key, pyRepr(top[key], true))
+		}
+		return nil, kerr.InvalidParam("body", kerr.Name(""), fmt.Sprintf("Unrecognized keys in mapping: \"{%s}\"", strings.Join(parts, ", ")))
+	}
+	e := &envelope{}
+	if d, present := top["data"]; present {
+		m, ok := d.(map[string]any)
+		if !ok {
+			return nil, notMapping("data", d)
+		}
+		e.data = m
+	}
+	if p, present := top["permissions"]; present {
+		m, ok := p.(map[string]any)
+		if !ok {
+			return nil, notMapping("permissions", p)
+		}
+		e.hasPerms = true
+		e.permissions = map[string][]string{}
+		names := make([]string, 0, len(m))
+		for perm := range m {
+			names = append(names, perm)
+		}
+		sort.Strings(names)
+		for _, perm := range names {
+			if !k.AllowsPerm(perm) {
+				return nil, kerr.InvalidParam("body", kerr.Name("permissions"), fmt.Sprintf("%q is not one of %s", perm, strings.Join(k.Perms, ", ")))
+			}
+			if m[perm] == nil {
+				e.nullPerms = append(e.nullPerms, perm)
+				continue
+			}
+			list, ok := m[perm].([]any)
+			if !ok {
+				return nil, kerr.InvalidParam("body", kerr.Name("permissions."+perm), fmt.Sprintf("%q is not iterable", pyRepr(m[perm], false)))
+			}
+			principals := []string{}
+			for i, item := range list {
+				p, ok := item.(string)
+				if !ok {
+					return nil, kerr.InvalidParam("body", kerr.Name(fmt.Sprintf("permissions.%s.%d", perm, i)), fmt.Sprintf("%s is not a string: {'': ''}", pyRepr(item, false)))
+				}
+				principals = append(principals, p)
+			}
+			e.permissions[perm] = dedupe(principals)
+		}
+	}
+	return e, nil
+}
+
+func dedupe(list []string) []string {
+	seen := map[string]bool{}
+	out := []string{}
+	for _, s := range list {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// pyRepr renders a JSON value as Python's str()/repr() would, because
+// Kinto's (colander's) error messages embed it. top selects repr for
+// strings ('x') instead of str (x).
+func pyRepr(v any, quoteStrings bool) string {
+	switch x := v.(type) {
+	case nil:
+		return "None"
+	case bool:
+		if x {
+			return "True"
+		}
+		return "False"
+	case string:
+		if quoteStrings {
+			return "'" + strings.ReplaceAll(x, "'", `\'`) + "'"
+		}
+		return x
+	case json.Number:
+		return x.String()
+	case []any:
+		parts := make([]string, len(x))
+		for i, item := range x {
+			parts[i] = pyRepr(item, true)
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = pyRepr(k, true) + ": " + pyRepr(x[k], true)
+		}
+		return "{" + strings.Join(parts, ", ") + "}"
+	}
+	return fmt.Sprint(v)
+}
+
+// precondition is a parsed If-Match or If-None-Match header.
+type precondition struct {
+	set bool
+	any bool  // "*"
+	ts  int64 // the quoted timestamp otherwise
+}
+
+var quotedInt = regexp.MustCompile(`^"[0-9]+"$`)
+
+func parsePrecondition(r *http.Request, name string) (precondition, error) {
+	v := strings.TrimSpace(r.Header.Get(name))
+	if v == "" {
+		return precondition{}, nil
+	}
+	if v == "*" {
+		return precondition{set: true, any: true}, nil
+	}
+	if quotedInt.MatchString(v) {
+		n, err := strconv.ParseInt(strings.Trim(v, `"`), 10, 64)
+		if err == nil {
+			return precondition{set: true, ts: n}, nil
+		}
+	}
+	return precondition{}, kerr.InvalidParam("header", kerr.Name(name), "The value should be integer between double quotes.")
+}
+
+// preconditions reads both headers.
+func preconditions(r *http.Request) (ifMatch, ifNoneMatch precondition, err error) {
+	if ifMatch, err = parsePrecondition(r, "If-Match"); err != nil {
+		return
+	}
+	ifNoneMatch, err = parsePrecondition(r, "If-None-Match")
+	return
+}

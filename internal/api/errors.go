@@ -1,0 +1,140 @@
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"kintogo/internal/kerr"
+)
+
+// errorBody is Kinto's error JSON.
+type errorBody struct {
+	Code    int    `json:"code"`
+	Errno   int    `json:"errno"`
+	Error   string `json:"error"`
+	Message string `json:"message,omitempty"`
+	Info    string `json:"info,omitempty"`
+	Details any    `json:"details,omitempty"`
+}
+
+// mapping is the one place where kinds become statuses and errnos.
+var mapping = map[kerr.Kind]struct {
+	status, errno int
+	message       string
+}{
+	kerr.Invalid:              {400, 107, ""},
+	kerr.NotFound:             {404, 110, ""},
+	kerr.MissingResource:      {404, 111, "The resource you are looking for could not be found."},
+	kerr.VersionNotAvailable:  {404, 116, "The requested API version is not available on this server."},
+	kerr.Unauthenticated:      {401, 104, "Please authenticate yourself to use this endpoint."},
+	kerr.Forbidden:            {403, 121, "This user cannot access this resource."},
+	kerr.MethodNotAllowed:     {405, 115, "Method not allowed on this endpoint."},
+	kerr.NotAcceptable:        {406, 107, ""},
+	kerr.PreconditionFailed:   {412, 114, "Resource was modified meanwhile"},
+	kerr.UnsupportedMediaType: {415, 107, ""},
+	kerr.Conflict:             {409, 122, "Integrity constraint violated, please retry."},
+	kerr.Unavailable:          {503, 201, "Service temporary unavailable due to overloading or maintenance, please retry later."},
+	kerr.TooLarge:             {413, 113, "Request body too large."},
+	kerr.Other:                {500, 999, "A programmatic error occurred, developers have been informed."},
+}
+
+// renderError writes err as Kinto's JSON error, with the headers that go
+// with its status (WWW-Authenticate, Retry-After).
+func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) {
+	var ke *kerr.Error
+	if !errors.As(err, &ke) {
+		ke = &kerr.Error{Kind: kerr.Other, Err: err}
+	}
+	m, ok := mapping[ke.Kind]
+	if !ok {
+		m = mapping[kerr.Other]
+	}
+	body := errorBody{Code: m.status, Errno: m.errno, Error: http.StatusText(m.status), Details: ke.Details}
+	switch ke.Kind {
+	case kerr.Invalid, kerr.NotAcceptable, kerr.UnsupportedMediaType:
+		body.Error = "Invalid parameters"
+		if details, ok := ke.Details.([]kerr.Detail); ok && len(details) > 0 {
+			sort.SliceStable(details, func(i, j int) bool { return nameOf(details[i]) < nameOf(details[j]) })
+			body.Message = validationMessage(details[0])
+		}
+		if ke.Message != "" {
+			body.Message = ke.Message
+			if ke.Details == nil {
+				body.Error = http.StatusText(m.status)
+			}
+		}
+	case kerr.Other:
+		body.Message = m.message
+		body.Info = "https://github.com/Kinto/kinto/issues/"
+		body.Details = nil
+		s.log.Error("unexpected error", "method", r.Method, "path", r.URL.Path, "err", err)
+	case kerr.Unavailable, kerr.Conflict:
+		body.Message = m.message
+		if ke.Message != "" {
+			body.Message = ke.Message
+		}
+		w.Header().Set("Retry-After", strconv.FormatInt(s.settings.Int("retry_after_seconds"), 10))
+		if ke.Kind == kerr.Unavailable {
+			s.log.Warn("backend unavailable", "path", r.URL.Path, "err", err)
+		}
+	case kerr.NotFound:
+		// Kinto sends no message with an object's 404.
+	case kerr.MissingResource:
+		if ke.Details == nil {
+			body.Message = m.message
+		}
+	default:
+		body.Message = m.message
+		if ke.Message != "" {
+			body.Message = ke.Message
+		}
+	}
+	if ke.Kind == kerr.Unauthenticated {
+		for _, c := range s.challenges {
+			w.Header().Add("WWW-Authenticate", c)
+		}
+	}
+	if ke.Kind == kerr.MethodNotAllowed {
+		w.Header().Del("Access-Control-Expose-Headers")
+	}
+	if ke.Kind != kerr.PreconditionFailed {
+		// 412 keep the ETag they were compared with; other errors have none.
+		w.Header().Del("ETag")
+		w.Header().Del("Last-Modified")
+	}
+	w.Header().Del("Cache-Control")
+	w.Header().Del("Expires")
+	w.Header().Del("Pragma")
+	w.Header().Del("Next-Page")
+	s.writeJSON(w, m.status, body)
+}
+
+func nameOf(d kerr.Detail) string {
+	if d.Name == nil {
+		return ""
+	}
+	return *d.Name
+}
+
+// validationMessage is Kinto's message rule (kinto-protocol.md §8.3).
+func validationMessage(d kerr.Detail) string {
+	if d.Name == nil {
+		return d.Location + ": " + d.Description
+	}
+	if strings.Contains(d.Description, *d.Name) {
+		return d.Description
+	}
+	return *d.Name + " in " + d.Location + ": " + d.Description
+}
+
+// logger is the server's logger, never nil.
+func logger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.Default()
+	}
+	return l
+}

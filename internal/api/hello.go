@@ -1,0 +1,167 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"os"
+	"time"
+
+	"kintogo/internal/changes"
+	"kintogo/internal/storage"
+)
+
+// hello is GET /v1/: project information, public settings, capabilities and
+// the caller's identity.
+func (s *Server) hello(w http.ResponseWriter, r *http.Request, c *call) error {
+	body := map[string]any{
+		"project_name":     s.settings.String("project_name"),
+		"project_version":  s.projectVersion(),
+		"http_api_version": HTTPAPIVersion,
+		"project_docs":     s.settings.String("project_docs"),
+		"url":              s.origin(r) + "/v1/",
+		"config":           s.configInfo(),
+		"settings": map[string]any{
+			"batch_max_requests":   s.settings.Int("batch_max_requests"),
+			"readonly":             s.settings.Bool("readonly"),
+			"explicit_permissions": s.settings.Bool("explicit_permissions"),
+		},
+		"capabilities": s.capabilities(),
+	}
+	if c.userID != "" {
+		err := s.store.View(r.Context(), func(tx storage.Tx) error { return c.loadPrincipals(r.Context(), tx) })
+		if err != nil {
+			return err
+		}
+		body["user"] = map[string]any{"id": c.userID, "principals": c.principals}
+	}
+	if s.settings.Bool("readonly") {
+		s.cacheExpires(w, 86400)
+	}
+	s.writeJSON(w, http.StatusOK, body)
+	return nil
+}
+
+func (s *Server) projectVersion() string {
+	if v := s.settings.String("project_version"); v != "" {
+		return v
+	}
+	return s.opts.Version
+}
+
+// configInfo describes the INI file the settings came from, or nil.
+func (s *Server) configInfo() any {
+	if s.settings.Path == "" {
+		return nil
+	}
+	raw, err := os.ReadFile(s.settings.Path)
+	if err != nil {
+		return nil
+	}
+	info, err := os.Stat(s.settings.Path)
+	if err != nil {
+		return nil
+	}
+	sum := sha256.Sum256(raw)
+	return map[string]any{
+		"path":     s.settings.Path,
+		"hash":     hex.EncodeToString(sum[:]),
+		"modified": info.ModTime().Format("2006-01-02T15:04:05.999999"),
+	}
+}
+
+func (s *Server) capabilities() map[string]any {
+	caps := map[string]any{}
+	for _, p := range s.policies {
+		if p.Name() == "basicauth" {
+			caps["basicauth"] = map[string]any{
+				"description": "Very basic authentication sessions. Not for production use.",
+				"url":         "http://kinto.readthedocs.io/en/stable/api/1.x/authentication.html",
+			}
+		}
+	}
+	if s.flush {
+		caps["flush_endpoint"] = map[string]any{
+			"description": "The __flush__ endpoint can be used to remove all data from all backends.",
+			"url":         "https://kinto.readthedocs.io/en/latest/api/1.x/flush.html",
+		}
+	}
+	if s.monitor != nil {
+		caps["changes"] = map[string]any{
+			"description": "Track modifications of records in Kinto and store the collection timestamps into a specific bucket and collection.",
+			"url":         "http://kinto.readthedocs.io/en/latest/tutorials/synchronisation.html#polling-for-remote-changes",
+			"version":     changes.Version,
+			"collections": s.monitor.Resources(),
+		}
+	}
+	return caps
+}
+
+// heartbeat checks the backends: 503 when one of them fails.
+func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, c *call) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	// Objects and permissions share the storage backend: one read of each
+	// kind shows both answer. The cache is in-process memory.
+	storageOK, permOK := true, true
+	err := s.store.View(ctx, func(tx storage.Tx) error {
+		if _, err := tx.Timestamp(ctx, storage.Scope{Resource: "bucket"}); err != nil {
+			storageOK = false
+		}
+		if _, err := tx.Permissions(ctx, "/__heartbeat__"); err != nil {
+			permOK = false
+		}
+		return nil
+	})
+	if err != nil {
+		storageOK, permOK = false, false
+	}
+	status := http.StatusOK
+	if !storageOK || !permOK {
+		status = http.StatusServiceUnavailable
+	}
+	s.writeJSON(w, status, map[string]bool{"storage": storageOK, "permission": permOK, "cache": true})
+	return nil
+}
+
+func (s *Server) lbheartbeat(w http.ResponseWriter, r *http.Request, c *call) error {
+	s.writeJSON(w, http.StatusOK, map[string]any{})
+	return nil
+}
+
+// version serves version.json when it exists, else kintogo's own.
+func (s *Server) version(w http.ResponseWriter, r *http.Request, c *call) error {
+	if raw, err := os.ReadFile(s.settings.String("version_json_path")); err == nil {
+		var v any
+		if json.Unmarshal(raw, &v) == nil {
+			s.writeJSON(w, http.StatusOK, v)
+			return nil
+		}
+	}
+	s.writeJSON(w, http.StatusOK, map[string]string{
+		"name":    "kintogo",
+		"version": s.opts.Version,
+		"source":  "https://github.com/kintogo/kintogo",
+		"commit":  s.opts.Commit,
+		"build":   "kintogo",
+	})
+	return nil
+}
+
+// flushAll is POST /__flush__ (plugin kinto.plugins.flush): wipes everything.
+func (s *Server) flushAll(w http.ResponseWriter, r *http.Request, c *call) error {
+	err := s.store.Update(r.Context(), func(tx storage.Tx) error {
+		if err := tx.Flush(r.Context()); err != nil {
+			return err
+		}
+		_, err := tx.InitTimestamp(r.Context(), storage.Scope{Resource: "bucket"})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, http.StatusAccepted, map[string]any{})
+	return nil
+}

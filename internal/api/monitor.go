@@ -1,0 +1,70 @@
+package api
+
+import (
+	"net/http"
+
+	"kintogo/internal/changes"
+	"kintogo/internal/query"
+	"kintogo/internal/resource"
+	"kintogo/internal/storage"
+)
+
+// monitorPath names the monitor list for cache settings
+// (monitor.changes.record_cache_expires_seconds).
+var monitorPath = resource.Path{Kind: resource.Record, BucketID: "monitor", CollectionID: "changes"}
+
+// monitorRecords is GET/HEAD /buckets/monitor/collections/changes/records:
+// one entry per monitored collection. It is public, never stale (read in
+// the same snapshot as the collections' timestamps) and needs no monitor
+// bucket. Filters, sorting and pagination work as on any Kinto list, on the
+// entries' fields only.
+func (s *Server) monitorRecords(w http.ResponseWriter, r *http.Request, c *call) error {
+	ctx := r.Context()
+	ifMatch, ifNoneMatch, err := preconditions(r)
+	if err = firstErr(err, c.paramsErr); err != nil {
+		return err
+	}
+	q, err := query.Parse(c.params, changes.Schema, s.nowMS())
+	if err != nil {
+		return err
+	}
+	var entries []*changes.Entry
+	if err := s.store.View(ctx, func(tx storage.Tx) error {
+		entries, err = s.monitor.Entries(ctx, tx)
+		return err
+	}); err != nil {
+		return err
+	}
+	ts := changes.Timestamp(entries)
+	if ts == 0 {
+		ts = s.nowMS()
+	}
+	if err := listPreconditions(w, ifMatch, ifNoneMatch, ts); err != nil {
+		if err != errNotModified || !s.settings.Bool("changes.empty_200_on_not_modified") {
+			return err
+		}
+		// The CDN-friendly answer of later plugin versions: a cacheable
+		// 200 with nothing new instead of a 304.
+		return s.writeList(w, r, c, listReply{path: monitorPath, query: q, ts: ts})
+	}
+	selected := make([]*changes.Entry, 0, len(entries))
+	for _, e := range entries {
+		if query.Match(e, q.Filters) && q.AfterLast(e) {
+			selected = append(selected, e)
+		}
+	}
+	query.SortSlice(selected, q.Sort)
+	limit := s.effectiveLimit(q.Limit)
+	next := ""
+	if len(selected) > limit {
+		selected = selected[:limit]
+		next = s.nextPage(r, c.params, limit, query.Token(selected[len(selected)-1], q.Sort, q.Offset+int64(limit)))
+	}
+	items := make([]map[string]any, len(selected))
+	for i, e := range selected {
+		items[i] = project(e, map[string]any{
+			"id": e.ID, "last_modified": e.LastModified, "bucket": e.Bucket, "collection": e.Collection, "host": e.Host,
+		}, q.Fields)
+	}
+	return s.writeList(w, r, c, listReply{path: monitorPath, query: q, ts: ts, next: next, items: items})
+}

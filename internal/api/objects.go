@@ -1,0 +1,929 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"kintogo/internal/kerr"
+	"kintogo/internal/query"
+	"kintogo/internal/resource"
+	"kintogo/internal/storage"
+)
+
+// kindRoute ties a kind to its URL patterns.
+type kindRoute struct {
+	kind                         *resource.Kind
+	pluralPattern, objectPattern string
+}
+
+var kinds = []kindRoute{
+	{resource.Bucket, "/v1/buckets", "/v1/buckets/{id}"},
+	{resource.Collection, "/v1/buckets/{bid}/collections", "/v1/buckets/{bid}/collections/{id}"},
+	{resource.Group, "/v1/buckets/{bid}/groups", "/v1/buckets/{bid}/groups/{id}"},
+	{resource.Record, "/v1/buckets/{bid}/collections/{cid}/records", "/v1/buckets/{bid}/collections/{cid}/records/{id}"},
+}
+
+func (k kindRoute) path(r *http.Request) resource.Path {
+	return resource.Path{Kind: k.kind, BucketID: r.PathValue("bid"), CollectionID: r.PathValue("cid"), ID: r.PathValue("id")}
+}
+
+// objectBody is a single-object answer.
+type objectBody struct {
+	Data        map[string]any      `json:"data"`
+	Permissions map[string][]string `json:"permissions"`
+}
+
+var invalidID = kerr.InvalidParam("path", nil, "Invalid object id")
+
+func (s *Server) nowMS() int64 { return s.opts.Now().UnixMilli() }
+
+// checkParent answers 404 (errno 111) when the collection of a records
+// endpoint does not exist. Other kinds have no such check (Kinto lets
+// callers allowed by settings work under a missing bucket).
+func checkParent(ctx context.Context, tx storage.Tx, p resource.Path) (*storage.Object, error) {
+	if p.Kind != resource.Record {
+		return nil, nil
+	}
+	parent := p.ParentPath()
+	coll, err := tx.Get(ctx, parent.Scope(), parent.ID)
+	if kerr.Is(err, kerr.NotFound) {
+		return nil, kerr.ParentNotFound("collection", p.CollectionID)
+	}
+	return coll, err
+}
+
+// visiblePermissions returns an object's ACL when the caller is one of its
+// writers, and {} otherwise (inherited rights do not count).
+func visiblePermissions(ctx context.Context, tx storage.Tx, uri string, principals []string) (map[string][]string, error) {
+	perms, err := tx.Permissions(ctx, uri)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range perms["write"] {
+		for _, p := range principals {
+			if w == p {
+				return perms, nil
+			}
+		}
+	}
+	return map[string][]string{}, nil
+}
+
+// existingDetails is the details of a 412 on an existing object.
+func existingDetails(o *storage.Object) map[string]any {
+	return map[string]any{"existing": o.Body()}
+}
+
+func preconditionFailed(existing *storage.Object) error {
+	e := &kerr.Error{Kind: kerr.PreconditionFailed}
+	if existing != nil {
+		e.Details = existingDetails(existing)
+	}
+	return e
+}
+
+// checkObjectPreconditions applies If-Match / If-None-Match to a write on
+// an object (nil when missing). A failure carries the ETag of the object it
+// was compared with.
+func checkObjectPreconditions(w http.ResponseWriter, ifMatch, ifNoneMatch precondition, existing *storage.Object) error {
+	err := objectPreconditions(ifMatch, ifNoneMatch, existing)
+	if err != nil && existing != nil {
+		setTimestamp(w, existing.LastModified)
+	}
+	return err
+}
+
+func objectPreconditions(ifMatch, ifNoneMatch precondition, existing *storage.Object) error {
+	if existing != nil && ifNoneMatch.any {
+		return preconditionFailed(existing)
+	}
+	if ifMatch.set {
+		if existing == nil {
+			return preconditionFailed(nil)
+		}
+		if !ifMatch.any && ifMatch.ts != existing.LastModified {
+			return preconditionFailed(existing)
+		}
+	}
+	return nil
+}
+
+// effectiveLimit is the page size: _limit capped by paginate_by, then by
+// storage_max_fetch_size, which is also the size when nothing is asked.
+func (s *Server) effectiveLimit(asked int64) int {
+	limit := asked
+	if pb := s.settings.Int("paginate_by"); pb > 0 && (limit == 0 || limit > pb) {
+		limit = pb
+	}
+	maxFetch := s.settings.Int("storage_max_fetch_size")
+	if maxFetch <= 0 {
+		maxFetch = 10000
+	}
+	if limit == 0 || limit > maxFetch {
+		limit = maxFetch
+	}
+	return int(limit)
+}
+
+// nextPage is the absolute URL of the next page: the same query with
+// _limit and _token set.
+func (s *Server) nextPage(r *http.Request, params []query.Param, limit int, token string) string {
+	params = query.Set(params, "_limit", strconv.Itoa(limit))
+	params = query.Set(params, "_token", token)
+	return s.origin(r) + r.URL.Path + "?" + query.Encode(params)
+}
+
+// project renders a listed object, restricted to the _fields asked for.
+func project(o query.Fielder, body map[string]any, fields []string) map[string]any {
+	if fields == nil {
+		return body
+	}
+	out := query.Project(body, fields)
+	out[query.IDField], _ = o.Field(query.IDField)
+	out[query.ModifiedField], _ = o.Field(query.ModifiedField)
+	return out
+}
+
+// cacheHeaders sets the Cache-Control of a successful GET of an object or
+// list: authenticated callers always get no-cache; anonymous ones get the
+// TTL of the `*_cache_expires_seconds` settings and, for records, of the
+// collection's cache_expires (kinto-protocol.md §4.6).
+func (s *Server) cacheHeaders(w http.ResponseWriter, c *call, p resource.Path, coll *storage.Object) {
+	w.Header().Set("Cache-Control", "no-cache, no-store")
+	if c.userID != "" {
+		return
+	}
+	ttl, ok := s.settings.IntOK(p.Kind.Name + "_cache_expires_seconds")
+	if ok && ttl == 0 {
+		ok = false
+	}
+	if p.Kind == resource.Record {
+		found := false
+		for _, name := range []string{
+			p.BucketID + "." + p.CollectionID + ".record_cache_expires_seconds",
+			p.BucketID + ".record_cache_expires_seconds",
+			"record_cache_expires_seconds",
+			p.BucketID + "_" + p.CollectionID + "_record_cache_expires_seconds",
+			p.BucketID + "_record_cache_expires_seconds",
+		} {
+			if v, set := s.settings.IntOK(name); set {
+				ttl, found = v, true
+				break
+			}
+		}
+		if coll != nil {
+			if n, isNum := coll.Data["cache_expires"].(json.Number); isNum {
+				if ce, err := n.Int64(); err == nil {
+					if !found || ce > ttl {
+						ttl = ce
+					}
+					found = true
+				}
+			}
+		}
+		if found {
+			s.cacheExpires(w, ttl)
+			return
+		}
+	}
+	if ok {
+		s.cacheExpires(w, ttl)
+	}
+}
+
+// listObjects is GET/HEAD on a plural endpoint.
+func (s *Server) listObjects(k kindRoute) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+		p := k.path(r)
+		ctx := r.Context()
+		ifMatch, ifNoneMatch, precondErr := preconditions(r)
+		var (
+			ts, total int64
+			items     []map[string]any
+			next      string
+			coll      *storage.Object
+			q         *query.Query
+		)
+		err := s.store.View(ctx, func(tx storage.Tx) error {
+			if err := c.loadPrincipals(ctx, tx); err != nil {
+				return err
+			}
+			scope, ok, err := s.authz.ForList(ctx, tx, p, "read", c.principals)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return c.denied()
+			}
+			if coll, err = checkParent(ctx, tx, p); err != nil {
+				return err
+			}
+			if err := firstErr(checkAccept(r), precondErr, c.paramsErr); err != nil {
+				return err
+			}
+			if q, err = query.Parse(c.params, query.Schema{}, s.nowMS()); err != nil {
+				return err
+			}
+			if ts, err = tx.Timestamp(ctx, p.Scope()); err != nil {
+				return err
+			}
+			if ts == 0 {
+				ts = s.nowMS()
+			}
+			if err := listPreconditions(w, ifMatch, ifNoneMatch, ts); err != nil {
+				return err
+			}
+			limit := s.effectiveLimit(q.Limit)
+			objs, err := tx.List(ctx, p.Scope(), storage.ListOptions{
+				Filters: q.Filters, Sort: q.Sort, After: q.After, Limit: limit + 1,
+				IncludeDeleted: q.Tombstones, IDs: scopeIDs(scope.All, scope.IDs),
+			})
+			if err != nil {
+				return err
+			}
+			if len(objs) > limit {
+				objs = objs[:limit]
+				if r.Method != http.MethodHead {
+					next = s.nextPage(r, c.params, limit, query.Token(objs[len(objs)-1], q.Sort, q.Offset+int64(len(objs))))
+				}
+			}
+			if r.Method == http.MethodHead {
+				n, err := tx.Count(ctx, p.Scope(), q.Filters, scopeIDs(scope.All, scope.IDs))
+				total = int64(n)
+				return err
+			}
+			items = make([]map[string]any, len(objs))
+			for i, o := range objs {
+				items[i] = project(o, o.Body(), q.Fields)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return s.writeList(w, r, c, listReply{path: p, coll: coll, query: q, ts: ts, next: next, counted: true, total: total, items: items})
+	}
+}
+
+func scopeIDs(all bool, ids []string) []string {
+	if all {
+		return nil
+	}
+	return ids
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// notModified is returned by listPreconditions when a 304 was written.
+type notModified struct{}
+
+func (notModified) Error() string { return "not modified" }
+
+// listPreconditions applies If-None-Match / If-Match to a plural GET: the
+// list always "exists", so If-None-Match: * always fails.
+func listPreconditions(w http.ResponseWriter, ifMatch, ifNoneMatch precondition, ts int64) error {
+	setTimestamp(w, ts)
+	if ifNoneMatch.set && !ifNoneMatch.any && ifNoneMatch.ts == ts {
+		return errNotModified
+	}
+	if ifNoneMatch.any || (ifMatch.set && !ifMatch.any && ifMatch.ts != ts) {
+		return preconditionFailed(nil)
+	}
+	return nil
+}
+
+var errNotModified error = notModified{}
+
+// listReply is a successful list answer.
+type listReply struct {
+	path    resource.Path
+	coll    *storage.Object // the records' collection, for its cache_expires
+	query   *query.Query
+	ts      int64
+	next    string // Next-Page URL, "" on the last page
+	counted bool   // HEAD answers carry Total-Objects
+	total   int64
+	items   []map[string]any
+}
+
+func (s *Server) writeList(w http.ResponseWriter, r *http.Request, c *call, l listReply) error {
+	setTimestamp(w, l.ts)
+	s.cacheHeaders(w, c, l.path, l.coll)
+	if l.next != "" {
+		w.Header().Set("Next-Page", l.next)
+	}
+	if l.query != nil && l.query.DeprecatedTo {
+		w.Header().Set("Alert", `{"code": "soft-eol", "message": "_to is now deprecated, you should use _before instead", "url": "https://kinto.readthedocs.io/en/2.4.0/api/1.x/filtering.html#polling-for-changes"}`)
+	}
+	if r.Method == http.MethodHead {
+		if l.counted {
+			n := strconv.FormatInt(l.total, 10)
+			w.Header().Set("Total-Objects", n)
+			w.Header().Set("Total-Records", n)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	items := l.items
+	if items == nil {
+		items = []map[string]any{}
+	}
+	s.writeJSON(w, http.StatusOK, map[string]any{"data": items})
+	return nil
+}
+
+// getObject is GET/HEAD on an object.
+func (s *Server) getObject(k kindRoute) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+		p := k.path(r)
+		ctx := r.Context()
+		ifMatch, ifNoneMatch, precondErr := preconditions(r)
+		var obj *storage.Object
+		var perms map[string][]string
+		var coll *storage.Object
+		var q *query.Query
+		err := s.store.View(ctx, func(tx storage.Tx) error {
+			if err := c.loadPrincipals(ctx, tx); err != nil {
+				return err
+			}
+			if err := s.authorizeObject(ctx, tx, c, p, "read"); err != nil {
+				return err
+			}
+			if !p.Kind.ValidID(p.ID) {
+				return invalidID
+			}
+			var err error
+			if coll, err = checkParent(ctx, tx, p); err != nil {
+				return err
+			}
+			if err := firstErr(checkAccept(r), precondErr, c.paramsErr); err != nil {
+				return err
+			}
+			if q, err = query.Parse(query.Without(c.params, "_since", "_before", "_to", "_limit", "_sort", "_token"), query.Schema{}, s.nowMS()); err != nil {
+				return err
+			}
+			if obj, err = tx.Get(ctx, p.Scope(), p.ID); err != nil {
+				return err
+			}
+			setTimestamp(w, obj.LastModified)
+			if ifNoneMatch.set && !ifNoneMatch.any && ifNoneMatch.ts == obj.LastModified {
+				return errNotModified
+			}
+			if ifNoneMatch.any || (ifMatch.set && !ifMatch.any && ifMatch.ts != obj.LastModified) {
+				return preconditionFailed(obj)
+			}
+			perms, err = visiblePermissions(ctx, tx, p.URI(), c.principals)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		s.cacheHeaders(w, c, p, coll)
+		s.writeJSON(w, http.StatusOK, objectBody{Data: project(obj, obj.Body(), q.Fields), Permissions: perms})
+		return nil
+	}
+}
+
+// authorizeObject checks perm on an object; a caller refused on a missing
+// object gets a 404 instead when it may read the parent.
+func (s *Server) authorizeObject(ctx context.Context, tx storage.Tx, c *call, p resource.Path, perm string) error {
+	ok, err := s.authz.Allowed(ctx, tx, p, perm, c.principals)
+	if err != nil || ok {
+		return err
+	}
+	if _, err := tx.Get(ctx, p.Scope(), p.ID); kerr.Is(err, kerr.NotFound) {
+		if can, err := s.authz.CanReadParent(ctx, tx, p, c.principals); err != nil || can {
+			return err
+		}
+	}
+	return c.denied()
+}
+
+// writeInput is a parsed write request body.
+type writeInput struct {
+	env   *envelope
+	err   error // reported after authorization, as Kinto does
+	media string
+	ops   []any // JSON-Patch operations
+}
+
+func readWrite(r *http.Request, k *resource.Kind, accepted ...string) writeInput {
+	in := writeInput{}
+	in.media, in.err = mediaType(r, accepted...)
+	if in.err != nil {
+		return in
+	}
+	raw, err := readBody(r)
+	if err != nil {
+		in.err = err
+		return in
+	}
+	v, err := decodeJSON(raw)
+	if err != nil {
+		in.err = err
+		return in
+	}
+	if in.media == mediaJSONPatch {
+		in.ops, in.err = validatePatchOps(v)
+		return in
+	}
+	in.env, in.err = parseEnvelope(v, k)
+	return in
+}
+
+// suppliedTimestamp extracts a client-supplied last_modified from data (an
+// integer, else ignored) and removes id and last_modified from it.
+func suppliedTimestamp(data map[string]any) int64 {
+	var ts int64
+	if n, ok := data[query.ModifiedField].(json.Number); ok {
+		if v, err := n.Int64(); err == nil && v > 0 {
+			ts = v
+		}
+	}
+	delete(data, query.ModifiedField)
+	delete(data, query.IDField)
+	return ts
+}
+
+// copyData returns a shallow copy of an object's data.
+func copyData(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// validateData applies the per-kind rules on data (kinto-protocol.md §3.4).
+func validateData(k *resource.Kind, data map[string]any) error {
+	switch k {
+	case resource.Collection:
+		if v, ok := data["cache_expires"]; ok {
+			n, isNum := v.(json.Number)
+			if _, err := strconv.ParseInt(string(n), 10, 64); !isNum || err != nil {
+				return kerr.InvalidParam("body", kerr.Name("data.cache_expires"), fmt.Sprintf("%q is not a number", pyRepr(v, false)))
+			}
+		}
+	case resource.Group:
+		raw, ok := data["members"]
+		if !ok {
+			data["members"] = []any{}
+			return nil
+		}
+		list, ok := raw.([]any)
+		if !ok {
+			return kerr.InvalidParam("body", kerr.Name("data.members"), fmt.Sprintf("%q is not iterable", pyRepr(raw, false)))
+		}
+		for i, m := range list {
+			member, ok := m.(string)
+			if !ok {
+				return kerr.InvalidParam("body", kerr.Name(fmt.Sprintf("data.members.%d", i)), fmt.Sprintf("%s is not a string: {'': ''}", pyRepr(m, false)))
+			}
+			if member == "system.Everyone" || strings.HasPrefix(member, "/buckets/") {
+				return kerr.InvalidParam("body", kerr.Name("data.members"), fmt.Sprintf("'%s' is not a valid user ID.", member))
+			}
+		}
+	}
+	return nil
+}
+
+func members(o *storage.Object) []string {
+	if o == nil || o.Deleted {
+		return nil
+	}
+	list, _ := o.Data["members"].([]any)
+	out := make([]string, 0, len(list))
+	for _, m := range list {
+		if s, ok := m.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// afterWrite keeps what depends on an object current: the timestamps of a
+// new parent's child scopes (so that a new collection's records list has a
+// stable ETag and shows in the changes monitor at once), and the group
+// principals of a group's members.
+func afterWrite(ctx context.Context, tx storage.Tx, p resource.Path, old, obj *storage.Object) error {
+	if old == nil {
+		for _, child := range p.Kind.Children() {
+			if _, err := tx.InitTimestamp(ctx, p.ChildScope(child)); err != nil {
+				return err
+			}
+		}
+	}
+	if p.Kind != resource.Group {
+		return nil
+	}
+	before, after := members(old), members(obj)
+	in := func(list []string, m string) bool {
+		for _, x := range list {
+			if x == m {
+				return true
+			}
+		}
+		return false
+	}
+	for _, m := range before {
+		if !in(after, m) {
+			if err := tx.RemoveUserPrincipal(ctx, m, p.URI()); err != nil {
+				return err
+			}
+		}
+	}
+	for _, m := range after {
+		if !in(before, m) {
+			if err := tx.AddUserPrincipal(ctx, m, p.URI()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// cascade removes what depended on a deleted object: its children (without
+// tombstones), ACEs and group memberships (kinto-protocol.md §3.7).
+func cascade(ctx context.Context, tx storage.Tx, p resource.Path) error {
+	uri := p.URI()
+	switch p.Kind {
+	case resource.Bucket:
+		groups, err := tx.List(ctx, p.ChildScope(resource.Group), storage.ListOptions{})
+		if err != nil {
+			return err
+		}
+		for _, g := range groups {
+			if err := tx.RemovePrincipal(ctx, uri+"/groups/"+g.ID); err != nil {
+				return err
+			}
+		}
+		if err := tx.PurgeTree(ctx, uri); err != nil {
+			return err
+		}
+		return tx.DeletePermissions(ctx, uri, uri+"/*")
+	case resource.Collection:
+		if err := tx.PurgeTree(ctx, uri); err != nil {
+			return err
+		}
+		return tx.DeletePermissions(ctx, uri, uri+"/*")
+	case resource.Group:
+		if err := tx.RemovePrincipal(ctx, uri); err != nil {
+			return err
+		}
+	}
+	return tx.DeletePermissions(ctx, uri)
+}
+
+// withWriter adds the caller to the write permission unless
+// explicit_permissions is off.
+func (s *Server) withWriter(perms map[string][]string, c *call) map[string][]string {
+	if perms == nil {
+		perms = map[string][]string{}
+	}
+	if !s.settings.Bool("explicit_permissions") {
+		return perms
+	}
+	for _, w := range perms["write"] {
+		if w == c.writer() {
+			return perms
+		}
+	}
+	perms["write"] = append(perms["write"], c.writer())
+	return perms
+}
+
+// replacePermissions gives perms to every permission of the kind, clearing
+// those not listed (PUT with permissions, merge-patch, JSON-Patch).
+func replacePermissions(k *resource.Kind, perms map[string][]string) map[string][]string {
+	out := map[string][]string{}
+	for _, name := range k.Perms {
+		out[name] = append([]string{}, perms[name]...)
+	}
+	return out
+}
+
+// createObject is POST on a plural endpoint.
+func (s *Server) createObject(k kindRoute) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+		p := k.path(r)
+		ctx := r.Context()
+		in := readWrite(r, k.kind, mediaJSON)
+		ifMatch, ifNoneMatch, precondErr := preconditions(r)
+		var out *storage.Object
+		var perms map[string][]string
+		status := http.StatusCreated
+		err := s.store.Update(ctx, func(tx storage.Tx) error {
+			if err := c.loadPrincipals(ctx, tx); err != nil {
+				return err
+			}
+			if _, err := checkParent(ctx, tx, p); err != nil {
+				return err
+			}
+			var id any
+			var existing *storage.Object
+			if in.env != nil && in.env.data != nil {
+				id = in.env.data[query.IDField]
+				if sid, ok := id.(string); ok && k.kind.ValidID(sid) {
+					o, err := tx.Get(ctx, p.Scope(), sid)
+					if err != nil && !kerr.Is(err, kerr.NotFound) {
+						return err
+					}
+					existing = o
+				}
+			}
+			var allowed bool
+			var err error
+			if existing != nil {
+				allowed, err = s.authz.Allowed(ctx, tx, p.WithID(existing.ID), "read", c.principals)
+			} else {
+				allowed, err = s.authz.CanCreate(ctx, tx, p, c.principals)
+			}
+			if err != nil {
+				return err
+			}
+			if !allowed {
+				return c.denied()
+			}
+			if err := firstErr(checkAccept(r), in.err, precondErr); err != nil {
+				return err
+			}
+			if id != nil {
+				if sid, ok := id.(string); !ok || !k.kind.ValidID(sid) {
+					return invalidID
+				}
+			}
+			if err := checkObjectPreconditions(w, ifMatch, ifNoneMatch, existing); err != nil {
+				return err
+			}
+			if existing != nil {
+				status, out = http.StatusOK, existing
+				perms, err = visiblePermissions(ctx, tx, p.WithID(existing.ID).URI(), c.principals)
+				return err
+			}
+			data := copyData(in.env.data)
+			newID, _ := id.(string)
+			if newID == "" {
+				newID = k.kind.NewID()
+			}
+			supplied := suppliedTimestamp(data)
+			if err := validateData(k.kind, data); err != nil {
+				return err
+			}
+			if out, err = tx.Create(ctx, p.Scope(), &storage.Object{ID: newID, Data: data, LastModified: supplied}); err != nil {
+				return err
+			}
+			target := p.WithID(newID)
+			if err := afterWrite(ctx, tx, target, nil, out); err != nil {
+				return err
+			}
+			perms = s.withWriter(in.env.permissions, c)
+			if err := tx.SetPermissions(ctx, target.URI(), perms); err != nil {
+				return err
+			}
+			perms, err = visiblePermissions(ctx, tx, target.URI(), c.principals)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		setTimestamp(w, out.LastModified)
+		s.writeJSON(w, status, objectBody{Data: out.Body(), Permissions: perms})
+		return nil
+	}
+}
+
+// putObject is PUT on an object: create or replace.
+func (s *Server) putObject(k kindRoute) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+		p := k.path(r)
+		ctx := r.Context()
+		in := readWrite(r, k.kind, mediaJSON)
+		ifMatch, ifNoneMatch, precondErr := preconditions(r)
+		var out *storage.Object
+		var perms map[string][]string
+		status := http.StatusOK
+		err := s.store.Update(ctx, func(tx storage.Tx) error {
+			if err := c.loadPrincipals(ctx, tx); err != nil {
+				return err
+			}
+			if _, err := checkParent(ctx, tx, p); err != nil {
+				return err
+			}
+			existing, err := tx.Get(ctx, p.Scope(), p.ID)
+			if err != nil && !kerr.Is(err, kerr.NotFound) {
+				return err
+			}
+			var allowed bool
+			if existing != nil && !ifNoneMatch.any {
+				allowed, err = s.authz.Allowed(ctx, tx, p, "write", c.principals)
+			} else {
+				allowed, err = s.authz.CanCreate(ctx, tx, p, c.principals)
+			}
+			if err != nil {
+				return err
+			}
+			if !allowed {
+				return c.denied()
+			}
+			if !p.Kind.ValidID(p.ID) {
+				return invalidID
+			}
+			if err := firstErr(checkAccept(r), in.err, precondErr, checkObjectPreconditions(w, ifMatch, ifNoneMatch, existing)); err != nil {
+				return err
+			}
+			var data map[string]any
+			switch {
+			case in.env.data != nil:
+				data = copyData(in.env.data)
+			case existing != nil:
+				data = copyData(existing.Data)
+			default:
+				data = map[string]any{}
+			}
+			if id, ok := data[query.IDField]; ok && id != p.ID {
+				return kerr.InvalidParam("body", kerr.Name("id"), "Object id does not match existing object")
+			}
+			supplied := suppliedTimestamp(data)
+			if existing != nil && supplied <= existing.LastModified {
+				supplied = 0
+			}
+			if err := validateData(k.kind, data); err != nil {
+				return err
+			}
+			if out, err = tx.Put(ctx, p.Scope(), &storage.Object{ID: p.ID, Data: data, LastModified: supplied}); err != nil {
+				return err
+			}
+			if existing == nil {
+				status = http.StatusCreated
+			}
+			if err := afterWrite(ctx, tx, p, existing, out); err != nil {
+				return err
+			}
+			if in.env.hasPerms {
+				perms = replacePermissions(k.kind, in.env.permissions)
+			} else {
+				if perms, err = tx.Permissions(ctx, p.URI()); err != nil {
+					return err
+				}
+			}
+			if err := tx.SetPermissions(ctx, p.URI(), s.withWriter(perms, c)); err != nil {
+				return err
+			}
+			perms, err = visiblePermissions(ctx, tx, p.URI(), c.principals)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		setTimestamp(w, out.LastModified)
+		s.writeJSON(w, status, objectBody{Data: out.Body(), Permissions: perms})
+		return nil
+	}
+}
+
+// deleteObject is DELETE on an object: a tombstone, and cascades.
+func (s *Server) deleteObject(k kindRoute) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+		p := k.path(r)
+		ctx := r.Context()
+		ifMatch, ifNoneMatch, precondErr := preconditions(r)
+		var tomb *storage.Object
+		err := s.store.Update(ctx, func(tx storage.Tx) error {
+			if err := c.loadPrincipals(ctx, tx); err != nil {
+				return err
+			}
+			if _, err := checkParent(ctx, tx, p); err != nil {
+				return err
+			}
+			if err := s.authorizeObject(ctx, tx, c, p, "write"); err != nil {
+				return err
+			}
+			if !p.Kind.ValidID(p.ID) {
+				return invalidID
+			}
+			if err := firstErr(checkAccept(r), precondErr, c.paramsErr); err != nil {
+				return err
+			}
+			existing, err := tx.Get(ctx, p.Scope(), p.ID)
+			if err != nil {
+				return err
+			}
+			if err := checkObjectPreconditions(w, ifMatch, ifNoneMatch, existing); err != nil {
+				return err
+			}
+			var supplied int64
+			if v, ok := query.Get(c.params, query.ModifiedField); ok {
+				n, err := strconv.ParseInt(strings.Trim(v, `"`), 10, 64)
+				if err != nil || n < 0 {
+					return kerr.InvalidParam("querystring", kerr.Name(query.ModifiedField), fmt.Sprintf("%q is not a number", v))
+				}
+				supplied = n
+			}
+			if tomb, err = tx.Delete(ctx, p.Scope(), p.ID, supplied); err != nil {
+				return err
+			}
+			return cascade(ctx, tx, p)
+		})
+		if err != nil {
+			return err
+		}
+		setTimestamp(w, tomb.LastModified)
+		s.writeJSON(w, http.StatusOK, map[string]any{"data": tomb.Body()})
+		return nil
+	}
+}
+
+// deleteObjects is DELETE on a plural endpoint: every object the caller may
+// delete that matches the filters.
+func (s *Server) deleteObjects(k kindRoute) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+		p := k.path(r)
+		ctx := r.Context()
+		ifMatch, ifNoneMatch, precondErr := preconditions(r)
+		var tombs []*storage.Object
+		var ts int64
+		var next string
+		err := s.store.Update(ctx, func(tx storage.Tx) error {
+			if err := c.loadPrincipals(ctx, tx); err != nil {
+				return err
+			}
+			if _, err := checkParent(ctx, tx, p); err != nil {
+				return err
+			}
+			scope, ok, err := s.authz.ForList(ctx, tx, p, "write", c.principals)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return c.denied()
+			}
+			if err := firstErr(checkAccept(r), precondErr, c.paramsErr); err != nil {
+				return err
+			}
+			q, err := query.Parse(c.params, query.Schema{}, s.nowMS())
+			if err != nil {
+				return err
+			}
+			if ts, err = tx.Timestamp(ctx, p.Scope()); err != nil {
+				return err
+			}
+			if ifNoneMatch.set || (ifMatch.set && !ifMatch.any && ifMatch.ts != ts) {
+				setTimestamp(w, ts)
+				return preconditionFailed(nil)
+			}
+			limit := s.effectiveLimit(q.Limit)
+			objs, err := tx.List(ctx, p.Scope(), storage.ListOptions{
+				Filters: q.Filters, Sort: q.Sort, After: q.After, Limit: limit + 1, IDs: scopeIDs(scope.All, scope.IDs),
+			})
+			if err != nil {
+				return err
+			}
+			if len(objs) > limit {
+				objs = objs[:limit]
+				next = s.nextPage(r, c.params, limit, query.Token(objs[len(objs)-1], q.Sort, q.Offset+int64(len(objs))))
+			}
+			for _, o := range objs {
+				tomb, err := tx.Delete(ctx, p.Scope(), o.ID, 0)
+				if err != nil {
+					return err
+				}
+				if err := cascade(ctx, tx, p.WithID(o.ID)); err != nil {
+					return err
+				}
+				tombs = append(tombs, tomb)
+				ts = max(ts, tomb.LastModified)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if ts == 0 {
+			ts = s.nowMS()
+		}
+		setTimestamp(w, ts)
+		if next != "" {
+			w.Header().Set("Next-Page", next)
+		}
+		sort.SliceStable(tombs, func(i, j int) bool { return tombs[i].LastModified > tombs[j].LastModified })
+		data := make([]map[string]any, len(tombs))
+		for i, t := range tombs {
+			data[i] = t.Body()
+		}
+		s.writeJSON(w, http.StatusOK, map[string]any{"data": data})
+		return nil
+	}
+}

@@ -1,0 +1,423 @@
+// Package api is kintogo's HTTP layer: the route table, the handlers of
+// Kinto's endpoints and of the changes monitor, and the one renderer of
+// Kinto's JSON errors. Handlers return errors; nothing below this package
+// knows about HTTP statuses.
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"kintogo/internal/auth"
+	"kintogo/internal/changes"
+	"kintogo/internal/config"
+	"kintogo/internal/kerr"
+	"kintogo/internal/permission"
+	"kintogo/internal/query"
+	"kintogo/internal/storage"
+)
+
+// HTTPAPIVersion is the Kinto HTTP API version kintogo implements.
+const HTTPAPIVersion = "1.23"
+
+// Options carry what a Server needs besides its settings and storage.
+type Options struct {
+	Version string       // kintogo's version, shown in GET /v1/ and /__version__
+	Commit  string       // source commit, shown in /__version__
+	Logger  *slog.Logger // nil: slog.Default()
+	// Now returns the current time; nil: time.Now. Tests set it.
+	Now func() time.Time
+}
+
+// Server serves Kinto's HTTP API over a storage backend.
+type Server struct {
+	settings   *config.Settings
+	store      storage.Storage
+	authz      *permission.Authorizer
+	policies   []auth.Policy
+	challenges []string
+	monitor    *changes.Monitor // nil when the changes plugin is off
+	flush      bool
+	opts       Options
+	log        *slog.Logger
+	mux        *http.ServeMux
+	maxBody    int64
+}
+
+// New builds a server. It fails on settings it cannot honour.
+func New(settings *config.Settings, store storage.Storage, opts Options) (*Server, error) {
+	s := &Server{
+		settings: settings,
+		store:    store,
+		authz:    permission.New(settings),
+		opts:     opts,
+		log:      logger(opts.Logger),
+		mux:      http.NewServeMux(),
+		flush:    settings.Has("includes", "kinto.plugins.flush"),
+		maxBody:  settings.Int("max_body_bytes"),
+	}
+	if s.opts.Now == nil {
+		s.opts.Now = time.Now
+	}
+	for _, name := range settings.List("multiauth.policies") {
+		switch name {
+		case "basicauth":
+			p := auth.Basic{Secret: settings.String("userid_hmac_secret")}
+			s.policies = append(s.policies, p)
+			s.challenges = append(s.challenges, p.Challenge())
+		default:
+			// Other policies (accounts, OpenID) are not implemented yet:
+			// their requests stay anonymous.
+			s.log.Warn("authentication policy not supported, ignored", "policy", name)
+		}
+	}
+	if changes.Enabled(settings) {
+		m, err := changes.New(settings)
+		if err != nil {
+			return nil, err
+		}
+		s.monitor = m
+	}
+	if err := store.Update(context.Background(), func(tx storage.Tx) error {
+		_, err := tx.InitTimestamp(context.Background(), storage.Scope{Resource: "bucket"})
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("initialising storage: %w", err)
+	}
+	s.routes()
+	return s, nil
+}
+
+// Exposed headers, as Kinto lists them in Access-Control-Expose-Headers.
+var (
+	exposeBase   = []string{"Alert", "Backoff", "Content-Length", "Content-Type", "Retry-After"}
+	exposeObject = append(append([]string{}, exposeBase...), "Cache-Control", "ETag", "Expires", "Last-Modified", "Pragma")
+	exposeList   = append(append([]string{}, exposeObject...), "Next-Page")
+	exposeCount  = append(append([]string{}, exposeList...), "Total-Objects", "Total-Records")
+)
+
+// handlerFunc is what every endpoint implements: it writes a successful
+// answer itself and returns errors for the renderer.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, c *call) error
+
+// endpoint is one URL with its methods.
+type endpoint struct {
+	methods map[string]handlerFunc
+	// expose returns the Access-Control-Expose-Headers of a method.
+	expose func(method string) []string
+}
+
+func baseExpose(string) []string { return exposeBase }
+
+func objectExpose(method string) []string {
+	if method == http.MethodGet || method == http.MethodHead {
+		return exposeObject
+	}
+	return exposeBase
+}
+
+func listExpose(method string) []string {
+	switch method {
+	case http.MethodGet:
+		return exposeList
+	case http.MethodHead:
+		return exposeCount
+	}
+	return exposeBase
+}
+
+// handle registers an endpoint. Patterns carry no method: the endpoint
+// dispatches methods itself so that every unknown method gets Kinto's 405,
+// even where a less specific pattern would accept it.
+func (s *Server) handle(pattern string, e endpoint) {
+	if _, ok := e.methods[http.MethodGet]; ok {
+		if _, ok := e.methods[http.MethodHead]; !ok {
+			e.methods[http.MethodHead] = e.methods[http.MethodGet]
+		}
+	}
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		c := s.newCall(r)
+		if r.Method == http.MethodOptions {
+			s.preflight(w, r, e)
+			return
+		}
+		w.Header().Set("Access-Control-Expose-Headers", strings.Join(e.expose(r.Method), ", "))
+		h, ok := e.methods[r.Method]
+		if !ok || (s.settings.Bool("readonly") && !isRead(r.Method)) {
+			w.Header().Set("Allow", allowed(e))
+			s.renderError(w, r, kerr.E(kerr.MethodNotAllowed, ""))
+			return
+		}
+		err := h(w, r, c)
+		switch {
+		case err == errNotModified:
+			// 304: the handler set ETag and Last-Modified, nothing else.
+			w.WriteHeader(http.StatusNotModified)
+		case err != nil:
+			s.renderError(w, r, err)
+		}
+	})
+}
+
+func isRead(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
+}
+
+func allowed(e endpoint) string {
+	var ms []string
+	for _, m := range []string{"DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"} {
+		if _, ok := e.methods[m]; ok {
+			ms = append(ms, m)
+		}
+	}
+	return strings.Join(ms, ", ")
+}
+
+// routes is the route table: every endpoint of the API in one place.
+func (s *Server) routes() {
+	s.handle("/v1/{$}", endpoint{methods: map[string]handlerFunc{"GET": s.hello}, expose: baseExpose})
+	s.handle("/v1/__heartbeat__", endpoint{methods: map[string]handlerFunc{"GET": s.heartbeat}, expose: baseExpose})
+	s.handle("/v1/__lbheartbeat__", endpoint{methods: map[string]handlerFunc{"GET": s.lbheartbeat}, expose: baseExpose})
+	s.handle("/v1/__version__", endpoint{methods: map[string]handlerFunc{"GET": s.version}, expose: baseExpose})
+	if s.flush {
+		s.handle("/v1/__flush__", endpoint{methods: map[string]handlerFunc{"POST": s.flushAll}, expose: baseExpose})
+	}
+	for _, k := range kinds {
+		s.handle(k.pluralPattern, endpoint{expose: listExpose, methods: map[string]handlerFunc{
+			"GET": s.listObjects(k), "HEAD": s.listObjects(k), "POST": s.createObject(k), "DELETE": s.deleteObjects(k),
+		}})
+		s.handle(k.objectPattern, endpoint{expose: objectExpose, methods: map[string]handlerFunc{
+			"GET": s.getObject(k), "PUT": s.putObject(k), "PATCH": s.patchObject(k), "DELETE": s.deleteObject(k),
+		}})
+	}
+	if s.monitor != nil {
+		// Kinto registers no HEAD view here: HEAD reuses GET, without counts.
+		monitorExpose := func(string) []string { return exposeList }
+		s.handle("/v1/buckets/monitor/collections/changes/records", endpoint{expose: monitorExpose, methods: map[string]handlerFunc{
+			"GET": s.monitorRecords,
+		}})
+		// The monitor has no individual entries; its parent objects need not
+		// exist. Record URLs under it fall through to the records routes.
+	}
+	s.mux.HandleFunc("/", s.unmatched)
+}
+
+// ServeHTTP implements http.Handler: common headers, then the route table.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none';")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if r.Header.Get("Origin") != "" {
+		h.Set("Access-Control-Allow-Origin", "*")
+	}
+	if b := s.settings.Int("backoff"); b > 0 {
+		h.Set("Backoff", strconv.FormatInt(b, 10))
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", p)
+			s.renderError(w, r, fmt.Errorf("panic: %v", p))
+		}
+	}()
+	if s.maxBody > 0 && r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+var versionPrefix = regexp.MustCompile(`^/v[0-9]+(/|$)`)
+
+// unmatched answers what no route matched: version redirects, trailing
+// slash redirects, unknown versions and Kinto's JSON 404.
+func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	w.Header().Set("Access-Control-Expose-Headers", strings.Join(exposeBase, ", "))
+	if strings.ContainsAny(path, "\r\n\x00") {
+		s.renderError(w, r, kerr.E(kerr.MissingResource, ""))
+		return
+	}
+	switch {
+	case path == "/v1":
+		s.redirect(w, r, "/v1/", -1)
+		return
+	case !versionPrefix.MatchString(path):
+		if s.settings.Bool("version_prefix_redirect_enabled") {
+			if r.Method == http.MethodOptions {
+				w.WriteHeader(http.StatusOK)
+				return
+			}
+			s.redirect(w, r, "/v1"+path, s.settings.Int("version_prefix_redirect_ttl_seconds"))
+			return
+		}
+	case !strings.HasPrefix(path, "/v1/"):
+		s.renderError(w, r, kerr.E(kerr.VersionNotAvailable, ""))
+		return
+	case len(path) > len("/v1/") && strings.HasSuffix(path, "/") && s.settings.Bool("trailing_slash_redirect_enabled"):
+		s.redirect(w, r, strings.TrimRight(path, "/"), s.settings.Int("trailing_slash_redirect_ttl_seconds"))
+		return
+	}
+	s.renderError(w, r, kerr.E(kerr.MissingResource, ""))
+}
+
+// redirect answers 307 to path (plus the original query), absolute, with
+// cache headers when ttl >= 0.
+func (s *Server) redirect(w http.ResponseWriter, r *http.Request, path string, ttl int64) {
+	target := s.origin(r) + path
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
+	}
+	if ttl >= 0 {
+		s.cacheExpires(w, ttl)
+	}
+	w.Header().Set("Location", target)
+	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	w.WriteHeader(http.StatusTemporaryRedirect)
+	fmt.Fprintf(w, "307 Temporary Redirect\n\nThe resource has been moved to %s; you should be redirected automatically.\n", target)
+}
+
+// cacheExpires sets WebOb's cache_expires headers: max-age=N and Expires,
+// or for 0 an explicit no-cache.
+func (s *Server) cacheExpires(w http.ResponseWriter, ttl int64) {
+	now := s.opts.Now().UTC()
+	h := w.Header()
+	if ttl > 0 {
+		h.Set("Cache-Control", "max-age="+strconv.FormatInt(ttl, 10))
+		h.Set("Expires", now.Add(time.Duration(ttl)*time.Second).Format(http.TimeFormat))
+		h.Del("Pragma")
+		return
+	}
+	h.Set("Cache-Control", "max-age=0, must-revalidate, no-cache, no-store")
+	h.Set("Expires", now.Format(http.TimeFormat))
+	h.Set("Pragma", "no-cache")
+}
+
+// origin is scheme://host of absolute URLs: the http_scheme and http_host
+// settings, or the request's.
+func (s *Server) origin(r *http.Request) string {
+	scheme := s.settings.String("http_scheme")
+	if scheme == "" {
+		scheme = "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+	}
+	host := s.settings.String("http_host")
+	if host == "" {
+		host = r.Host
+	}
+	return scheme + "://" + host
+}
+
+// preflight answers a CORS pre-flight request.
+func (s *Server) preflight(w http.ResponseWriter, r *http.Request, e endpoint) {
+	origin := r.Header.Get("Origin")
+	method := r.Header.Get("Access-Control-Request-Method")
+	if origin == "" || method == "" {
+		name := "Origin"
+		if origin != "" {
+			name = "Access-Control-Request-Method"
+		}
+		s.renderError(w, r, kerr.InvalidParam("header", kerr.Name(name), name+" header is required"))
+		return
+	}
+	if _, ok := e.methods[method]; !ok {
+		s.renderError(w, r, kerr.InvalidParam("header", kerr.Name("Access-Control-Request-Method"), "Method not allowed"))
+		return
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Methods", allowed(e))
+	headers := append(append([]string{}, exposeCount...), "Authorization", "If-Match", "If-None-Match")
+	if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
+		headers = append(headers, req)
+	}
+	h.Set("Access-Control-Allow-Headers", strings.Join(headers, ", "))
+	h.Set("Access-Control-Max-Age", strconv.FormatInt(s.settings.Int("cors_max_age_seconds"), 10))
+	w.WriteHeader(http.StatusOK)
+}
+
+// writeJSON writes a JSON answer. Kinto does not escape "/" nor, unlike
+// encoding/json's default, "<", ">" and "&".
+func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		s.log.Error("encoding response", "err", err)
+		status = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString(`{"code":500,"errno":999,"error":"Internal Server Error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// call is what a handler knows about its request beyond *http.Request.
+type call struct {
+	userID     string   // "" when anonymous
+	principals []string // without group principals until loadPrincipals
+	params     []query.Param
+	paramsErr  error
+	loaded     bool
+}
+
+func (s *Server) newCall(r *http.Request) *call {
+	c := &call{userID: auth.Identify(s.policies, r)}
+	c.params, c.paramsErr = query.ParseRaw(r.URL.RawQuery)
+	if c.userID == "" {
+		c.principals = []string{permission.Everyone}
+	} else {
+		c.principals = []string{c.userID, permission.Everyone, permission.Authenticated}
+	}
+	return c
+}
+
+// loadPrincipals adds the groups the user belongs to.
+func (c *call) loadPrincipals(ctx context.Context, tx storage.Tx) error {
+	if c.loaded || c.userID == "" {
+		return nil
+	}
+	c.loaded = true
+	groups, err := tx.UserPrincipals(ctx, c.userID, true)
+	if err != nil {
+		return err
+	}
+	c.principals = append(c.principals, groups...)
+	return nil
+}
+
+// writer is the principal recorded as writer of what the caller writes.
+func (c *call) writer() string {
+	if c.userID == "" {
+		return permission.Everyone
+	}
+	return c.userID
+}
+
+// denied is the error for a refused permission: 401 to anonymous callers,
+// 403 to authenticated ones.
+func (c *call) denied() error {
+	if c.userID == "" {
+		return kerr.E(kerr.Unauthenticated, "")
+	}
+	return kerr.E(kerr.Forbidden, "")
+}
+
+// setTimestamp sets ETag and Last-Modified from a millisecond timestamp.
+func setTimestamp(w http.ResponseWriter, ts int64) {
+	w.Header().Set("ETag", `"`+strconv.FormatInt(ts, 10)+`"`)
+	w.Header().Set("Last-Modified", time.UnixMilli(ts).UTC().Format(http.TimeFormat))
+}

@@ -1,0 +1,65 @@
+// Package app assembles a kintogo server from settings: it opens the
+// configured storage backend and builds the HTTP handler. The command line
+// (cmd/kintogo) and the tests share it, so that tests run the real stack.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+
+	"kintogo/internal/api"
+	"kintogo/internal/config"
+	"kintogo/internal/storage"
+	"kintogo/internal/storage/memory"
+	"kintogo/internal/storage/sqlite"
+)
+
+// Version is kintogo's version, set at build time with
+// -ldflags "-X kintogo/internal/app.Version=...".
+var Version = "0.1.0-dev"
+
+// Commit is the source revision the binary was built from, when known.
+func Commit() string {
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
+}
+
+// OpenStorage opens the backend named by storage_backend (Kinto's names are
+// accepted). migrate lets an existing database be upgraded; otherwise an
+// outdated schema is refused.
+func OpenStorage(ctx context.Context, s *config.Settings, migrate bool) (storage.Storage, error) {
+	switch backend := s.String("storage_backend"); backend {
+	case "sqlite", "kintogo.storage.sqlite":
+		return sqlite.Open(ctx, s.String("storage_url"), sqlite.Options{Migrate: migrate})
+	case "memory", "kinto.core.storage.memory":
+		return memory.New(), nil
+	case "postgresql", "kinto.core.storage.postgresql":
+		return nil, fmt.Errorf("storage_backend %q is not available yet in this kintogo", backend)
+	default:
+		return nil, fmt.Errorf("unknown storage_backend %q (sqlite, memory)", backend)
+	}
+}
+
+// New opens storage and returns the HTTP handler and the storage (to close
+// on shutdown).
+func New(ctx context.Context, s *config.Settings, log *slog.Logger) (http.Handler, storage.Storage, error) {
+	store, err := OpenStorage(ctx, s, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := api.New(s, store, api.Options{Version: Version, Commit: Commit(), Logger: log})
+	if err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	return srv, store, nil
+}

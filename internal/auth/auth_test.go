@@ -1,0 +1,36 @@
+package auth
+
+import (
+	"net/http/httptest"
+	"testing"
+)
+
+func TestBasicUserIDs(t *testing.T) {
+	tests := []struct{ secret, user, pass, want string }{
+		// kinto-protocol.md §7.1 (empty secret, Kinto's default).
+		{"", "alice", "secret", "basicauth:d5b0026601f1b251974e09548d44155e16812e3c64ff7ae053fe3542e2ca1570"},
+		{"", "mat", "secret", "basicauth:8a931a10fc88ab2f6d1cc02a07d3a81b5d4768f6f13e85c5d8d4180419acb1b4"},
+		// The conformance recording's secret.
+		{"b1d9a3a1bc6c4ad1f5e4b9bb3e1c3a1e0e1f3c6a2d8b7c4e5f6a7b8c9d0e1f2a", "alice", "alicepw",
+			"basicauth:c03dcc913440cf9900b94711abcbfa1e3c4a1c8bb61b22e5e3dc4453f472d558"},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.SetBasicAuth(tt.user, tt.pass)
+		if got := Identify([]Policy{Basic{Secret: tt.secret}}, r); got != tt.want {
+			t.Errorf("%s:%s => %s, want %s", tt.user, tt.pass, got, tt.want)
+		}
+	}
+}
+
+func TestMalformedCredentialsAreAnonymous(t *testing.T) {
+	for _, h := range []string{"", "Basic not-base64!", "Bearer abc", "Basic " + "OnBhc3M=" /* ":pass" */} {
+		r := httptest.NewRequest("GET", "/", nil)
+		if h != "" {
+			r.Header.Set("Authorization", h)
+		}
+		if got := Identify([]Policy{Basic{}}, r); got != "" {
+			t.Errorf("%q => %q, want anonymous", h, got)
+		}
+	}
+}

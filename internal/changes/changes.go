@@ -1,0 +1,164 @@
+// Package changes computes the changes monitor of the kinto-changes plugin:
+// one entry per monitored collection, {id, last_modified, bucket,
+// collection, host}, where last_modified is exactly that collection's
+// records timestamp. It answers "which of these collections changed?" so a
+// client can poll many collections with one request.
+// (../shared/reference/kinto-changes.md.)
+package changes
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+
+	"kintogo/internal/config"
+	"kintogo/internal/query"
+	"kintogo/internal/storage"
+)
+
+// Version is the version of the changes feed advertised in the capability.
+const Version = "4.1.1"
+
+// Monitor lists the monitored collections.
+type Monitor struct {
+	host      string
+	resources []string // as configured, for the capability
+	buckets   []string // bucket URIs monitored whole: "/buckets/main"
+	exact     map[string]bool
+	prefixes  []string
+}
+
+// Enabled reports whether the settings include the changes plugin, under
+// either of its names.
+func Enabled(s *config.Settings) bool {
+	return s.Has("includes", "kinto_changes") || s.Has("includes", "kinto_remote_settings.changes") ||
+		s.Has("includes", "kinto_remote_settings")
+}
+
+// New reads the monitored resources and host from the settings. It returns
+// an error for a resource URI that is neither a bucket nor a collection URI.
+func New(s *config.Settings) (*Monitor, error) {
+	m := &Monitor{exact: map[string]bool{}, resources: s.List("changes.resources")}
+	m.host = s.String("changes.http_host")
+	if m.host == "" {
+		m.host = s.String("http_host")
+	}
+	for _, uri := range m.resources {
+		parts := strings.Split(strings.TrimPrefix(uri, "/"), "/")
+		switch {
+		case len(parts) == 2 && parts[0] == "buckets" && parts[1] != "":
+			m.buckets = append(m.buckets, uri)
+			m.prefixes = append(m.prefixes, uri+"/collections/")
+		case len(parts) == 4 && parts[0] == "buckets" && parts[2] == "collections" && parts[1] != "" && parts[3] != "":
+			m.exact[uri] = true
+			m.prefixes = append(m.prefixes, uri)
+		default:
+			return nil, fmt.Errorf("changes.resources: %q is not a bucket or collection URI", uri)
+		}
+	}
+	return m, nil
+}
+
+// Host is the host of every entry.
+func (m *Monitor) Host() string { return m.host }
+
+// Resources are the configured URIs.
+func (m *Monitor) Resources() []string { return append([]string{}, m.resources...) }
+
+// Entry is one monitored collection.
+type Entry struct {
+	ID           string `json:"id"`
+	LastModified int64  `json:"last_modified"`
+	Bucket       string `json:"bucket"`
+	Collection   string `json:"collection"`
+	Host         string `json:"host"`
+}
+
+// Field implements query.Fielder, so that filters, sorting and pagination
+// apply to entries.
+func (e *Entry) Field(path string) (any, bool) {
+	switch path {
+	case "id":
+		return e.ID, true
+	case "last_modified":
+		return e.LastModified, true
+	case "bucket":
+		return e.Bucket, true
+	case "collection":
+		return e.Collection, true
+	case "host":
+		return e.Host, true
+	}
+	return nil, false
+}
+
+// Schema is the closed set of fields of entries: filtering or sorting on
+// another field is a 400.
+var Schema = query.Schema{Closed: true, Fields: []string{"bucket", "collection", "host", "deleted"}}
+
+// EntryID is the entry's id: the md5 of host + collection URI, formatted
+// as a UUID (not a version 4 one).
+func EntryID(host, bucket, collection string) string {
+	sum := md5.Sum([]byte(host + "/buckets/" + bucket + "/collections/" + collection))
+	h := hex.EncodeToString(sum[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// Entries returns the entries of every existing monitored collection,
+// newest first (ties by bucket, then collection). A collection exists for
+// the monitor from its creation (its records scope gets a timestamp then)
+// until its deletion (which purges that timestamp).
+func (m *Monitor) Entries(ctx context.Context, tx storage.Tx) ([]*Entry, error) {
+	stamps, err := tx.Timestamps(ctx, "record", m.prefixes)
+	if err != nil {
+		return nil, err
+	}
+	entries := make([]*Entry, 0, len(stamps))
+	for parent, ts := range stamps {
+		if !m.monitors(parent) {
+			continue
+		}
+		rest := strings.TrimPrefix(parent, "/buckets/")
+		bid, cid, _ := strings.Cut(rest, "/collections/")
+		entries = append(entries, &Entry{ID: EntryID(m.host, bid, cid), LastModified: ts, Bucket: bid, Collection: cid, Host: m.host})
+	}
+	sort.Slice(entries, func(i, j int) bool {
+		a, b := entries[i], entries[j]
+		if a.LastModified != b.LastModified {
+			return a.LastModified > b.LastModified
+		}
+		if a.Bucket != b.Bucket {
+			return a.Bucket < b.Bucket
+		}
+		return a.Collection < b.Collection
+	})
+	return entries, nil
+}
+
+// monitors reports whether a collection URI is monitored: exactly listed, or
+// a direct child of a listed bucket.
+func (m *Monitor) monitors(collURI string) bool {
+	if m.exact[collURI] {
+		return true
+	}
+	for _, b := range m.buckets {
+		rest, ok := strings.CutPrefix(collURI, b+"/collections/")
+		if ok && rest != "" && !strings.Contains(rest, "/") {
+			return true
+		}
+	}
+	return false
+}
+
+// Timestamp is the monitor's own timestamp: the newest entry's, or 0 when
+// there is none (the caller answers with the current time then).
+func Timestamp(entries []*Entry) int64 {
+	var ts int64
+	for _, e := range entries {
+		ts = max(ts, e.LastModified)
+	}
+	return ts
+}
