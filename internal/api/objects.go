@@ -90,11 +90,21 @@ func preconditionFailed(existing *storage.Object) error {
 // checkObjectPreconditions applies If-Match / If-None-Match to a write on
 // an object (nil when missing). A failure carries the ETag of the object it
 // was compared with.
-func checkObjectPreconditions(w http.ResponseWriter, ifMatch, ifNoneMatch precondition, existing *storage.Object) error {
+// When the object is missing, that is its list's timestamp.
+func checkObjectPreconditions(ctx context.Context, w http.ResponseWriter, tx storage.Tx, p resource.Path, ifMatch, ifNoneMatch precondition, existing *storage.Object) error {
 	err := objectPreconditions(ifMatch, ifNoneMatch, existing)
-	if err != nil && existing != nil {
-		setTimestamp(w, existing.LastModified)
+	if err == nil {
+		return nil
 	}
+	if existing != nil {
+		setTimestamp(w, existing.LastModified)
+		return err
+	}
+	ts, terr := tx.Timestamp(ctx, p.Scope())
+	if terr != nil {
+		return terr
+	}
+	setTimestamp(w, ts)
 	return err
 }
 
@@ -665,7 +675,7 @@ func (s *Server) createObject(k kindRoute) handlerFunc {
 					return invalidID
 				}
 			}
-			if err := checkObjectPreconditions(w, ifMatch, ifNoneMatch, existing); err != nil {
+			if err := checkObjectPreconditions(ctx, w, tx, p, ifMatch, ifNoneMatch, existing); err != nil {
 				return err
 			}
 			if existing != nil {
@@ -741,7 +751,7 @@ func (s *Server) putObject(k kindRoute) handlerFunc {
 			if !p.Kind.ValidID(p.ID) {
 				return invalidID
 			}
-			if err := firstErr(checkAccept(r), in.err, precondErr, checkObjectPreconditions(w, ifMatch, ifNoneMatch, existing)); err != nil {
+			if err := firstErr(checkAccept(r), in.err, precondErr, checkObjectPreconditions(ctx, w, tx, p, ifMatch, ifNoneMatch, existing)); err != nil {
 				return err
 			}
 			var data map[string]any
@@ -821,7 +831,7 @@ func (s *Server) deleteObject(k kindRoute) handlerFunc {
 			if err != nil {
 				return err
 			}
-			if err := checkObjectPreconditions(w, ifMatch, ifNoneMatch, existing); err != nil {
+			if err := checkObjectPreconditions(ctx, w, tx, p, ifMatch, ifNoneMatch, existing); err != nil {
 				return err
 			}
 			var supplied int64

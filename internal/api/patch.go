@@ -195,7 +195,7 @@ func (s *Server) patchObject(k kindRoute) handlerFunc {
 			if err != nil {
 				return err
 			}
-			if err := checkObjectPreconditions(w, ifMatch, ifNoneMatch, existing); err != nil {
+			if err := checkObjectPreconditions(ctx, w, tx, p, ifMatch, ifNoneMatch, existing); err != nil {
 				return err
 			}
 			current, err := tx.Permissions(ctx, p.URI())

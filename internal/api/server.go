@@ -233,6 +233,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.maxBody > 0 && r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
 	}
+	// No route ends with a slash but the root: answer these redirects
+	// here, before ServeMux's own (relative, uncached) ones.
+	if p := r.URL.Path; p == "/v1" || (len(p) > len("/v1/") && strings.HasSuffix(p, "/")) {
+		s.unmatched(w, r)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
 

@@ -1,0 +1,438 @@
+package api_test
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestHello(t *testing.T) {
+	eachBackend(t, nil, func(t *testing.T, c *client) {
+		r := c.get("/v1/", "").must(t, 200)
+		if r.str("http_api_version") != "1.23" || r.str("url") != "http://127.0.0.1:8888/v1/" {
+			t.Errorf("hello: %s", r.raw)
+		}
+		if r.at("user") != nil {
+			t.Error("anonymous hello shows a user")
+		}
+		if r.str("settings.batch_max_requests") != "25" || r.str("settings.readonly") != "false" || r.str("settings.explicit_permissions") != "true" {
+			t.Errorf("public settings: %s", r.str("settings"))
+		}
+		for _, capability := range []string{"changes", "flush_endpoint", "basicauth"} {
+			if r.at("capabilities."+capability) == nil {
+				t.Errorf("capability %s missing", capability)
+			}
+		}
+		if got := r.str("capabilities.changes.collections"); got != `["/buckets/main","/buckets/blocklists/collections/certs"]` {
+			t.Errorf("changes collections %s", got)
+		}
+		r = c.get("/v1/", "alice:alicepw").must(t, 200)
+		if r.str("user.id") != alice || !strings.Contains(r.str("user.principals"), "system.Authenticated") {
+			t.Errorf("user: %s", r.str("user"))
+		}
+		c.do(req{method: "POST", path: "/v1/", body: map[string]any{}}).wantError(t, 405, 115)
+	})
+}
+
+func TestUtilityEndpoints(t *testing.T) {
+	eachBackend(t, nil, func(t *testing.T, c *client) {
+		r := c.get("/v1/__heartbeat__", "").must(t, 200)
+		if r.str("storage") != "true" || r.str("permission") != "true" {
+			t.Errorf("heartbeat %s", r.raw)
+		}
+		if r := c.get("/v1/__lbheartbeat__", "").must(t, 200); string(r.raw) != "{}\n" {
+			t.Errorf("lbheartbeat %q", r.raw)
+		}
+		if r := c.get("/v1/__version__", "").must(t, 200); r.str("version") != "test" || r.str("name") != "kintogo" {
+			t.Errorf("version %s", r.raw)
+		}
+		c.do(req{method: "DELETE", path: "/v1/__heartbeat__"}).wantError(t, 405, 115)
+		c.get("/v1/nothing/here", "").wantError(t, 404, 111)
+		c.get("/v2/buckets", "").wantError(t, 404, 116)
+	})
+}
+
+func TestRedirects(t *testing.T) {
+	eachBackend(t, nil, func(t *testing.T, c *client) {
+		tests := []struct {
+			method, path, location, cache string
+		}{
+			{"GET", "/", "http://127.0.0.1:8888/v1/", ""},
+			{"GET", "/buckets?_limit=1", "http://127.0.0.1:8888/v1/buckets?_limit=1", ""},
+			{"POST", "/__flush__", "http://127.0.0.1:8888/v1/__flush__", ""},
+			{"GET", "/v1", "http://127.0.0.1:8888/v1/", ""},
+			{"GET", "/v1/buckets/", "http://127.0.0.1:8888/v1/buckets", "max-age=3600"},
+			{"GET", "/v1/buckets/b/collections//?x=1", "http://127.0.0.1:8888/v1/buckets/b/collections?x=1", "max-age=3600"},
+		}
+		for _, tt := range tests {
+			r := c.do(req{method: tt.method, path: tt.path})
+			if r.status != 307 || r.header.Get("Location") != tt.location || r.header.Get("Cache-Control") != tt.cache {
+				t.Errorf("%s %s: %d %q %q", tt.method, tt.path, r.status, r.header.Get("Location"), r.header.Get("Cache-Control"))
+			}
+		}
+	})
+}
+
+func TestFlush(t *testing.T) {
+	eachBackend(t, nil, func(t *testing.T, c *client) {
+		c.put("/v1/buckets/b", "alice:alicepw", nil).must(t, 201)
+		c.do(req{method: "POST", path: "/v1/__flush__"}).must(t, 202)
+		c.get("/v1/buckets/b", "alice:alicepw").wantError(t, 403, 121)
+		if r := c.get("/v1/buckets", "alice:alicepw").must(t, 200); len(r.list("data")) != 0 {
+			t.Errorf("buckets after flush: %s", r.raw)
+		}
+	})
+	// Without the plugin there is no flush endpoint.
+	c := newClient(t, backends()["memory"](t), map[string]string{"includes": ""})
+	c.do(req{method: "POST", path: "/v1/__flush__"}).wantError(t, 404, 111)
+}
+
+func TestObjectLifecycle(t *testing.T) {
+	paths := []struct{ plural, object string }{
+		{"/v1/buckets", "/v1/buckets/b1"},
+		{"/v1/buckets/b/collections", "/v1/buckets/b/collections/c1"},
+		{"/v1/buckets/b/groups", "/v1/buckets/b/groups/g1"},
+		{"/v1/buckets/b/collections/c/records", "/v1/buckets/b/collections/c/records/r1"},
+	}
+	eachBackend(t, nil, func(t *testing.T, c *client) {
+		c.put("/v1/buckets/b", "alice:alicepw", nil).must(t, 201)
+		c.put("/v1/buckets/b/collections/c", "alice:alicepw", nil).must(t, 201)
+		for _, p := range paths {
+			created := c.put(p.object, "alice:alicepw", map[string]any{"data": map[string]any{"title": "one", "n": 1}}).must(t, 201)
+			if created.str("data.id") != p.object[strings.LastIndex(p.object, "/")+1:] || created.str("permissions.write") != `["`+alice+`"]` {
+				t.Errorf("PUT %s: %s", p.object, created.raw)
+			}
+			if created.etag() != created.str("data.last_modified") {
+				t.Errorf("PUT %s: ETag %s, last_modified %s", p.object, created.etag(), created.str("data.last_modified"))
+			}
+			got := c.get(p.object, "alice:alicepw").must(t, 200)
+			if got.str("data.title") != "one" || got.header.Get("Cache-Control") != "no-cache, no-store" {
+				t.Errorf("GET %s: %s", p.object, got.raw)
+			}
+			// HEAD answers like GET without a body.
+			head := c.do(req{method: "HEAD", path: p.object, auth: "alice:alicepw"}).must(t, 200)
+			if len(head.raw) != 0 || head.etag() != got.etag() {
+				t.Errorf("HEAD %s: %q etag %s", p.object, head.raw, head.etag())
+			}
+			patched := c.do(req{method: "PATCH", path: p.object, auth: "alice:alicepw", body: map[string]any{"data": map[string]any{"n": 2, "extra": nil}}}).must(t, 200)
+			if patched.str("data.title") != "one" || patched.str("data.n") != "2" || patched.at("data.extra") != nil || !strings.Contains(string(patched.raw), `"extra":null`) {
+				t.Errorf("PATCH %s: %s", p.object, patched.raw)
+			}
+			if patched.etag() <= got.etag() {
+				t.Errorf("PATCH did not bump the timestamp: %s -> %s", got.etag(), patched.etag())
+			}
+			replaced := c.put(p.object, "alice:alicepw", map[string]any{"data": map[string]any{"only": true}}).must(t, 200)
+			if replaced.at("data.title") != nil || replaced.str("data.only") != "true" {
+				t.Errorf("PUT replace %s: %s", p.object, replaced.raw)
+			}
+			posted := c.do(req{method: "POST", path: p.plural, auth: "alice:alicepw", body: map[string]any{"data": map[string]any{"title": "two"}}}).must(t, 201)
+			if posted.str("data.id") == "" {
+				t.Errorf("POST %s: no id: %s", p.plural, posted.raw)
+			}
+			again := c.do(req{method: "POST", path: p.plural, auth: "alice:alicepw", body: map[string]any{"data": map[string]any{"id": posted.str("data.id"), "title": "ignored"}}}).must(t, 200)
+			if again.str("data.title") != "two" {
+				t.Errorf("POST existing id: %s", again.raw)
+			}
+			list := c.get(p.plural+"?_sort=id", "alice:alicepw").must(t, 200)
+			if n := len(list.list("data")); n < 2 {
+				t.Errorf("list %s: %s", p.plural, list.raw)
+			}
+			count := c.do(req{method: "HEAD", path: p.plural, auth: "alice:alicepw"}).must(t, 200)
+			if count.header.Get("Total-Objects") != strconv.Itoa(len(list.list("data"))) || count.header.Get("Total-Records") != count.header.Get("Total-Objects") {
+				t.Errorf("HEAD %s: Total-Objects %q", p.plural, count.header.Get("Total-Objects"))
+			}
+			deleted := c.do(req{method: "DELETE", path: p.object, auth: "alice:alicepw"}).must(t, 200)
+			if deleted.str("data.deleted") != "true" || deleted.at("permissions") != nil || deleted.etag() != deleted.str("data.last_modified") {
+				t.Errorf("DELETE %s: %s", p.object, deleted.raw)
+			}
+			// (A bucket list is scoped to buckets alice has rights on, and a
+			// deleted bucket's rights are gone: no tombstone to show there.)
+			since := c.get(p.plural+"?_since="+replaced.etag(), "alice:alicepw").must(t, 200)
+			if p.plural != "/v1/buckets" && !strings.Contains(string(since.raw), `"deleted":true`) {
+				t.Errorf("_since does not show the tombstone: %s", since.raw)
+			}
+			if p.plural != "/v1/buckets" {
+				c.get(p.object, "alice:alicepw").wantError(t, 404, 110)
+			}
+		}
+	})
+}
+
+func TestCascades(t *testing.T) {
+	eachBackend(t, nil, func(t *testing.T, c *client) {
+		c.put("/v1/buckets/b", "alice:alicepw", nil).must(t, 201)
+		c.put("/v1/buckets/b/collections/c", "alice:alicepw", nil).must(t, 201)
+		c.put("/v1/buckets/b/collections/c/records/r", "alice:alicepw", nil).must(t, 201)
+		c.put("/v1/buckets/b/groups/g", "alice:alicepw", map[string]any{"data": map[string]any{"members": []string{"basicauth:x"}}}).must(t, 201)
+		c.do(req{method: "DELETE", path: "/v1/buckets/b/collections/c", auth: "alice:alicepw"}).must(t, 200)
+		c.get("/v1/buckets/b/collections/c/records", "alice:alicepw").wantError(t, 404, 111)
+		// Recreated, the collection starts empty: no old record, no tombstone.
+		c.put("/v1/buckets/b/collections/c", "alice:alicepw", nil).must(t, 201)
+		if r := c.get("/v1/buckets/b/collections/c/records?_since=0", "alice:alicepw").must(t, 200); len(r.list("data")) != 0 {
+			t.Errorf("records survived their collection: %s", r.raw)
+		}
+		c.do(req{method: "DELETE", path: "/v1/buckets/b", auth: "alice:alicepw"}).must(t, 200)
+		c.put("/v1/buckets/b", "alice:alicepw", nil).must(t, 201)
+		if r := c.get("/v1/buckets/b/collections?_since=0", "alice:alicepw").must(t, 200); len(r.list("data")) != 0 {
+			t.Errorf("collections survived their bucket: %s", r.raw)
+		}
+		c.get("/v1/buckets/b/groups/g", "alice:alicepw").wantError(t, 404, 110)
+	})
+}
+
+func TestTimestampsStrictlyIncrease(t *testing.T) {
+	eachBackend(t, nil, func(t *testing.T, c *client) {
+		c.put("/v1/buckets/b", "alice:alicepw", nil).must(t, 201)
+		c.put("/v1/buckets/b/collections/c", "alice:alicepw", nil).must(t, 201)
+		last := int64(0)
+		for i := 0; i < 30; i++ {
+			var r *response
+			if i%5 == 4 {
+				r = c.do(req{method: "DELETE", path: "/v1/buckets/b/collections/c/records/r" + strconv.Itoa(i-1), auth: "alice:alicepw"}).must(t, 200)
+			} else {
+				r = c.put("/v1/buckets/b/collections/c/records/r"+strconv.Itoa(i), "alice:alicepw", nil).must(t, 201)
+			}
+			ts, _ := strconv.ParseInt(r.str("data.last_modified"), 10, 64)
+			if ts <= last {
+				t.Fatalf("write %d: timestamp %d after %d", i, ts, last)
+			}
+			last = ts
+			if list := c.get("/v1/buckets/b/collections/c/records", "alice:alicepw"); list.etag() != strconv.FormatInt(ts, 10) {
+				t.Fatalf("list ETag %s, want the last write's %d", list.etag(), ts)
+			}
+		}
+	})
+}
+
+func TestPreconditions(t *testing.T) {
+	eachBackend(t, nil, func(t *testing.T, c *client) {
+		c.put("/v1/buckets/b", "alice:alicepw", nil).must(t, 201)
+		c.put("/v1/buckets/b/collections/c", "alice:alicepw", nil).must(t, 201)
+		rec := "/v1/buckets/b/collections/c/records/r"
+		r := c.put(rec, "alice:alicepw", map[string]any{"data": map[string]any{"v": 1}}).must(t, 201)
+		etag := `"` + r.etag() + `"`
+		auth := "alice:alicepw"
+		tests := []struct {
+			name   string
+			method string
+			path   string
+			header map[string]string
+			body   any
+			status int
+		}{
+			{"get not modified", "GET", rec, map[string]string{"If-None-Match": etag}, nil, 304},
+			{"get modified", "GET", rec, map[string]string{"If-None-Match": `"1"`}, nil, 200},
+			{"get if-match wrong", "GET", rec, map[string]string{"If-Match": `"1"`}, nil, 412},
+			{"get if-none-match star", "GET", rec, map[string]string{"If-None-Match": "*"}, nil, 412},
+			{"put create-only on existing", "PUT", rec, map[string]string{"If-None-Match": "*"}, map[string]any{}, 412},
+			{"put create-only on new", "PUT", rec + "2", map[string]string{"If-None-Match": "*"}, map[string]any{}, 201},
+			{"put if-match on missing", "PUT", rec + "3", map[string]string{"If-Match": etag}, map[string]any{}, 412},
+			{"patch if-match wrong", "PATCH", rec, map[string]string{"If-Match": `"1"`}, map[string]any{"data": map[string]any{}}, 412},
+			{"delete if-match wrong", "DELETE", rec, map[string]string{"If-Match": `"1"`}, nil, 412},
+			{"list if-none-match star", "GET", "/v1/buckets/b/collections/c/records", map[string]string{"If-None-Match": "*"}, nil, 412},
+			{"malformed", "GET", rec, map[string]string{"If-Match": "abc"}, nil, 400},
+			{"quoted star", "GET", rec, map[string]string{"If-None-Match": `"*"`}, nil, 400},
+			{"patch if-match right", "PATCH", rec, map[string]string{"If-Match": etag}, map[string]any{"data": map[string]any{"v": 2}}, 200},
+		}
+		for _, tt := range tests {
+			got := c.do(req{method: tt.method, path: tt.path, auth: auth, header: tt.header, body: tt.body})
+			if got.status != tt.status {
+				t.Errorf("%s: status %d, want %d: %s", tt.name, got.status, tt.status, got.raw)
+			}
+			if tt.status == 412 && tt.path == rec && got.str("details.existing.id") != "r" {
+				t.Errorf("%s: 412 without details.existing: %s", tt.name, got.raw)
+			}
+			if tt.status == 412 && got.header.Get("ETag") == "" {
+				t.Errorf("%s: 412 without ETag", tt.name)
+			}
+		}
+		list := c.get("/v1/buckets/b/collections/c/records", auth)
+		c.do(req{method: "GET", path: "/v1/buckets/b/collections/c/records", auth: auth, header: map[string]string{"If-None-Match": `"` + list.etag() + `"`}}).must(t, 304)
+	})
+}
+
+func TestPermissionsAndErrors(t *testing.T) {
+	eachBackend(t, nil, func(t *testing.T, c *client) {
+		c.put("/v1/buckets/b", "", nil).wantError(t, 401, 104)
+		c.put("/v1/buckets/b", "alice:alicepw", nil).must(t, 201)
+		c.put("/v1/buckets/b/collections/c", "alice:alicepw", nil).must(t, 201)
+		r := c.get("/v1/buckets/b", "")
+		r.wantError(t, 401, 104)
+		if r.header.Get("WWW-Authenticate") != `Basic realm="Realm"` {
+			t.Errorf("401 without challenge: %v", r.header)
+		}
+		c.get("/v1/buckets/b", "bob:bobpw").wantError(t, 403, 121)
+		c.get("/v1/buckets/nothing", "bob:bobpw").wantError(t, 403, 121)
+		c.get("/v1/buckets/b/collections/missing", "alice:alicepw").wantError(t, 404, 110)
+		c.get("/v1/buckets/b/collections/missing", "bob:bobpw").wantError(t, 403, 121)
+		c.put("/v1/buckets/b/collections/nope/records/x", "bob:bobpw", nil).wantError(t, 404, 111)
+		c.put("/v1/buckets/b/collections/a.b", "alice:alicepw", nil).wantError(t, 400, 107)
+		c.do(req{method: "PUT", path: "/v1/buckets/b/collections/c", auth: "alice:alicepw", body: "{not json"}).wantError(t, 400, 107)
+		c.do(req{method: "PUT", path: "/v1/buckets/b/collections/c", auth: "alice:alicepw", body: map[string]any{"data": "text"}}).wantError(t, 400, 107)
+		c.do(req{method: "PUT", path: "/v1/buckets/b/collections/c", auth: "alice:alicepw", body: map[string]any{"permissions": map[string]any{"fly": []string{}}}}).wantError(t, 400, 107)
+		c.do(req{method: "PUT", path: "/v1/buckets/b/collections/c", auth: "alice:alicepw", body: map[string]any{"data": map[string]any{"id": "other"}}}).wantError(t, 400, 107)
+		c.do(req{method: "POST", path: "/v1/buckets/b/collections", auth: "alice:alicepw", body: "{}", header: map[string]string{"Content-Type": "text/plain"}}).wantError(t, 415, 107)
+		c.do(req{method: "GET", path: "/v1/buckets/b", auth: "alice:alicepw", header: map[string]string{"Accept": "text/html"}}).wantError(t, 406, 107)
+		c.do(req{method: "PUT", path: "/v1/buckets", auth: "alice:alicepw"}).wantError(t, 405, 115)
+		c.get("/v1/buckets/b/collections/c/records?_limit=abc", "alice:alicepw").wantError(t, 400, 107)
+		c.get("/v1/buckets/b/collections/c/records?_since=-3", "alice:alicepw").wantError(t, 400, 107)
+		c.get("/v1/buckets/b/collections/c/records?_token=garbage", "alice:alicepw").wantError(t, 400, 107)
+
+		// Read access given to everyone: the ACL stays hidden from readers.
+		c.do(req{method: "PATCH", path: "/v1/buckets/b/collections/c", auth: "alice:alicepw", body: map[string]any{"permissions": map[string]any{"read": []string{"system.Everyone"}}}}).must(t, 200)
+		r = c.get("/v1/buckets/b/collections/c", "").must(t, 200)
+		if r.str("permissions") != "{}" {
+			t.Errorf("permissions shown to a reader: %s", r.raw)
+		}
+		c.get("/v1/buckets/b/collections/c/records", "").must(t, 200)
+		c.put("/v1/buckets/b/collections/c/records/x", "bob:bobpw", nil).wantError(t, 403, 121)
+		// record:create lets bob create, and then write his own record only.
+		c.do(req{method: "PATCH", path: "/v1/buckets/b/collections/c", auth: "alice:alicepw", body: map[string]any{"permissions": map[string]any{"record:create": []string{"system.Authenticated"}}}}).must(t, 200)
+		c.put("/v1/buckets/b/collections/c/records/bobs", "bob:bobpw", nil).must(t, 201)
+		c.put("/v1/buckets/b/collections/c/records/alices", "alice:alicepw", nil).must(t, 201)
+		c.do(req{method: "DELETE", path: "/v1/buckets/b/collections/c/records/alices", auth: "bob:bobpw"}).wantError(t, 403, 121)
+		// A group gives its members the group's rights.
+		c.put("/v1/buckets/b/groups/editors", "alice:alicepw", map[string]any{"data": map[string]any{"members": []string{"basicauth:47160de6b09ac5ba15ca8b7a2fb6fe8d5ab6d3b6f8db7cba68d64f0a9b5e9e3a"}}}).must(t, 201)
+		c.put("/v1/buckets/b/groups/bad", "alice:alicepw", map[string]any{"data": map[string]any{"members": []string{"system.Everyone"}}}).wantError(t, 400, 107)
+	})
+}
+
+func TestListScopedToReadableObjects(t *testing.T) {
+	eachBackend(t, nil, func(t *testing.T, c *client) {
+		c.put("/v1/buckets/b", "alice:alicepw", nil).must(t, 201)
+		c.put("/v1/buckets/b/collections/c", "alice:alicepw", map[string]any{"permissions": map[string]any{"record:create": []string{"system.Authenticated"}}}).must(t, 201)
+		c.put("/v1/buckets/b/collections/c/records/a", "alice:alicepw", nil).must(t, 201)
+		c.put("/v1/buckets/b/collections/c/records/b", "bob:bobpw", nil).must(t, 201)
+		r := c.get("/v1/buckets/b/collections/c/records", "bob:bobpw").must(t, 200)
+		if ids := r.str("data"); !strings.Contains(ids, `"id":"b"`) || strings.Contains(ids, `"id":"a"`) {
+			t.Errorf("bob's list: %s", r.raw)
+		}
+		// Only allowed to create: an empty list rather than a 403.
+		// record:create on c lets carol see c in the list of collections.
+		if r := c.get("/v1/buckets/b/collections", "carol:pw").must(t, 200); r.str("data.0.id") != "c" || len(r.list("data")) != 1 {
+			t.Errorf("collections seen by a record creator: %s", r.raw)
+		}
+		// Only allowed to create: an empty list rather than a 403.
+		c.put("/v1/buckets/b2", "alice:alicepw", map[string]any{"permissions": map[string]any{"collection:create": []string{"system.Authenticated"}}}).must(t, 201)
+		c.put("/v1/buckets/b2/collections/private", "alice:alicepw", nil).must(t, 201)
+		if r := c.get("/v1/buckets/b2/collections", "carol:pw").must(t, 200); len(r.list("data")) != 0 {
+			t.Errorf("creator-only list: %s", r.raw)
+		}
+		c.get("/v1/buckets/b2/groups", "carol:pw").wantError(t, 403, 121)
+	})
+}
+
+func TestPagination(t *testing.T) {
+	eachBackend(t, nil, func(t *testing.T, c *client) {
+		c.put("/v1/buckets/b", "alice:alicepw", nil).must(t, 201)
+		c.put("/v1/buckets/b/collections/c", "alice:alicepw", nil).must(t, 201)
+		for i := 0; i < 7; i++ {
+			c.put("/v1/buckets/b/collections/c/records/r"+strconv.Itoa(i), "alice:alicepw", map[string]any{"data": map[string]any{"n": i % 3}}).must(t, 201)
+		}
+		var seen []string
+		next := "/v1/buckets/b/collections/c/records?_sort=n,id&_limit=3&_fields=id"
+		for pages := 0; next != ""; pages++ {
+			if pages > 5 {
+				t.Fatal("pagination does not end")
+			}
+			r := c.get(next, "alice:alicepw").must(t, 200)
+			for _, o := range r.list("data") {
+				seen = append(seen, o.(map[string]any)["id"].(string))
+			}
+			next = r.header.Get("Next-Page")
+			if next != "" {
+				if !strings.HasPrefix(next, "http://127.0.0.1:8888/v1/buckets/b/collections/c/records?_sort=n%2Cid&_limit=3&_fields=id&_token=") {
+					t.Fatalf("Next-Page %s", next)
+				}
+				next = c.base + strings.TrimPrefix(next, "http://127.0.0.1:8888")
+			}
+		}
+		want := "r0 r3 r6 r1 r4 r2 r5"
+		if got := strings.Join(seen, " "); got != want {
+			t.Errorf("pages: %s, want %s", got, want)
+		}
+	})
+}
+
+func TestPluralDelete(t *testing.T) {
+	eachBackend(t, nil, func(t *testing.T, c *client) {
+		c.put("/v1/buckets/b", "alice:alicepw", nil).must(t, 201)
+		c.put("/v1/buckets/b/collections/c", "alice:alicepw", nil).must(t, 201)
+		for i, done := range []bool{true, false, true} {
+			c.put("/v1/buckets/b/collections/c/records/r"+strconv.Itoa(i), "alice:alicepw", map[string]any{"data": map[string]any{"done": done}}).must(t, 201)
+		}
+		r := c.do(req{method: "DELETE", path: "/v1/buckets/b/collections/c/records?done=true", auth: "alice:alicepw"}).must(t, 200)
+		if n := len(r.list("data")); n != 2 || r.str("data.0.deleted") != "true" {
+			t.Errorf("plural delete: %s", r.raw)
+		}
+		if r.etag() != r.str("data.0.last_modified") {
+			t.Errorf("plural delete ETag %s, newest tombstone %s", r.etag(), r.str("data.0.last_modified"))
+		}
+		if left := c.get("/v1/buckets/b/collections/c/records", "alice:alicepw"); len(left.list("data")) != 1 {
+			t.Errorf("left: %s", left.raw)
+		}
+		c.do(req{method: "DELETE", path: "/v1/buckets/b/collections/c/records", auth: "alice:alicepw", header: map[string]string{"If-None-Match": "*"}}).wantError(t, 412, 114)
+		c.do(req{method: "DELETE", path: "/v1/buckets/b/collections/c/records", auth: "bob:bobpw"}).wantError(t, 403, 121)
+	})
+}
+
+func TestPatchFormats(t *testing.T) {
+	eachBackend(t, nil, func(t *testing.T, c *client) {
+		c.put("/v1/buckets/b", "alice:alicepw", nil).must(t, 201)
+		c.put("/v1/buckets/b/collections/c", "alice:alicepw", nil).must(t, 201)
+		rec := "/v1/buckets/b/collections/c/records/m"
+		c.put(rec, "alice:alicepw", map[string]any{"data": map[string]any{"a": 1, "b": map[string]any{"c": 2, "d": 3}, "tags": []string{"x"}}}).must(t, 201)
+		r := c.do(req{method: "PATCH", path: rec, auth: "alice:alicepw", header: map[string]string{"Content-Type": "application/merge-patch+json"},
+			body: `{"data": {"a": null, "b": {"c": null, "e": 4}}}`}).must(t, 200)
+		if r.str("data.b") != `{"d":3,"e":4}` || r.at("data.a") != nil {
+			t.Errorf("merge-patch: %s", r.raw)
+		}
+		r = c.do(req{method: "PATCH", path: rec, auth: "alice:alicepw", header: map[string]string{"Content-Type": "application/json-patch+json"},
+			body: `[{"op": "add", "path": "/data/tags/-", "value": "y"}, {"op": "add", "path": "/permissions/read/system.Everyone"}]`}).must(t, 200)
+		if r.str("data.tags") != `["x","y"]` || r.str("permissions.read") != `["system.Everyone"]` {
+			t.Errorf("json-patch: %s", r.raw)
+		}
+		c.do(req{method: "PATCH", path: rec, auth: "alice:alicepw", header: map[string]string{"Content-Type": "application/json-patch+json"},
+			body: `[{"op": "test", "path": "/data/a", "value": 99}]`}).wantError(t, 400, 107)
+		c.do(req{method: "PATCH", path: rec, auth: "alice:alicepw", body: "{}"}).wantError(t, 400, 107)
+		c.do(req{method: "PATCH", path: rec + "x", auth: "alice:alicepw", body: map[string]any{"data": map[string]any{}}}).wantError(t, 404, 110)
+		light := c.do(req{method: "PATCH", path: rec, auth: "alice:alicepw", body: map[string]any{"data": map[string]any{"z": 1}}, header: map[string]string{"Response-Behavior": "light"}}).must(t, 200)
+		if light.str("data") != `{"z":1}` || light.at("permissions") != nil {
+			t.Errorf("light: %s", light.raw)
+		}
+	})
+}
+
+func TestBodyTooLarge(t *testing.T) {
+	c := newClient(t, backends()["memory"](t), map[string]string{"max_body_bytes": "100"})
+	c.put("/v1/buckets/b", "alice:alicepw", nil).must(t, 201)
+	big := `{"data": {"x": "` + strings.Repeat("a", 200) + `"}}`
+	c.do(req{method: "PUT", path: "/v1/buckets/b/collections/c", auth: "alice:alicepw", body: big}).wantError(t, 413, 113)
+}
+
+func TestCORS(t *testing.T) {
+	c := newClient(t, backends()["memory"](t), nil)
+	r := c.do(req{method: "GET", path: "/v1/", header: map[string]string{"Origin": "http://example.com"}}).must(t, 200)
+	if r.header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Errorf("no Allow-Origin: %v", r.header)
+	}
+	r = c.do(req{method: "OPTIONS", path: "/v1/buckets", header: map[string]string{"Origin": "http://example.com", "Access-Control-Request-Method": "POST"}}).must(t, 200)
+	if !strings.Contains(r.header.Get("Access-Control-Allow-Methods"), "POST") {
+		t.Errorf("preflight: %v", r.header)
+	}
+	c.do(req{method: "OPTIONS", path: "/v1/buckets"}).wantError(t, 400, 107)
+	if got := c.get("/v1/buckets/x", "alice:alicepw").header.Get("Content-Security-Policy"); got == "" {
+		t.Error("no Content-Security-Policy")
+	}
+}
+
+func TestReadOnly(t *testing.T) {
+	c := newClient(t, backends()["memory"](t), map[string]string{"readonly": "true"})
+	c.put("/v1/buckets/b", "alice:alicepw", nil).wantError(t, 405, 115)
+	c.get("/v1/buckets", "alice:alicepw").must(t, 200)
+	if r := c.get("/v1/", ""); r.header.Get("Cache-Control") != "max-age=86400" {
+		t.Errorf("read-only root cache: %q", r.header.Get("Cache-Control"))
+	}
+	_ = http.MethodGet
+}
