@@ -126,25 +126,30 @@ func sortedKeys(m map[string]any) []string {
 	return keys
 }
 
-// compareNumbers compares numbers exactly: integers as integers (any
-// size), everything else as arbitrary-precision decimals.
+// compareNumbers compares numbers: integers exactly, others as float64,
+// falling back to 512-bit floats when float64 cannot tell them apart.
+// (No exact rationals: "1e999999999" must not allocate a billion digits.)
 func compareNumbers(a, b any) int {
 	if x, ok := asInt64(a); ok {
 		if y, ok := asInt64(b); ok {
-			switch {
-			case x < y:
-				return -1
-			case x > y:
-				return 1
-			}
-			return 0
+			return cmpInt64(x, y)
 		}
 	}
-	x, y := asRat(a), asRat(b)
+	x, y := asBig(a), asBig(b)
 	if x == nil || y == nil {
 		return 0
 	}
 	return x.Cmp(y)
+}
+
+func cmpInt64(x, y int64) int {
+	switch {
+	case x < y:
+		return -1
+	case x > y:
+		return 1
+	}
+	return 0
 }
 
 func asInt64(v any) (int64, bool) {
@@ -160,29 +165,22 @@ func asInt64(v any) (int64, bool) {
 	return 0, false
 }
 
-func asRat(v any) *big.Rat {
-	var s string
+func asBig(v any) *big.Float {
+	f := new(big.Float).SetPrec(512)
 	switch n := v.(type) {
 	case json.Number:
-		s = string(n)
-	case int64:
-		return new(big.Rat).SetInt64(n)
-	case int:
-		return new(big.Rat).SetInt64(int64(n))
-	case float64:
-		r := new(big.Rat)
-		if r.SetFloat64(n) == nil {
+		if _, ok := f.SetString(string(n)); !ok {
 			return nil
 		}
-		return r
-	default:
-		return nil
+		return f
+	case int64:
+		return f.SetInt64(n)
+	case int:
+		return f.SetInt64(int64(n))
+	case float64:
+		return f.SetFloat64(n)
 	}
-	r, ok := new(big.Rat).SetString(s)
-	if !ok {
-		return nil
-	}
-	return r
+	return nil
 }
 
 // Text renders a value as PostgreSQL's `->>` does: strings unquoted,
