@@ -195,7 +195,7 @@ func (s *Settings) loadINI(path string) error {
 
 func (s *Settings) validate() error {
 	for _, d := range Table {
-		v := s.values[d.Name]
+		v := unquote(s.values[d.Name])
 		switch d.Type {
 		case Int:
 			if _, err := parseInt(v); err != nil {
