@@ -60,11 +60,15 @@ func (s *Server) monitorRecords(w http.ResponseWriter, r *http.Request, c *call)
 		selected = selected[:limit]
 		next = s.nextPage(r, c.params, limit, query.Token(selected[len(selected)-1], q.Sort, q.Offset+int64(limit)))
 	}
-	items := make([]map[string]any, len(selected))
-	for i, e := range selected {
-		items[i] = project(e, map[string]any{
-			"id": e.ID, "last_modified": e.LastModified, "bucket": e.Bucket, "collection": e.Collection, "host": e.Host,
-		}, q.Fields)
+	var items any = selected // entries encode as structs: no map to build
+	if q.Fields != nil {
+		projected := make([]map[string]any, len(selected))
+		for i, e := range selected {
+			projected[i] = project(e, map[string]any{
+				"id": e.ID, "last_modified": e.LastModified, "bucket": e.Bucket, "collection": e.Collection, "host": e.Host,
+			}, q.Fields)
+		}
+		items = projected
 	}
 	return s.writeList(w, r, c, listReply{path: monitorPath, query: q, ts: ts, next: next, items: items})
 }

@@ -325,7 +325,7 @@ type listReply struct {
 	next    string // Next-Page URL, "" on the last page
 	counted bool   // HEAD answers carry Total-Objects
 	total   int64
-	items   []map[string]any
+	items   any // a slice, nil for an empty list
 }
 
 func (s *Server) writeList(w http.ResponseWriter, r *http.Request, c *call, l listReply) error {
@@ -349,7 +349,7 @@ func (s *Server) writeList(w http.ResponseWriter, r *http.Request, c *call, l li
 	}
 	items := l.items
 	if items == nil {
-		items = []map[string]any{}
+		items = []any{}
 	}
 	s.writeJSON(w, http.StatusOK, map[string]any{"data": items})
 	return nil
