@@ -372,9 +372,6 @@ func (s *Server) getObject(k kindRoute) handlerFunc {
 			if err := s.authorizeObject(ctx, tx, c, p, "read"); err != nil {
 				return err
 			}
-			if !p.Kind.ValidID(p.ID) {
-				return invalidID
-			}
 			var err error
 			if coll, err = checkParent(ctx, tx, p); err != nil {
 				return err
@@ -407,12 +404,19 @@ func (s *Server) getObject(k kindRoute) handlerFunc {
 	}
 }
 
-// authorizeObject checks perm on an object; a caller refused on a missing
-// object gets a 404 instead when it may read the parent.
+// authorizeObject checks perm on an object, then its id (Kinto validates
+// ids after authorization). A caller refused on a missing object gets a 404
+// instead when it may read the parent.
 func (s *Server) authorizeObject(ctx context.Context, tx storage.Tx, c *call, p resource.Path, perm string) error {
 	ok, err := s.authz.Allowed(ctx, tx, p, perm, c.principals)
-	if err != nil || ok {
+	if err != nil {
 		return err
+	}
+	if ok {
+		if !p.Kind.ValidID(p.ID) {
+			return invalidID
+		}
+		return nil
 	}
 	if _, err := tx.Get(ctx, p.Scope(), p.ID); kerr.Is(err, kerr.NotFound) {
 		if can, err := s.authz.CanReadParent(ctx, tx, p, c.principals); err != nil || can {
@@ -615,6 +619,32 @@ func (s *Server) withWriter(perms map[string][]string, c *call) map[string][]str
 	return perms
 }
 
+// prepare starts every write: the caller's group principals, then the
+// parent collection of a records endpoint, which must exist before any
+// authorization (Kinto checks it while building the route context).
+func prepare(ctx context.Context, tx storage.Tx, c *call, p resource.Path) error {
+	if err := c.loadPrincipals(ctx, tx); err != nil {
+		return err
+	}
+	_, err := checkParent(ctx, tx, p)
+	return err
+}
+
+// storePermissions stores an object's ACL with the writer added, and
+// returns what the caller may see of it.
+func (s *Server) storePermissions(ctx context.Context, tx storage.Tx, c *call, uri string, perms map[string][]string) (map[string][]string, error) {
+	if err := tx.SetPermissions(ctx, uri, s.withWriter(perms, c)); err != nil {
+		return nil, err
+	}
+	return visiblePermissions(ctx, tx, uri, c.principals)
+}
+
+// writeObject answers with one object, its ETag and its visible ACL.
+func (s *Server) writeObject(w http.ResponseWriter, status int, o *storage.Object, perms map[string][]string) {
+	setTimestamp(w, o.LastModified)
+	s.writeJSON(w, status, objectBody{Data: o.Body(), Permissions: perms})
+}
+
 // replacePermissions gives perms to every permission of the kind, clearing
 // those not listed (PUT with permissions, merge-patch, JSON-Patch).
 func replacePermissions(k *resource.Kind, perms map[string][]string) map[string][]string {
@@ -636,10 +666,7 @@ func (s *Server) createObject(k kindRoute) handlerFunc {
 		var perms map[string][]string
 		status := http.StatusCreated
 		err := s.store.Update(ctx, func(tx storage.Tx) error {
-			if err := c.loadPrincipals(ctx, tx); err != nil {
-				return err
-			}
-			if _, err := checkParent(ctx, tx, p); err != nil {
+			if err := prepare(ctx, tx, c, p); err != nil {
 				return err
 			}
 			var id any
@@ -699,18 +726,13 @@ func (s *Server) createObject(k kindRoute) handlerFunc {
 			if err := afterWrite(ctx, tx, target, nil, out); err != nil {
 				return err
 			}
-			perms = s.withWriter(in.env.permissions, c)
-			if err := tx.SetPermissions(ctx, target.URI(), perms); err != nil {
-				return err
-			}
-			perms, err = visiblePermissions(ctx, tx, target.URI(), c.principals)
+			perms, err = s.storePermissions(ctx, tx, c, target.URI(), in.env.permissions)
 			return err
 		})
 		if err != nil {
 			return err
 		}
-		setTimestamp(w, out.LastModified)
-		s.writeJSON(w, status, objectBody{Data: out.Body(), Permissions: perms})
+		s.writeObject(w, status, out, perms)
 		return nil
 	}
 }
@@ -726,10 +748,7 @@ func (s *Server) putObject(k kindRoute) handlerFunc {
 		var perms map[string][]string
 		status := http.StatusOK
 		err := s.store.Update(ctx, func(tx storage.Tx) error {
-			if err := c.loadPrincipals(ctx, tx); err != nil {
-				return err
-			}
-			if _, err := checkParent(ctx, tx, p); err != nil {
+			if err := prepare(ctx, tx, c, p); err != nil {
 				return err
 			}
 			existing, err := tx.Get(ctx, p.Scope(), p.ID)
@@ -789,17 +808,13 @@ func (s *Server) putObject(k kindRoute) handlerFunc {
 					return err
 				}
 			}
-			if err := tx.SetPermissions(ctx, p.URI(), s.withWriter(perms, c)); err != nil {
-				return err
-			}
-			perms, err = visiblePermissions(ctx, tx, p.URI(), c.principals)
+			perms, err = s.storePermissions(ctx, tx, c, p.URI(), perms)
 			return err
 		})
 		if err != nil {
 			return err
 		}
-		setTimestamp(w, out.LastModified)
-		s.writeJSON(w, status, objectBody{Data: out.Body(), Permissions: perms})
+		s.writeObject(w, status, out, perms)
 		return nil
 	}
 }
@@ -812,17 +827,11 @@ func (s *Server) deleteObject(k kindRoute) handlerFunc {
 		ifMatch, ifNoneMatch, precondErr := preconditions(r)
 		var tomb *storage.Object
 		err := s.store.Update(ctx, func(tx storage.Tx) error {
-			if err := c.loadPrincipals(ctx, tx); err != nil {
-				return err
-			}
-			if _, err := checkParent(ctx, tx, p); err != nil {
+			if err := prepare(ctx, tx, c, p); err != nil {
 				return err
 			}
 			if err := s.authorizeObject(ctx, tx, c, p, "write"); err != nil {
 				return err
-			}
-			if !p.Kind.ValidID(p.ID) {
-				return invalidID
 			}
 			if err := firstErr(checkAccept(r), precondErr, c.paramsErr); err != nil {
 				return err
@@ -867,10 +876,7 @@ func (s *Server) deleteObjects(k kindRoute) handlerFunc {
 		var ts int64
 		var next string
 		err := s.store.Update(ctx, func(tx storage.Tx) error {
-			if err := c.loadPrincipals(ctx, tx); err != nil {
-				return err
-			}
-			if _, err := checkParent(ctx, tx, p); err != nil {
+			if err := prepare(ctx, tx, c, p); err != nil {
 				return err
 			}
 			scope, ok, err := s.authz.ForList(ctx, tx, p, "write", c.principals)

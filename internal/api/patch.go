@@ -171,17 +171,11 @@ func (s *Server) patchObject(k kindRoute) handlerFunc {
 		var perms map[string][]string
 		var sent, before map[string]any
 		err := s.store.Update(ctx, func(tx storage.Tx) error {
-			if err := c.loadPrincipals(ctx, tx); err != nil {
-				return err
-			}
-			if _, err := checkParent(ctx, tx, p); err != nil {
+			if err := prepare(ctx, tx, c, p); err != nil {
 				return err
 			}
 			if err := s.authorizeObject(ctx, tx, c, p, "write"); err != nil {
 				return err
-			}
-			if !p.Kind.ValidID(p.ID) {
-				return invalidID
 			}
 			if err := firstErr(checkAccept(r), in.err, precondErr); err != nil {
 				return err
@@ -265,22 +259,18 @@ func (s *Server) patchObject(k kindRoute) handlerFunc {
 			if newPerms == nil {
 				newPerms = current
 			}
-			if err := tx.SetPermissions(ctx, p.URI(), s.withWriter(newPerms, c)); err != nil {
-				return err
-			}
-			perms, err = visiblePermissions(ctx, tx, p.URI(), c.principals)
+			perms, err = s.storePermissions(ctx, tx, c, p.URI(), newPerms)
 			return err
 		})
 		if err != nil {
 			return err
 		}
-		setTimestamp(w, out.LastModified)
-		switch behavior {
-		case "light", "diff":
+		if behavior == "light" || behavior == "diff" {
+			setTimestamp(w, out.LastModified)
 			s.writeJSON(w, http.StatusOK, map[string]any{"data": changedFields(before, out, sent, behavior == "diff")})
-		default:
-			s.writeJSON(w, http.StatusOK, objectBody{Data: out.Body(), Permissions: perms})
+			return nil
 		}
+		s.writeObject(w, http.StatusOK, out, perms)
 		return nil
 	}
 }
