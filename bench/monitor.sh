@@ -53,7 +53,8 @@ run() { # name url
 echo "monitor list of $entries collections ($(wc -c <"$work/monitor.json") bytes), wrk -t$threads -c$conns -d$duration"
 run bare-net-http "http://127.0.0.1:$bport/"
 run kintogo-monitor "$monitor"
-run kintogo-monitor-since "$monitor?_since=1&_expected=0"
+since=$(( $(date +%s) * 1000 - 3600000 ))
+run kintogo-monitor-since "$monitor?_since=$since&_expected=0"
 python3 - "$work" <<'PY'
 import sys, os
 w = sys.argv[1]

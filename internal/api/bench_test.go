@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"testing"
+	"time"
 
 	"kintogo/internal/api"
 	"kintogo/internal/config"
@@ -65,7 +66,8 @@ func BenchmarkMonitor(b *testing.B) {
 	for _, backend := range []string{"memory", "sqlite"} {
 		srv := benchServer(b, backend)
 		b.Run(backend, func(b *testing.B) { benchmarkGet(b, srv, monitor) })
-		b.Run(backend+"/since", func(b *testing.B) { benchmarkGet(b, srv, monitor+"?_since=1&_expected=0") })
+		since := strconv.FormatInt(time.Now().Add(-time.Hour).UnixMilli(), 10)
+		b.Run(backend+"/since", func(b *testing.B) { benchmarkGet(b, srv, monitor+"?_since="+since+"&_expected=0") })
 		if backend == "memory" {
 			w := httptest.NewRecorder()
 			srv.ServeHTTP(w, httptest.NewRequest("GET", monitor, nil))

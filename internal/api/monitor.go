@@ -6,7 +6,6 @@ import (
 	"kintogo/internal/changes"
 	"kintogo/internal/query"
 	"kintogo/internal/resource"
-	"kintogo/internal/storage"
 )
 
 // monitorPath names the monitor list for cache settings
@@ -19,20 +18,22 @@ var monitorPath = resource.Path{Kind: resource.Record, BucketID: "monitor", Coll
 // bucket. Filters, sorting and pagination work as on any Kinto list, on the
 // entries' fields only.
 func (s *Server) monitorRecords(w http.ResponseWriter, r *http.Request, c *call) error {
-	ctx := r.Context()
+	if c.paramsErr != nil {
+		return c.paramsErr
+	}
+	if s.monitorShortcuts(w, r, c) {
+		return nil
+	}
 	ifMatch, ifNoneMatch, err := preconditions(r)
-	if err = firstErr(err, c.paramsErr); err != nil {
+	if err != nil {
 		return err
 	}
 	q, err := query.Parse(c.params, changes.Schema, s.nowMS())
 	if err != nil {
 		return err
 	}
-	var entries []*changes.Entry
-	if err := s.store.View(ctx, func(tx storage.Tx) error {
-		entries, err = s.monitor.Entries(ctx, tx)
-		return err
-	}); err != nil {
+	entries, err := s.monitorEntries(r)
+	if err != nil {
 		return err
 	}
 	ts := changes.Timestamp(entries)
@@ -45,7 +46,7 @@ func (s *Server) monitorRecords(w http.ResponseWriter, r *http.Request, c *call)
 		}
 		// The CDN-friendly answer of later plugin versions: a cacheable
 		// 200 with nothing new instead of a 304.
-		return s.writeList(w, r, c, listReply{path: monitorPath, query: q, ts: ts})
+		return s.writeList(w, r, c, listReply{path: monitorPath, monitor: true, query: q, ts: ts})
 	}
 	selected := make([]*changes.Entry, 0, len(entries))
 	for _, e := range entries {
@@ -70,5 +71,5 @@ func (s *Server) monitorRecords(w http.ResponseWriter, r *http.Request, c *call)
 		}
 		items = projected
 	}
-	return s.writeList(w, r, c, listReply{path: monitorPath, query: q, ts: ts, next: next, items: items})
+	return s.writeList(w, r, c, listReply{path: monitorPath, monitor: true, query: q, ts: ts, next: next, items: items})
 }

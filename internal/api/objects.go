@@ -324,13 +324,19 @@ type listReply struct {
 	ts      int64
 	next    string // Next-Page URL, "" on the last page
 	counted bool   // HEAD answers carry Total-Objects
+	monitor bool   // the changes monitor: the plugin's cache settings apply
 	total   int64
 	items   any // a slice, nil for an empty list
 }
 
 func (s *Server) writeList(w http.ResponseWriter, r *http.Request, c *call, l listReply) error {
 	setTimestamp(w, l.ts)
-	s.cacheHeaders(w, c, l.path, l.coll)
+	if l.monitor {
+		w.Header().Set("Cache-Control", "no-cache, no-store")
+		s.changesetCache(w, "monitor", "changes", c.params)
+	} else {
+		s.cacheHeaders(w, c, l.path, l.coll)
+	}
 	if l.next != "" {
 		w.Header().Set("Next-Page", l.next)
 	}

@@ -50,6 +50,7 @@ type Server struct {
 	log        *slog.Logger
 	mux        *http.ServeMux
 	maxBody    int64
+	broadcast  broadcaster
 }
 
 // New builds a server. It fails on settings it cannot honour.
@@ -206,6 +207,12 @@ func (s *Server) routes() {
 		}})
 		// The monitor has no individual entries; its parent objects need not
 		// exist. Record URLs under it fall through to the records routes.
+		get := func(h handlerFunc) endpoint {
+			return endpoint{expose: baseExpose, methods: map[string]handlerFunc{"GET": h}}
+		}
+		s.handle("/v1/buckets/monitor/collections/changes/changeset", get(s.monitorChangeset))
+		s.handle("/v1/buckets/{bid}/collections/{cid}/changeset", get(s.collectionChangeset))
+		s.handle("/v1/__broadcasts__", get(s.broadcasts))
 	}
 	s.mux.HandleFunc("/", s.unmatched)
 }

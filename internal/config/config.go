@@ -75,6 +75,9 @@ var Table = []Setting{
 	{Name: "max_body_bytes", Type: Int, Default: "1048576", Doc: "largest request body accepted (kintogo; Kinto has none)"},
 	{Name: "changes.resources", Type: List, Doc: "bucket or collection URIs monitored by the changes feed"},
 	{Name: "changes.http_host", Doc: "host of monitor entries (default: http_host)"},
+	{Name: "changes.since_max_age_days", Type: Int, Default: "21", Doc: "a monitor _since older than this is redirected without it (negative: never)"},
+	{Name: "changes.since_max_age_redirect_ttl_seconds", Type: Int, Default: "86400", Doc: "cache TTL of those redirects and of stale-_expected 204s (-1: none)"},
+	{Name: "push_broadcast_min_debounce_interval_seconds", Type: Int, Default: "300", Doc: "/__broadcasts__ publishes a new version at most this often"},
 	{Name: "changes.empty_200_on_not_modified", Type: Bool, Default: "false", Doc: "answer 200 with an empty list instead of 304 on the monitor"},
 }
 
