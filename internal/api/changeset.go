@@ -248,12 +248,9 @@ func (s *Server) monitorChangeset(w http.ResponseWriter, r *http.Request, c *cal
 	return nil
 }
 
-// monitorEntries reads the monitor's entries, newest first.
+// monitorEntries returns the monitor's entries, newest first, from the
+// in-memory snapshot. The slice is shared: do not modify it.
 func (s *Server) monitorEntries(r *http.Request) ([]*changes.Entry, error) {
-	var entries []*changes.Entry
-	err := s.store.View(r.Context(), func(tx storage.Tx) (err error) {
-		entries, err = s.monitor.Entries(r.Context(), tx)
-		return err
-	})
+	entries, _, err := s.snapshot.Entries(r.Context())
 	return entries, err
 }

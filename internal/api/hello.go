@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"kintogo/internal/changes"
+	"kintogo/internal/events"
 	"kintogo/internal/storage"
 )
 
@@ -162,6 +163,7 @@ func (s *Server) flushAll(w http.ResponseWriter, r *http.Request, c *call) error
 	if err != nil {
 		return err
 	}
+	s.bus.Publish(events.Event{Action: "flush"})
 	s.writeJSON(w, http.StatusAccepted, map[string]any{})
 	return nil
 }

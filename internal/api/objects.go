@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"kintogo/internal/events"
 	"kintogo/internal/kerr"
 	"kintogo/internal/query"
 	"kintogo/internal/resource"
@@ -625,6 +626,23 @@ func (s *Server) withWriter(perms map[string][]string, c *call) map[string][]str
 	return perms
 }
 
+// committed publishes what a write changed, once it is committed and
+// before the writer gets its answer.
+func (s *Server) committed(action string, p resource.Path, objs ...*storage.Object) {
+	evs := make([]events.Event, 0, len(objs))
+	for _, o := range objs {
+		ev := events.Event{Action: action, ResourceName: p.Kind.Name, BucketID: p.BucketID, CollectionID: p.CollectionID, ID: o.ID, Timestamp: o.LastModified}
+		switch p.Kind {
+		case resource.Bucket:
+			ev.BucketID = o.ID
+		case resource.Collection:
+			ev.CollectionID = o.ID
+		}
+		evs = append(evs, ev)
+	}
+	s.bus.Publish(evs...)
+}
+
 // prepare starts every write: the caller's group principals, then the
 // parent collection of a records endpoint, which must exist before any
 // authorization (Kinto checks it while building the route context).
@@ -738,6 +756,9 @@ func (s *Server) createObject(k kindRoute) handlerFunc {
 		if err != nil {
 			return err
 		}
+		if status == http.StatusCreated {
+			s.committed("create", p, out)
+		}
 		s.writeObject(w, status, out, perms)
 		return nil
 	}
@@ -820,6 +841,11 @@ func (s *Server) putObject(k kindRoute) handlerFunc {
 		if err != nil {
 			return err
 		}
+		action := "update"
+		if status == http.StatusCreated {
+			action = "create"
+		}
+		s.committed(action, p, out)
 		s.writeObject(w, status, out, perms)
 		return nil
 	}
@@ -865,6 +891,7 @@ func (s *Server) deleteObject(k kindRoute) handlerFunc {
 		if err != nil {
 			return err
 		}
+		s.committed("delete", p, tomb)
 		setTimestamp(w, tomb.LastModified)
 		s.writeJSON(w, http.StatusOK, map[string]any{"data": tomb.Body()})
 		return nil
@@ -933,6 +960,7 @@ func (s *Server) deleteObjects(k kindRoute) handlerFunc {
 		if err != nil {
 			return err
 		}
+		s.committed("delete", p, tombs...)
 		if ts == 0 {
 			ts = s.nowMS()
 		}

@@ -265,6 +265,7 @@ func (s *Server) patchObject(k kindRoute) handlerFunc {
 		if err != nil {
 			return err
 		}
+		s.committed("update", p, out)
 		if behavior == "light" || behavior == "diff" {
 			setTimestamp(w, out.LastModified)
 			s.writeJSON(w, http.StatusOK, map[string]any{"data": changedFields(before, out, sent, behavior == "diff")})

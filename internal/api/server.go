@@ -14,11 +14,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"kintogo/internal/auth"
 	"kintogo/internal/changes"
 	"kintogo/internal/config"
+	"kintogo/internal/events"
 	"kintogo/internal/kerr"
 	"kintogo/internal/permission"
 	"kintogo/internal/query"
@@ -51,7 +53,22 @@ type Server struct {
 	mux        *http.ServeMux
 	maxBody    int64
 	broadcast  broadcaster
+
+	// bus carries committed changes; every event moves gen, the
+	// generation of the stored data that in-memory caches are valid for.
+	bus       events.Bus
+	gen       atomic.Uint64
+	snapshot  *changes.Snapshot
+	responses *responseCache
 }
+
+// generation identifies the state of the stored data: it changes after
+// every commit, before the writer gets its answer.
+func (s *Server) generation() uint64 { return s.gen.Load() }
+
+// Events is the bus on which the server publishes committed changes.
+// Subscribers run synchronously, before the writer gets its answer.
+func (s *Server) Events() *events.Bus { return &s.bus }
 
 // New builds a server. It fails on settings it cannot honour.
 func New(settings *config.Settings, store storage.Storage, opts Options) (*Server, error) {
@@ -86,7 +103,10 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 			return nil, err
 		}
 		s.monitor = m
+		s.snapshot = changes.NewSnapshot(m, store, s.generation)
 	}
+	s.responses = newResponseCache()
+	s.bus.Subscribe(func([]events.Event) { s.gen.Add(1) })
 	if err := store.Update(context.Background(), func(tx storage.Tx) error {
 		_, err := tx.InitTimestamp(context.Background(), storage.Scope{Resource: "bucket"})
 		return err
@@ -203,14 +223,14 @@ func (s *Server) routes() {
 		// Kinto registers no HEAD view here: HEAD reuses GET, without counts.
 		monitorExpose := func(string) []string { return exposeList }
 		s.handle("/v1/buckets/monitor/collections/changes/records", endpoint{expose: monitorExpose, methods: map[string]handlerFunc{
-			"GET": s.monitorRecords,
+			"GET": s.cacheable(s.monitorRecords),
 		}})
 		// The monitor has no individual entries; its parent objects need not
 		// exist. Record URLs under it fall through to the records routes.
 		get := func(h handlerFunc) endpoint {
 			return endpoint{expose: baseExpose, methods: map[string]handlerFunc{"GET": h}}
 		}
-		s.handle("/v1/buckets/monitor/collections/changes/changeset", get(s.monitorChangeset))
+		s.handle("/v1/buckets/monitor/collections/changes/changeset", get(s.cacheable(s.monitorChangeset)))
 		s.handle("/v1/buckets/{bid}/collections/{cid}/changeset", get(s.collectionChangeset))
 		s.handle("/v1/__broadcasts__", get(s.broadcasts))
 	}

@@ -12,7 +12,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
+
+	"golang.org/x/sync/singleflight"
 
 	"kintogo/internal/config"
 	"kintogo/internal/query"
@@ -29,6 +33,7 @@ type Monitor struct {
 	buckets   []string // bucket URIs monitored whole: "/buckets/main"
 	exact     map[string]bool
 	prefixes  []string
+	excluded  []string // bucket or collection URIs left out
 }
 
 // Enabled reports whether the settings include the changes plugin, under
@@ -59,6 +64,7 @@ func New(s *config.Settings) (*Monitor, error) {
 			return nil, fmt.Errorf("changes.resources: %q is not a bucket or collection URI", uri)
 		}
 	}
+	m.excluded = s.List("changes.excluded_collections")
 	return m, nil
 }
 
@@ -139,8 +145,14 @@ func (m *Monitor) Entries(ctx context.Context, tx storage.Tx) ([]*Entry, error) 
 }
 
 // monitors reports whether a collection URI is monitored: exactly listed, or
-// a direct child of a listed bucket.
+// a direct child of a listed bucket, and not excluded (an excluded bucket
+// URI excludes all its collections).
 func (m *Monitor) monitors(collURI string) bool {
+	for _, ex := range m.excluded {
+		if storage.UnderURI(collURI, ex) {
+			return false
+		}
+	}
 	if m.exact[collURI] {
 		return true
 	}
@@ -161,4 +173,61 @@ func Timestamp(entries []*Entry) int64 {
 		ts = max(ts, e.LastModified)
 	}
 	return ts
+}
+
+// Snapshot keeps the monitor's entries in memory, so that polls cost no
+// storage query. It is invalidated by every committed write (its
+// generation moves, see internal/events) and rebuilt by one storage read
+// on the next poll; polls that arrive together share that read.
+type Snapshot struct {
+	monitor    *Monitor
+	store      storage.Storage
+	generation func() uint64
+
+	mu      sync.Mutex
+	entries []*Entry
+	gen     uint64
+	valid   bool
+	flight  singleflight.Group
+}
+
+// NewSnapshot returns a snapshot of m's entries in store. generation must
+// change after every commit that may have changed them.
+func NewSnapshot(m *Monitor, store storage.Storage, generation func() uint64) *Snapshot {
+	return &Snapshot{monitor: m, store: store, generation: generation}
+}
+
+// Entries returns the current entries, newest first, and the generation
+// they belong to. The slice is shared: callers must not modify it.
+func (s *Snapshot) Entries(ctx context.Context) ([]*Entry, uint64, error) {
+	gen := s.generation()
+	s.mu.Lock()
+	if s.valid && s.gen == gen {
+		entries := s.entries
+		s.mu.Unlock()
+		return entries, gen, nil
+	}
+	s.mu.Unlock()
+	v, err, _ := s.flight.Do(strconv.FormatUint(gen, 10), func() (any, error) {
+		var entries []*Entry
+		err := s.store.View(ctx, func(tx storage.Tx) (err error) {
+			entries, err = s.monitor.Entries(ctx, tx)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		// Keep it only if no commit happened meanwhile: a read that began
+		// before a commit must not pass for the state after it.
+		if s.generation() == gen {
+			s.entries, s.gen, s.valid = entries, gen, true
+		}
+		s.mu.Unlock()
+		return entries, nil
+	})
+	if err != nil {
+		return nil, gen, err
+	}
+	return v.([]*Entry), gen, nil
 }

@@ -20,14 +20,17 @@ func TestEntryIDVectors(t *testing.T) {
 }
 
 func TestMonitors(t *testing.T) {
-	m := &Monitor{exact: map[string]bool{"/buckets/x/collections/cfr": true}, buckets: []string{"/buckets/main"}}
+	m := &Monitor{exact: map[string]bool{"/buckets/x/collections/cfr": true}, buckets: []string{"/buckets/main", "/buckets/other"},
+		excluded: []string{"/buckets/main/collections/excluded", "/buckets/other"}}
 	tests := map[string]bool{
 		"/buckets/main/collections/a":          true,
 		"/buckets/main-preview/collections/a":  false,
 		"/buckets/x/collections/cfr":           true,
 		"/buckets/x/collections/cfr-foo":       false, // exact, not a prefix (DESIGN.md difference 3)
 		"/buckets/main/collections/a/records":  false,
-		"/buckets/other/collections/something": false,
+		"/buckets/other/collections/something": false, // excluded bucket
+		"/buckets/main/collections/excluded":   false,
+		"/buckets/main/collections/excluded-2": true,
 	}
 	for uri, want := range tests {
 		if got := m.monitors(uri); got != want {

@@ -74,6 +74,7 @@ var Table = []Setting{
 	{Name: "version_json_path", Default: "version.json", Doc: "file served by /__version__ (built-in answer when absent)"},
 	{Name: "max_body_bytes", Type: Int, Default: "1048576", Doc: "largest request body accepted (kintogo; Kinto has none)"},
 	{Name: "changes.resources", Type: List, Doc: "bucket or collection URIs monitored by the changes feed"},
+	{Name: "changes.excluded_collections", Type: List, Doc: "bucket or collection URIs left out of the changes feed"},
 	{Name: "changes.http_host", Doc: "host of monitor entries (default: http_host)"},
 	{Name: "changes.since_max_age_days", Type: Int, Default: "21", Doc: "a monitor _since older than this is redirected without it (negative: never)"},
 	{Name: "changes.since_max_age_redirect_ttl_seconds", Type: Int, Default: "86400", Doc: "cache TTL of those redirects and of stale-_expected 204s (-1: none)"},

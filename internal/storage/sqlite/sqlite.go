@@ -58,7 +58,9 @@ func dsn(path string, write bool) string {
 	} else {
 		v.Add("_pragma", "query_only(ON)")
 	}
-	return "file:" + path + "?" + v.Encode()
+	// The path is part of a URI: escape what would end it or be decoded.
+	escaped := strings.NewReplacer("%", "%25", "#", "%23", "?", "%3F").Replace(path)
+	return "file:" + escaped + "?" + v.Encode()
 }
 
 // Open opens (creating if needed) the database file at path.

@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -21,10 +22,11 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// Data written and acknowledged survives closing and reopening the file.
+// Data written and acknowledged survives closing and reopening the file,
+// whatever characters its path holds.
 func TestReopenKeepsData(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "test.db")
+	path := filepath.Join(t.TempDir(), "odd #1 ?x=%41.db")
 	s, err := sqlite.Open(ctx, path, sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -43,6 +45,9 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the database is not at its path: %v", err)
+	}
 	s.View(ctx, func(tx storage.Tx) error {
 		got, err := tx.Get(ctx, scope, "c")
 		if err != nil || got.LastModified != written.LastModified || got.Data["title"] != "x" {
