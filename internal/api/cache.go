@@ -16,7 +16,7 @@ import (
 // the data (see Server.generation): any commit empties it. It is bounded:
 // when full it starts afresh.
 type memo struct {
-	mu    sync.Mutex
+	mu    sync.RWMutex
 	gen   uint64
 	items map[string]any
 	max   int
@@ -25,8 +25,8 @@ type memo struct {
 func newMemo(max int) *memo { return &memo{items: map[string]any{}, max: max} }
 
 func (m *memo) get(gen uint64, key string) (any, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	if m.gen != gen {
 		return nil, false
 	}
@@ -94,7 +94,7 @@ func (c *cachedResponse) write(w http.ResponseWriter, r *http.Request, now time.
 		c.gzOnce.Do(func() { c.gz = gzipBytes(c.body) })
 		body = c.gz
 		h.Set("Content-Encoding", "gzip")
-		h.Add("Vary", "Accept-Encoding")
+		h.Set("Vary", "Accept-Encoding")
 	}
 	if len(body) > 0 {
 		h.Set("Content-Length", strconv.Itoa(len(body)))

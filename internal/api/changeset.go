@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -90,26 +91,58 @@ func (s *Server) changesetCache(w http.ResponseWriter, bid, cid string, params [
 // collectionChangeset is GET /buckets/{bid}/collections/{cid}/changeset: a
 // collection's metadata, records timestamp and records (with tombstones
 // when _since is given), newest first, for whoever may read the collection.
+// The permission check runs for every request; the answer itself is the
+// same for every reader and comes from the response cache.
 func (s *Server) collectionChangeset(w http.ResponseWriter, r *http.Request, c *call) error {
-	ctx := r.Context()
 	coll := resource.Path{Kind: resource.Collection, BucketID: r.PathValue("bid"), ID: r.PathValue("cid")}
-	records := resource.Path{Kind: resource.Record, BucketID: coll.BucketID, CollectionID: coll.ID}
-	var body changesetBody
-	var metaTS int64
-	err := s.store.View(ctx, func(tx storage.Tx) error {
-		if err := c.loadPrincipals(ctx, tx); err != nil {
+	if err := s.authorizeMemo(r.Context(), c, coll, "read"); err != nil {
+		return err
+	}
+	return s.changesetBody(w, r, c)
+}
+
+// authorizeMemo checks perm on an object like Authorizer.Allowed, with the
+// decision kept for the current data generation (changes of permissions,
+// groups or objects are commits, which move it).
+func (s *Server) authorizeMemo(ctx context.Context, c *call, p resource.Path, perm string) error {
+	gen := s.generation()
+	key := p.URI() + "\x00" + perm + "\x00" + c.userID
+	allowed, ok := s.decisions.get(gen, key)
+	if !ok {
+		err := s.store.View(ctx, func(tx storage.Tx) error {
+			if err := c.loadPrincipals(ctx, tx); err != nil {
+				return err
+			}
+			ok, err := s.authz.Allowed(ctx, tx, p, perm, c.principals)
+			allowed = ok
 			return err
-		}
-		if ok, err := s.authz.Allowed(ctx, tx, coll, "read", c.principals); err != nil || !ok {
-			return firstErr(err, c.denied())
-		}
-		if c.paramsErr != nil {
-			return c.paramsErr
-		}
-		since, hasSince, limit, err := s.changesetParams(c.params)
+		})
 		if err != nil {
 			return err
 		}
+		s.decisions.put(gen, key, allowed)
+	}
+	if !allowed.(bool) {
+		return c.denied()
+	}
+	return nil
+}
+
+// collectionChangesetBody answers an authorized changeset request.
+func (s *Server) collectionChangesetBody(w http.ResponseWriter, r *http.Request, c *call) error {
+	ctx := r.Context()
+	coll := resource.Path{Kind: resource.Collection, BucketID: r.PathValue("bid"), ID: r.PathValue("cid")}
+	records := resource.Path{Kind: resource.Record, BucketID: coll.BucketID, CollectionID: coll.ID}
+	if c.paramsErr != nil {
+		return c.paramsErr
+	}
+	since, hasSince, limit, err := s.changesetParams(c.params)
+	if err != nil {
+		return err
+	}
+	var body changesetBody
+	var metaTS int64
+	err = s.store.View(ctx, func(tx storage.Tx) error {
 		meta, err := tx.Get(ctx, coll.Scope(), coll.ID)
 		if kerr.Is(err, kerr.NotFound) {
 			return kerr.E(kerr.MissingResource, "")

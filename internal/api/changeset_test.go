@@ -1,6 +1,9 @@
 package api_test
 
 import (
+	"bytes"
+	"compress/gzip"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
@@ -203,4 +206,77 @@ func TestBroadcasts(t *testing.T) {
 			t.Errorf("debounced version moved: %s -> %s", first, again)
 		}
 	})
+}
+
+// The cached answers of the changes feed are never stale: after every
+// acknowledged write, the next poll shows it, even while other pollers keep
+// the caches busy.
+func TestChangesNeverStaleUnderConcurrentPolls(t *testing.T) {
+	eachBackend(t, nil, func(t *testing.T, c *client) {
+		setupMonitored(t, c)
+		c.do(req{method: "PATCH", path: "/v1/buckets/main", auth: "alice:alicepw", body: map[string]any{"permissions": map[string]any{"read": []string{"system.Everyone"}}}}).must(t, 200)
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		paths := []string{monitor, monitor + "?bucket=main", monitorChangeset + "?_expected=0", "/v1/buckets/main/collections/c1/changeset?_expected=0"}
+		for i := 0; i < 4; i++ {
+			go func(i int) {
+				defer func() { done <- struct{}{} }()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+						c.get(paths[i%len(paths)], "")
+					}
+				}
+			}(i)
+		}
+		defer func() {
+			close(stop)
+			for i := 0; i < 4; i++ {
+				<-done
+			}
+		}()
+		records := "/v1/buckets/main/collections/c1/records"
+		for i := 0; i < 25; i++ {
+			w := c.do(req{method: "POST", path: records, auth: "alice:alicepw", body: map[string]any{"data": map[string]any{"i": i}}}).must(t, 201)
+			ts := w.str("data.last_modified")
+			if got := c.get(monitor+"?bucket=main&collection=c1", "").str("data.0.last_modified"); got != ts {
+				t.Fatalf("write %d: monitor shows %s, write was %s", i, got, ts)
+			}
+			if got := c.get(monitorChangeset+"?_expected=0", "").str("timestamp"); got != ts {
+				t.Fatalf("write %d: monitor changeset timestamp %s, write was %s", i, got, ts)
+			}
+			cs := c.get("/v1/buckets/main/collections/c1/changeset?_expected=0", "")
+			if cs.str("timestamp") != ts || cs.str("changes.0.id") != w.str("data.id") {
+				t.Fatalf("write %d: changeset %s, write was %s", i, cs.str("timestamp"), ts)
+			}
+		}
+		// Permission changes apply at once too.
+		c.do(req{method: "PATCH", path: "/v1/buckets/main", auth: "alice:alicepw", body: map[string]any{"permissions": map[string]any{"read": []string{}}}}).must(t, 200)
+		c.get("/v1/buckets/main/collections/c1/changeset?_expected=0", "").wantError(t, 401, 104)
+	})
+}
+
+func TestChangesGzip(t *testing.T) {
+	c := newClient(t, backends()["memory"](t), nil)
+	setupMonitored(t, c)
+	for i := 0; i < 10; i++ { // enough entries to be worth compressing
+		c.put("/v1/buckets/main/collections/more"+strconv.Itoa(i), "alice:alicepw", nil).must(t, 201)
+	}
+	plain := c.get(monitor, "").must(t, 200)
+	for i := 0; i < 2; i++ { // computed, then replayed from the cache
+		r := c.do(req{method: "GET", path: monitor, header: map[string]string{"Accept-Encoding": "gzip"}}).must(t, 200)
+		if r.header.Get("Content-Encoding") != "gzip" || r.header.Get("Vary") != "Accept-Encoding" {
+			t.Fatalf("not gzipped: %v", r.header)
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(r.raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		unzipped, _ := io.ReadAll(zr)
+		if !bytes.Equal(unzipped, plain.raw) {
+			t.Fatalf("gzipped body differs:\n%s\n%s", unzipped, plain.raw)
+		}
+	}
 }

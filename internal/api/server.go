@@ -60,6 +60,9 @@ type Server struct {
 	gen       atomic.Uint64
 	snapshot  *changes.Snapshot
 	responses *responseCache
+	decisions *memo // permission decisions of authorizeMemo
+	// changesetBody is collectionChangesetBody behind the response cache.
+	changesetBody handlerFunc
 }
 
 // generation identifies the state of the stored data: it changes after
@@ -106,6 +109,8 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 		s.snapshot = changes.NewSnapshot(m, store, s.generation)
 	}
 	s.responses = newResponseCache()
+	s.decisions = newMemo(65536)
+	s.changesetBody = s.cacheable(s.collectionChangesetBody)
 	s.bus.Subscribe(func([]events.Event) { s.gen.Add(1) })
 	if err := store.Update(context.Background(), func(tx storage.Tx) error {
 		_, err := tx.InitTimestamp(context.Background(), storage.Scope{Resource: "bucket"})
@@ -134,6 +139,8 @@ type endpoint struct {
 	methods map[string]handlerFunc
 	// expose returns the Access-Control-Expose-Headers of a method.
 	expose func(method string) []string
+	// exposed holds the joined expose headers of each method.
+	exposed map[string][]string
 }
 
 func baseExpose(string) []string { return exposeBase }
@@ -164,13 +171,19 @@ func (s *Server) handle(pattern string, e endpoint) {
 			e.methods[http.MethodHead] = e.methods[http.MethodGet]
 		}
 	}
+	e.exposed = map[string][]string{}
+	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"} {
+		e.exposed[m] = []string{strings.Join(e.expose(m), ", ")}
+	}
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		c := s.newCall(r)
 		if r.Method == http.MethodOptions {
 			s.preflight(w, r, e)
 			return
 		}
-		w.Header().Set("Access-Control-Expose-Headers", strings.Join(e.expose(r.Method), ", "))
+		if v, ok := e.exposed[r.Method]; ok {
+			w.Header()["Access-Control-Expose-Headers"] = v
+		}
 		h, ok := e.methods[r.Method]
 		if !ok || (s.settings.Bool("readonly") && !isRead(r.Method)) {
 			w.Header().Set("Allow", allowed(e))
@@ -240,8 +253,8 @@ func (s *Server) routes() {
 // ServeHTTP implements http.Handler: common headers, then the route table.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none';")
-	h.Set("X-Content-Type-Options", "nosniff")
+	h["Content-Security-Policy"] = cspValue
+	h["X-Content-Type-Options"] = nosniffValue
 	if r.Header.Get("Origin") != "" {
 		h.Set("Access-Control-Allow-Origin", "*")
 	}
@@ -268,6 +281,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mux.ServeHTTP(w, r)
 }
+
+// Headers of every answer, shared (never modified).
+var (
+	cspValue     = []string{"default-src 'none'; frame-ancestors 'none'; base-uri 'none';"}
+	nosniffValue = []string{"nosniff"}
+)
 
 var versionPrefix = regexp.MustCompile(`^/v[0-9]+(/|$)`)
 
