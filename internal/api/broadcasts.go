@@ -1,33 +1,63 @@
 package api
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"kintogo/internal/kerr"
+	"kintogo/internal/storage"
 )
 
-// broadcaster remembers the last version /__broadcasts__ published.
-type broadcaster struct {
-	mu          sync.Mutex
-	version     int64
-	publishedAt time.Time
+// The published broadcast is stored like an object, so that every node
+// sharing the database publishes the same version.
+var (
+	broadcastScope = storage.Scope{Parent: "/__broadcasts__", Resource: "broadcast"}
+	broadcastID    = "monitor_changes"
+)
+
+// published is the last published broadcast.
+type published struct {
+	version int64
+	at      time.Time
+}
+
+func readPublished(ctx context.Context, tx storage.Tx) (published, bool, error) {
+	o, err := tx.Get(ctx, broadcastScope, broadcastID)
+	if kerr.Is(err, kerr.NotFound) {
+		return published{}, false, nil
+	}
+	if err != nil {
+		return published{}, false, err
+	}
+	v, _ := o.Data["version"].(json.Number).Int64()
+	at, _ := o.Data["published_at"].(json.Number).Int64()
+	return published{version: v, at: time.UnixMilli(at)}, true, nil
 }
 
 // broadcasts is GET /__broadcasts__, pulled by the Push service: the
 // version of the monitor (its newest timestamp, preview collections left
-// out), debounced so that a burst of changes publishes few versions:
-// a new version is published when the last one is older than the minimum
-// interval and either the change is larger than that interval or has
-// settled for that long.
+// out), debounced so that a burst of changes publishes few versions. A new
+// version is published when the last one is older than the minimum
+// interval and the change is either larger than that interval or has
+// settled for that long (remote-settings' rules).
 func (s *Server) broadcasts(w http.ResponseWriter, r *http.Request, c *call) error {
+	ctx := r.Context()
 	min := time.Duration(s.settings.Int("push_broadcast_min_debounce_interval_seconds")) * time.Second
 	now := s.opts.Now()
-	b := &s.broadcast
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.publishedAt.IsZero() || now.Sub(b.publishedAt) > min {
+	var last published
+	var found bool
+	err := s.store.View(ctx, func(tx storage.Tx) (err error) {
+		last, found, err = readPublished(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if !found || now.Sub(last.at) > min {
 		entries, err := s.monitorEntries(r)
 		if err != nil {
 			return err
@@ -41,20 +71,43 @@ func (s *Server) broadcasts(w http.ResponseWriter, r *http.Request, c *call) err
 		if current == 0 {
 			current = now.UnixMilli()
 		}
-		switch {
-		case b.publishedAt.IsZero():
-			b.version, b.publishedAt = current, now
-		case current > b.version:
-			jump := time.Duration(current-b.version) * time.Millisecond
-			age := now.Sub(time.UnixMilli(current))
-			if jump > min || age > min {
-				b.version, b.publishedAt = current, now
+		publish := !found
+		if found && current > last.version {
+			jump := time.Duration(current-last.version) * time.Millisecond
+			publish = jump > min || now.Sub(time.UnixMilli(current)) > min
+		}
+		if publish {
+			last, err = s.publish(ctx, current, now)
+			if err != nil {
+				return err
 			}
 		}
 	}
 	s.writeJSON(w, http.StatusOK, map[string]any{
-		"broadcasts": map[string]string{"remote-settings/monitor_changes": `"` + strconv.FormatInt(b.version, 10) + `"`},
+		"broadcasts": map[string]string{"remote-settings/monitor_changes": `"` + strconv.FormatInt(last.version, 10) + `"`},
 		"code":       200,
 	})
 	return nil
+}
+
+// publish stores a new version, unless another request (or node) published
+// a newer one meanwhile, and returns what is published.
+func (s *Server) publish(ctx context.Context, version int64, now time.Time) (published, error) {
+	var out published
+	err := s.store.Update(ctx, func(tx storage.Tx) error {
+		last, found, err := readPublished(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if found && last.version >= version {
+			out = last
+			return nil
+		}
+		out = published{version: version, at: now}
+		_, err = tx.Put(ctx, broadcastScope, &storage.Object{ID: broadcastID, Data: map[string]any{
+			"version": json.Number(strconv.FormatInt(version, 10)), "published_at": json.Number(strconv.FormatInt(now.UnixMilli(), 10)),
+		}})
+		return err
+	})
+	return out, err
 }

@@ -3,11 +3,16 @@ package api_test
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"kintogo/internal/storage"
+	"kintogo/internal/storage/sqlite"
 )
 
 const monitorChangeset = "/v1/buckets/monitor/collections/changes/changeset"
@@ -278,5 +283,30 @@ func TestChangesGzip(t *testing.T) {
 		if !bytes.Equal(unzipped, plain.raw) {
 			t.Fatalf("gzipped body differs:\n%s\n%s", unzipped, plain.raw)
 		}
+	}
+}
+
+// Two nodes on one database publish the same broadcast version: the
+// debounce state lives in the database, not in a process.
+func TestBroadcastsAgreeAcrossNodes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shared.db")
+	open := func() storage.Storage {
+		s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a := newClient(t, open(), nil)
+	setupMonitored(t, a)
+	first := a.get("/v1/__broadcasts__", "").must(t, 200).str("broadcasts.remote-settings/monitor_changes")
+	a.do(req{method: "POST", path: "/v1/buckets/main/collections/c1/records", auth: "alice:alicepw", body: map[string]any{"data": map[string]any{}}}).must(t, 201)
+	b := newClient(t, open(), nil)
+	if got := b.get("/v1/__broadcasts__", "").must(t, 200).str("broadcasts.remote-settings/monitor_changes"); got != first {
+		t.Errorf("node b publishes %s, node a published %s", got, first)
+	}
+	if got := b.get(monitor, "").str("data.0.last_modified"); `"`+got+`"` == first {
+		t.Errorf("the new write is not visible on node b")
 	}
 }

@@ -232,6 +232,12 @@ func TestMonitorSettings(t *testing.T) {
 			t.Errorf("host: %s", r.raw)
 		}
 	})
+	eachBackend(t, map[string]string{"changes.excluded_collections": "/buckets/main/collections/c2 /buckets/blocklists"}, func(t *testing.T, c *client) {
+		setupMonitored(t, c)
+		if got := strings.Join(entries(c.get(monitor, "").must(t, 200)), " "); got != "main/c1" {
+			t.Errorf("excluded collections listed: %s", got)
+		}
+	})
 	// Without the plugin, the URL is an ordinary (missing) records list.
 	c := newClient(t, backends()["memory"](t), map[string]string{"includes": ""})
 	c.get(monitor, "").wantError(t, 401, 104)

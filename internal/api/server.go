@@ -52,7 +52,6 @@ type Server struct {
 	log        *slog.Logger
 	mux        *http.ServeMux
 	maxBody    int64
-	broadcast  broadcaster
 
 	// bus carries committed changes; every event moves gen, the
 	// generation of the stored data that in-memory caches are valid for.
