@@ -286,8 +286,9 @@ func TestChangesGzip(t *testing.T) {
 	}
 }
 
-// Two nodes on one database publish the same broadcast version: the
-// debounce state lives in the database, not in a process.
+// The debounce state lives in the database, not in a process: a node
+// started on the same database (here, after a restart) publishes the same
+// version within the debounce interval.
 func TestBroadcastsAgreeAcrossNodes(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "shared.db")
 	open := func() storage.Storage {
@@ -295,14 +296,17 @@ func TestBroadcastsAgreeAcrossNodes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { s.Close() })
 		return s
 	}
-	a := newClient(t, open(), nil)
+	storeA := open()
+	a := newClient(t, storeA, nil)
 	setupMonitored(t, a)
 	first := a.get("/v1/__broadcasts__", "").must(t, 200).str("broadcasts.remote-settings/monitor_changes")
 	a.do(req{method: "POST", path: "/v1/buckets/main/collections/c1/records", auth: "alice:alicepw", body: map[string]any{"data": map[string]any{}}}).must(t, 201)
-	b := newClient(t, open(), nil)
+	storeA.Close()
+	storeB := open()
+	t.Cleanup(func() { storeB.Close() })
+	b := newClient(t, storeB, nil)
 	if got := b.get("/v1/__broadcasts__", "").must(t, 200).str("broadcasts.remote-settings/monitor_changes"); got != first {
 		t.Errorf("node b publishes %s, node a published %s", got, first)
 	}

@@ -17,9 +17,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"runtime"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -33,7 +35,29 @@ import (
 type Store struct {
 	writer *sql.DB
 	reader *sql.DB
+	lock   *os.File // held for the store's lifetime: one kintogo per file
 	now    func() int64
+}
+
+// ErrLocked is returned by Open when another kintogo process uses the file.
+var ErrLocked = errors.New("database is in use by another kintogo process")
+
+// lockFile takes an exclusive lock on path + ".lock". kintogo keeps
+// in-memory views of the data (the changes feed), kept current by its own
+// commits: a second process writing the same file would make them stale.
+func lockFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s: %w", path, ErrLocked)
+		}
+		return nil, err
+	}
+	return f, nil
 }
 
 // ErrOutdated is returned by Open when the database schema is older than
@@ -64,13 +88,22 @@ func dsn(path string, write bool) string {
 }
 
 // Open opens (creating if needed) the database file at path.
-func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+func Open(ctx context.Context, path string, opts Options) (s *Store, err error) {
+	lock, err := lockFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			lock.Close()
+		}
+	}()
 	writer, err := sql.Open("sqlite", dsn(path, true))
 	if err != nil {
 		return nil, err
 	}
 	writer.SetMaxOpenConns(1)
-	s := &Store{writer: writer, now: func() int64 { return time.Now().UnixMilli() }}
+	s = &Store{writer: writer, lock: lock, now: func() int64 { return time.Now().UnixMilli() }}
 	version, err := s.schemaVersion(ctx)
 	if err != nil {
 		writer.Close()
@@ -108,6 +141,7 @@ func (s *Store) Close() error {
 			err = e
 		}
 	}
+	s.lock.Close() // releases the lock
 	return err
 }
 
