@@ -436,3 +436,53 @@ func TestReadOnly(t *testing.T) {
 	}
 	_ = http.MethodGet
 }
+
+func TestSchemaValidation(t *testing.T) {
+	eachBackend(t, map[string]string{"experimental_collection_schema_validation": "true"}, func(t *testing.T, c *client) {
+		if c.get("/v1/", "").at("capabilities.schema") == nil {
+			t.Error("no schema capability")
+		}
+		c.put("/v1/buckets/b", "alice:alicepw", map[string]any{"data": map[string]any{
+			"record:schema": map[string]any{"type": "object", "properties": map[string]any{"tag": map[string]any{"type": "string"}}},
+		}}).must(t, 201)
+		coll := c.put("/v1/buckets/b/collections/people", "alice:alicepw", map[string]any{"data": map[string]any{"schema": map[string]any{
+			"type": "object", "properties": map[string]any{"name": map[string]any{"type": "string"}, "age": map[string]any{"type": "integer", "minimum": 0}},
+			"required": []string{"name", "id", "last_modified"},
+		}}}).must(t, 201)
+		ok := c.put("/v1/buckets/b/collections/people/records/p1", "alice:alicepw", map[string]any{"data": map[string]any{"name": "Ann", "age": 3}}).must(t, 201)
+		if ok.str("data.schema") != coll.str("data.last_modified") {
+			t.Errorf("validated record's schema field %q, collection %s", ok.str("data.schema"), coll.str("data.last_modified"))
+		}
+		r := c.put("/v1/buckets/b/collections/people/records/p2", "alice:alicepw", map[string]any{"data": map[string]any{"age": 3}})
+		r.wantError(t, 400, 107)
+		if r.str("message") != "'name' is a required property" || r.str("details.0.name") != "name" {
+			t.Errorf("required: %s", r.raw)
+		}
+		r = c.do(req{method: "POST", path: "/v1/buckets/b/collections/people/records", auth: "alice:alicepw", body: `{"data": {"name": "x", "age": -1}}`})
+		if r.status != 400 || r.str("message") != "age in body: -1 is less than the minimum of 0" {
+			t.Errorf("minimum: %s", r.raw)
+		}
+		c.do(req{method: "PATCH", path: "/v1/buckets/b/collections/people/records/p1", auth: "alice:alicepw", body: map[string]any{"data": map[string]any{"name": 5}}}).wantError(t, 400, 107)
+		// The bucket's record:schema applies after the collection's.
+		c.do(req{method: "PATCH", path: "/v1/buckets/b/collections/people/records/p1", auth: "alice:alicepw", body: map[string]any{"data": map[string]any{"tag": 5}}}).wantError(t, 400, 107)
+		// Huge exponents are refused before any arithmetic.
+		c.do(req{method: "PUT", path: "/v1/buckets/b/collections/people/records/p3", auth: "alice:alicepw", body: `{"data": {"name": "x", "age": 1e999999999}}`}).wantError(t, 400, 107)
+		// An invalid schema is refused; {} removes every constraint.
+		c.put("/v1/buckets/b/collections/bad", "alice:alicepw", map[string]any{"data": map[string]any{"schema": map[string]any{"type": "nope"}}}).wantError(t, 400, 107)
+		c.do(req{method: "PATCH", path: "/v1/buckets/b/collections/people", auth: "alice:alicepw", body: map[string]any{"data": map[string]any{"schema": map[string]any{}}}}).must(t, 200)
+		c.put("/v1/buckets/b/collections/people/records/p2", "alice:alicepw", map[string]any{"data": map[string]any{"age": 3}}).must(t, 201)
+	})
+	// Without the setting, records are stored as they come, but schemas
+	// themselves are still checked.
+	eachBackend(t, nil, func(t *testing.T, c *client) {
+		c.put("/v1/buckets/b", "alice:alicepw", nil).must(t, 201)
+		c.put("/v1/buckets/b/collections/people", "alice:alicepw", map[string]any{"data": map[string]any{"schema": map[string]any{"required": []string{"name"}}}}).must(t, 201)
+		c.put("/v1/buckets/b/collections/people/records/p", "alice:alicepw", map[string]any{"data": map[string]any{"age": 3}}).must(t, 201)
+		r := c.put("/v1/buckets/b/collections/bad", "alice:alicepw", map[string]any{"data": map[string]any{"schema": map[string]any{"type": "nope"}}})
+		r.wantError(t, 400, 107)
+		if r.str("message") != "data.schema in body: type'nope' is not valid under any of the given schemas" {
+			t.Errorf("message %s", r.str("message"))
+		}
+		c.do(req{method: "PATCH", path: "/v1/buckets/b", auth: "alice:alicepw", body: map[string]any{"data": map[string]any{"record:schema": map[string]any{"type": 1}}}}).wantError(t, 400, 107)
+	})
+}

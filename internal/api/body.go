@@ -101,6 +101,9 @@ func decodeJSON(raw []byte) (any, error) {
 			err = fmt.Errorf("extra data after the JSON value at offset %d", dec.InputOffset())
 		}
 	}
+	if err == nil {
+		err = checkNumbers(v)
+	}
 	if err != nil {
 		return nil, &kerr.Error{Kind: kerr.Invalid, Details: []kerr.Detail{
 			{Location: "body", Name: kerr.Name(""), Description: "Invalid JSON: " + err.Error()},
@@ -108,6 +111,38 @@ func decodeJSON(raw []byte) (any, error) {
 		}}
 	}
 	return v, nil
+}
+
+// maxExponent bounds the exponent of numbers in bodies: beyond a double's
+// range they mean nothing to clients, and exact arithmetic on them (JSON
+// schema minimums use rationals) would cost a request unbounded time.
+const maxExponent = 400
+
+// checkNumbers refuses numbers with exponents beyond maxExponent.
+func checkNumbers(v any) error {
+	switch x := v.(type) {
+	case json.Number:
+		s := string(x)
+		if i := strings.IndexAny(s, "eE"); i >= 0 {
+			exp, err := strconv.Atoi(strings.TrimPrefix(s[i+1:], "+"))
+			if err != nil || exp > maxExponent || exp < -maxExponent {
+				return fmt.Errorf("number %s is out of range", s)
+			}
+		}
+	case []any:
+		for _, item := range x {
+			if err := checkNumbers(item); err != nil {
+				return err
+			}
+		}
+	case map[string]any:
+		for _, item := range x {
+			if err := checkNumbers(item); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // notMapping is colander's error for a value that should be an object.

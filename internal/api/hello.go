@@ -83,6 +83,12 @@ func (s *Server) capabilities() map[string]any {
 			}
 		}
 	}
+	if s.settings.Bool("experimental_collection_schema_validation") {
+		caps["schema"] = map[string]any{
+			"description": "Validates collection records with JSON schemas.",
+			"url":         "https://kinto.readthedocs.io/en/latest/api/1.x/collections.html#collection-json-schema",
+		}
+	}
 	if s.flush {
 		caps["flush_endpoint"] = map[string]any{
 			"description": "The __flush__ endpoint can be used to remove all data from all backends.",

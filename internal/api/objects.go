@@ -13,6 +13,7 @@ import (
 	"kintogo/internal/kerr"
 	"kintogo/internal/query"
 	"kintogo/internal/resource"
+	"kintogo/internal/schema"
 	"kintogo/internal/storage"
 )
 
@@ -479,6 +480,13 @@ func suppliedTimestamp(data map[string]any) int64 {
 	return ts
 }
 
+// withID puts the object's id in its data, for validation against schemas
+// that declare it; callers remove it again before storing.
+func withID(data map[string]any, id string) map[string]any {
+	data[query.IDField] = id
+	return data
+}
+
 // copyData returns a shallow copy of an object's data.
 func copyData(m map[string]any) map[string]any {
 	out := make(map[string]any, len(m))
@@ -488,8 +496,22 @@ func copyData(m map[string]any) map[string]any {
 	return out
 }
 
+// schemaFields are the fields of each kind that hold a JSON schema, checked
+// against the meta-schema on every write whatever the validation setting.
+var schemaFields = map[*resource.Kind][]string{
+	resource.Bucket:     {"collection:schema", "group:schema", "record:schema"},
+	resource.Collection: {"schema"},
+}
+
 // validateData applies the per-kind rules on data (kinto-protocol.md §3.4).
 func validateData(k *resource.Kind, data map[string]any) error {
+	for _, field := range schemaFields[k] {
+		if v, ok := data[field]; ok {
+			if msg := schema.Check(v); msg != "" {
+				return kerr.InvalidParam("body", kerr.Name("data."+field), msg)
+			}
+		}
+	}
 	switch k {
 	case resource.Collection:
 		if v, ok := data["cache_expires"]; ok {
@@ -743,6 +765,10 @@ func (s *Server) createObject(k kindRoute) handlerFunc {
 			if err := validateData(k.kind, data); err != nil {
 				return err
 			}
+			if err := s.validateAgainstSchemas(ctx, tx, p.WithID(newID), withID(data, newID)); err != nil {
+				return err
+			}
+			delete(data, query.IDField)
 			if out, err = tx.Create(ctx, p.Scope(), &storage.Object{ID: newID, Data: data, LastModified: supplied}); err != nil {
 				return err
 			}
@@ -819,6 +845,10 @@ func (s *Server) putObject(k kindRoute) handlerFunc {
 			if err := validateData(k.kind, data); err != nil {
 				return err
 			}
+			if err := s.validateAgainstSchemas(ctx, tx, p, withID(data, p.ID)); err != nil {
+				return err
+			}
+			delete(data, query.IDField)
 			if out, err = tx.Put(ctx, p.Scope(), &storage.Object{ID: p.ID, Data: data, LastModified: supplied}); err != nil {
 				return err
 			}
@@ -976,4 +1006,74 @@ func (s *Server) deleteObjects(k kindRoute) handlerFunc {
 		s.writeJSON(w, http.StatusOK, map[string]any{"data": data})
 		return nil
 	}
+}
+
+// validateAgainstSchemas validates the data of a write against the JSON
+// schemas that govern it, when experimental_collection_schema_validation is
+// on: a record against its collection's `schema` then its bucket's
+// `record:schema`, a collection or group against the bucket's
+// `collection:schema` or `group:schema`. A record that passes its
+// collection's schema records the schema's version in its `schema` field.
+func (s *Server) validateAgainstSchemas(ctx context.Context, tx storage.Tx, p resource.Path, data map[string]any) error {
+	if !s.settings.Bool("experimental_collection_schema_validation") || p.Kind == resource.Bucket {
+		return nil
+	}
+	bucket, err := tx.Get(ctx, storage.Scope{Resource: resource.Bucket.Name}, p.BucketID)
+	if kerr.Is(err, kerr.NotFound) {
+		return kerr.ParentNotFound("bucket", p.BucketID)
+	}
+	if err != nil {
+		return err
+	}
+	if p.Kind == resource.Record {
+		delete(data, "schema")
+		coll, err := tx.Get(ctx, p.ParentPath().Scope(), p.CollectionID)
+		if err != nil {
+			return err
+		}
+		if sch, ok := coll.Data["schema"]; ok {
+			if err := validateWith(sch, data); err != nil {
+				return err
+			}
+			if m, ok := sch.(map[string]any); ok && len(m) > 0 {
+				data["schema"] = json.Number(strconv.FormatInt(coll.LastModified, 10))
+			}
+		}
+	}
+	if sch, ok := bucket.Data[p.Kind.Name+":schema"]; ok {
+		return validateWith(sch, data)
+	}
+	return nil
+}
+
+// validateWith validates data against a stored schema the way Kinto does:
+// server fields (last_modified, schema, and id unless the schema declares
+// it) are neither validated nor required.
+func validateWith(sch any, data map[string]any) error {
+	m, ok := sch.(map[string]any)
+	if !ok || len(m) == 0 {
+		return nil
+	}
+	declaresID := false
+	if props, ok := m["properties"].(map[string]any); ok {
+		_, declaresID = props["id"]
+	}
+	instance := copyData(data)
+	delete(instance, "schema")
+	delete(instance, query.ModifiedField)
+	cleaned := copyData(m)
+	if req, ok := m["required"].([]any); ok {
+		kept := []any{}
+		for _, r := range req {
+			if r == "schema" || r == query.ModifiedField || (r == query.IDField && !declaresID) {
+				continue
+			}
+			kept = append(kept, r)
+		}
+		cleaned["required"] = kept
+	}
+	if f, ok := schema.Validate(cleaned, instance); !ok {
+		return kerr.InvalidParam("body", kerr.Name(f.Field), f.Message)
+	}
+	return nil
 }

@@ -249,6 +249,10 @@ func (s *Server) patchObject(k kindRoute) handlerFunc {
 			if err := validateData(k.kind, data); err != nil {
 				return err
 			}
+			if err := s.validateAgainstSchemas(ctx, tx, p, withID(data, p.ID)); err != nil {
+				return err
+			}
+			delete(data, query.IDField)
 			if out, err = tx.Put(ctx, p.Scope(), &storage.Object{ID: p.ID, Data: data, LastModified: supplied}); err != nil {
 				return err
 			}
