@@ -24,7 +24,9 @@ var errExternalRef = errors.New("external references are not allowed")
 
 type refuseLoader struct{}
 
-func (refuseLoader) Load(url string) (any, error) { return nil, fmt.Errorf("%s: %w", url, errExternalRef) }
+func (refuseLoader) Load(url string) (any, error) {
+	return nil, fmt.Errorf("%s: %w", url, errExternalRef)
+}
 
 // resource is the base URL of a client schema: hierarchical, so that every
 // relative reference resolves to a URL the loader refuses.
