@@ -50,7 +50,7 @@ func (s *Server) broadcasts(w http.ResponseWriter, r *http.Request, c *call) err
 	now := s.opts.Now()
 	var last published
 	var found bool
-	err := s.store.View(ctx, func(tx storage.Tx) (err error) {
+	err := s.view(ctx, func(tx storage.Tx) (err error) {
 		last, found, err = readPublished(ctx, tx)
 		return err
 	})
@@ -94,7 +94,7 @@ func (s *Server) broadcasts(w http.ResponseWriter, r *http.Request, c *call) err
 // a newer one meanwhile, and returns what is published.
 func (s *Server) publish(ctx context.Context, version int64, now time.Time) (published, error) {
 	var out published
-	err := s.store.Update(ctx, func(tx storage.Tx) error {
+	err := s.update(ctx, func(tx storage.Tx) error {
 		last, found, err := readPublished(ctx, tx)
 		if err != nil {
 			return err

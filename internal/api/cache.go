@@ -141,6 +141,9 @@ func newResponseCache() *responseCache { return &responseCache{memo: newMemo(409
 // the method, the query string and the precondition headers.
 func (s *Server) cacheable(h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+		if batchOf(r.Context()) != nil {
+			return h(w, r, c) // uncommitted data: nothing to share
+		}
 		gen := s.generation()
 		key := r.Method + " " + r.URL.Path + "?" + r.URL.RawQuery + "\x00" +
 			r.Header.Get("If-None-Match") + "\x00" + r.Header.Get("If-Match")

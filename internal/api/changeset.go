@@ -108,8 +108,11 @@ func (s *Server) authorizeMemo(ctx context.Context, c *call, p resource.Path, pe
 	gen := s.generation()
 	key := p.URI() + "\x00" + perm + "\x00" + c.userID
 	allowed, ok := s.decisions.get(gen, key)
+	if batchOf(ctx) != nil {
+		ok = false // a batch may have changed permissions, uncommitted
+	}
 	if !ok {
-		err := s.store.View(ctx, func(tx storage.Tx) error {
+		err := s.view(ctx, func(tx storage.Tx) error {
 			if err := c.loadPrincipals(ctx, tx); err != nil {
 				return err
 			}
@@ -120,7 +123,9 @@ func (s *Server) authorizeMemo(ctx context.Context, c *call, p resource.Path, pe
 		if err != nil {
 			return err
 		}
-		s.decisions.put(gen, key, allowed)
+		if batchOf(ctx) == nil {
+			s.decisions.put(gen, key, allowed)
+		}
 	}
 	if !allowed.(bool) {
 		return c.denied()
@@ -142,7 +147,7 @@ func (s *Server) collectionChangesetBody(w http.ResponseWriter, r *http.Request,
 	}
 	var body changesetBody
 	var metaTS int64
-	err = s.store.View(ctx, func(tx storage.Tx) error {
+	err = s.view(ctx, func(tx storage.Tx) error {
 		meta, err := tx.Get(ctx, coll.Scope(), coll.ID)
 		if kerr.Is(err, kerr.NotFound) {
 			return kerr.E(kerr.MissingResource, "")
@@ -284,6 +289,9 @@ func (s *Server) monitorChangeset(w http.ResponseWriter, r *http.Request, c *cal
 // monitorEntries returns the monitor's entries, newest first, from the
 // in-memory snapshot. The slice is shared: do not modify it.
 func (s *Server) monitorEntries(r *http.Request) ([]*changes.Entry, error) {
+	if b := batchOf(r.Context()); b != nil {
+		return s.monitor.Entries(r.Context(), b.tx)
+	}
 	entries, _, err := s.snapshot.Entries(r.Context())
 	return entries, err
 }

@@ -32,7 +32,7 @@ func (s *Server) hello(w http.ResponseWriter, r *http.Request, c *call) error {
 		"capabilities": s.capabilities(),
 	}
 	if c.userID != "" {
-		err := s.store.View(r.Context(), func(tx storage.Tx) error { return c.loadPrincipals(r.Context(), tx) })
+		err := s.view(r.Context(), func(tx storage.Tx) error { return c.loadPrincipals(r.Context(), tx) })
 		if err != nil {
 			return err
 		}
@@ -113,7 +113,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, c *call) erro
 	// Objects and permissions share the storage backend: one read of each
 	// kind shows both answer. The cache is in-process memory.
 	storageOK, permOK := true, true
-	err := s.store.View(ctx, func(tx storage.Tx) error {
+	err := s.view(ctx, func(tx storage.Tx) error {
 		if _, err := tx.Timestamp(ctx, storage.Scope{Resource: "bucket"}); err != nil {
 			storageOK = false
 		}
@@ -159,7 +159,7 @@ func (s *Server) version(w http.ResponseWriter, r *http.Request, c *call) error 
 
 // flushAll is POST /__flush__ (plugin kinto.plugins.flush): wipes everything.
 func (s *Server) flushAll(w http.ResponseWriter, r *http.Request, c *call) error {
-	err := s.store.Update(r.Context(), func(tx storage.Tx) error {
+	err := s.update(r.Context(), func(tx storage.Tx) error {
 		if err := tx.Flush(r.Context()); err != nil {
 			return err
 		}
@@ -169,7 +169,11 @@ func (s *Server) flushAll(w http.ResponseWriter, r *http.Request, c *call) error
 	if err != nil {
 		return err
 	}
-	s.bus.Publish(events.Event{Action: "flush"})
+	if b := batchOf(r.Context()); b != nil {
+		b.events = append(b.events, events.Event{Action: "flush"})
+	} else {
+		s.bus.Publish(events.Event{Action: "flush"})
+	}
 	s.writeJSON(w, http.StatusAccepted, map[string]any{})
 	return nil
 }

@@ -221,7 +221,7 @@ func (s *Server) listObjects(k kindRoute) handlerFunc {
 			coll      *storage.Object
 			q         *query.Query
 		)
-		err := s.store.View(ctx, func(tx storage.Tx) error {
+		err := s.view(ctx, func(tx storage.Tx) error {
 			if err := c.loadPrincipals(ctx, tx); err != nil {
 				return err
 			}
@@ -373,7 +373,7 @@ func (s *Server) getObject(k kindRoute) handlerFunc {
 		var perms map[string][]string
 		var coll *storage.Object
 		var q *query.Query
-		err := s.store.View(ctx, func(tx storage.Tx) error {
+		err := s.view(ctx, func(tx storage.Tx) error {
 			if err := c.loadPrincipals(ctx, tx); err != nil {
 				return err
 			}
@@ -649,8 +649,9 @@ func (s *Server) withWriter(perms map[string][]string, c *call) map[string][]str
 }
 
 // committed publishes what a write changed, once it is committed and
-// before the writer gets its answer.
-func (s *Server) committed(action string, p resource.Path, objs ...*storage.Object) {
+// before the writer gets its answer. Inside a batch, the events wait for
+// the batch's commit.
+func (s *Server) committed(ctx context.Context, action string, p resource.Path, objs ...*storage.Object) {
 	evs := make([]events.Event, 0, len(objs))
 	for _, o := range objs {
 		ev := events.Event{Action: action, ResourceName: p.Kind.Name, BucketID: p.BucketID, CollectionID: p.CollectionID, ID: o.ID, Timestamp: o.LastModified}
@@ -661,6 +662,10 @@ func (s *Server) committed(action string, p resource.Path, objs ...*storage.Obje
 			ev.CollectionID = o.ID
 		}
 		evs = append(evs, ev)
+	}
+	if b := batchOf(ctx); b != nil {
+		b.events = append(b.events, evs...)
+		return
 	}
 	s.bus.Publish(evs...)
 }
@@ -711,7 +716,7 @@ func (s *Server) createObject(k kindRoute) handlerFunc {
 		var out *storage.Object
 		var perms map[string][]string
 		status := http.StatusCreated
-		err := s.store.Update(ctx, func(tx storage.Tx) error {
+		err := s.update(ctx, func(tx storage.Tx) error {
 			if err := prepare(ctx, tx, c, p); err != nil {
 				return err
 			}
@@ -783,7 +788,7 @@ func (s *Server) createObject(k kindRoute) handlerFunc {
 			return err
 		}
 		if status == http.StatusCreated {
-			s.committed("create", p, out)
+			s.committed(ctx, "create", p, out)
 		}
 		s.writeObject(w, status, out, perms)
 		return nil
@@ -800,7 +805,7 @@ func (s *Server) putObject(k kindRoute) handlerFunc {
 		var out *storage.Object
 		var perms map[string][]string
 		status := http.StatusOK
-		err := s.store.Update(ctx, func(tx storage.Tx) error {
+		err := s.update(ctx, func(tx storage.Tx) error {
 			if err := prepare(ctx, tx, c, p); err != nil {
 				return err
 			}
@@ -875,7 +880,7 @@ func (s *Server) putObject(k kindRoute) handlerFunc {
 		if status == http.StatusCreated {
 			action = "create"
 		}
-		s.committed(action, p, out)
+		s.committed(ctx, action, p, out)
 		s.writeObject(w, status, out, perms)
 		return nil
 	}
@@ -888,7 +893,7 @@ func (s *Server) deleteObject(k kindRoute) handlerFunc {
 		ctx := r.Context()
 		ifMatch, ifNoneMatch, precondErr := preconditions(r)
 		var tomb *storage.Object
-		err := s.store.Update(ctx, func(tx storage.Tx) error {
+		err := s.update(ctx, func(tx storage.Tx) error {
 			if err := prepare(ctx, tx, c, p); err != nil {
 				return err
 			}
@@ -921,7 +926,7 @@ func (s *Server) deleteObject(k kindRoute) handlerFunc {
 		if err != nil {
 			return err
 		}
-		s.committed("delete", p, tomb)
+		s.committed(ctx, "delete", p, tomb)
 		setTimestamp(w, tomb.LastModified)
 		s.writeJSON(w, http.StatusOK, map[string]any{"data": tomb.Body()})
 		return nil
@@ -938,7 +943,7 @@ func (s *Server) deleteObjects(k kindRoute) handlerFunc {
 		var tombs []*storage.Object
 		var ts int64
 		var next string
-		err := s.store.Update(ctx, func(tx storage.Tx) error {
+		err := s.update(ctx, func(tx storage.Tx) error {
 			if err := prepare(ctx, tx, c, p); err != nil {
 				return err
 			}
@@ -990,7 +995,7 @@ func (s *Server) deleteObjects(k kindRoute) handlerFunc {
 		if err != nil {
 			return err
 		}
-		s.committed("delete", p, tombs...)
+		s.committed(ctx, "delete", p, tombs...)
 		if ts == 0 {
 			ts = s.nowMS()
 		}

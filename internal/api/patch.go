@@ -170,7 +170,7 @@ func (s *Server) patchObject(k kindRoute) handlerFunc {
 		var out *storage.Object
 		var perms map[string][]string
 		var sent, before map[string]any
-		err := s.store.Update(ctx, func(tx storage.Tx) error {
+		err := s.update(ctx, func(tx storage.Tx) error {
 			if err := prepare(ctx, tx, c, p); err != nil {
 				return err
 			}
@@ -269,7 +269,7 @@ func (s *Server) patchObject(k kindRoute) handlerFunc {
 		if err != nil {
 			return err
 		}
-		s.committed("update", p, out)
+		s.committed(ctx, "update", p, out)
 		if behavior == "light" || behavior == "diff" {
 			setTimestamp(w, out.LastModified)
 			s.writeJSON(w, http.StatusOK, map[string]any{"data": changedFields(before, out, sent, behavior == "diff")})

@@ -220,6 +220,7 @@ func (s *Server) routes() {
 	s.handle("/v1/__heartbeat__", endpoint{methods: map[string]handlerFunc{"GET": s.heartbeat}, expose: baseExpose})
 	s.handle("/v1/__lbheartbeat__", endpoint{methods: map[string]handlerFunc{"GET": s.lbheartbeat}, expose: baseExpose})
 	s.handle("/v1/__version__", endpoint{methods: map[string]handlerFunc{"GET": s.version}, expose: baseExpose})
+	s.handle("/v1/batch", endpoint{methods: map[string]handlerFunc{"POST": s.batch}, expose: baseExpose})
 	if s.flush {
 		s.handle("/v1/__flush__", endpoint{methods: map[string]handlerFunc{"POST": s.flushAll}, expose: baseExpose})
 	}

@@ -172,6 +172,11 @@ type Tx interface {
 
 	// Flush deletes everything: objects, timestamps, ACEs, memberships.
 	Flush(ctx context.Context) error
+
+	// Savepoint runs fn inside the transaction; when fn returns an error,
+	// everything fn did is undone (the rest of the transaction stays) and
+	// the error is returned. Batches run each sub-request in one.
+	Savepoint(ctx context.Context, fn func(Tx) error) error
 }
 
 // NextTimestamp computes the timestamp of a write in a scope whose current

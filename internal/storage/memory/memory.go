@@ -77,11 +77,31 @@ type tx struct {
 	undo     []func()
 }
 
-func (t *tx) rollback() {
-	for i := len(t.undo) - 1; i >= 0; i-- {
+func (t *tx) rollback() { t.rollbackTo(0) }
+
+// rollbackTo undoes everything recorded after the first mark entries.
+func (t *tx) rollbackTo(mark int) {
+	for i := len(t.undo) - 1; i >= mark; i-- {
 		t.undo[i]()
 	}
-	t.undo = nil
+	t.undo = t.undo[:mark]
+}
+
+func (t *tx) Savepoint(ctx context.Context, fn func(storage.Tx) error) (err error) {
+	if !t.writable {
+		return fn(t)
+	}
+	mark := len(t.undo)
+	defer func() {
+		if p := recover(); p != nil {
+			t.rollbackTo(mark)
+			panic(p)
+		}
+		if err != nil {
+			t.rollbackTo(mark)
+		}
+	}()
+	return fn(t)
 }
 
 var errReadOnly = kerr.E(kerr.Other, "write in a read-only transaction")

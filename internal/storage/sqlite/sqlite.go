@@ -20,6 +20,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -195,6 +196,35 @@ type tx struct {
 	s        *Store
 	q        *sql.Tx
 	writable bool
+	depth    int // nesting of savepoints
+}
+
+func (t *tx) Savepoint(ctx context.Context, fn func(storage.Tx) error) (err error) {
+	if !t.writable {
+		return fn(t)
+	}
+	t.depth++
+	name := "sp" + strconv.Itoa(t.depth)
+	defer func() { t.depth-- }()
+	if _, err := t.q.ExecContext(ctx, "SAVEPOINT "+name); err != nil {
+		return unavailable(err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			t.q.ExecContext(ctx, "ROLLBACK TO "+name)
+			panic(p)
+		}
+		if err != nil {
+			if _, rerr := t.q.ExecContext(ctx, "ROLLBACK TO "+name); rerr != nil {
+				err = unavailable(rerr)
+				return
+			}
+		}
+		if _, rerr := t.q.ExecContext(ctx, "RELEASE "+name); rerr != nil && err == nil {
+			err = unavailable(rerr)
+		}
+	}()
+	return fn(t)
 }
 
 var errReadOnly = kerr.E(kerr.Other, "write in a read-only transaction")

@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"Permissions", testPermissions},
 		{"UserPrincipals", testUserPrincipals},
 		{"RollbackOnError", testRollback},
+		{"SavepointUndoesOnlyItsWork", testSavepoint},
 		{"Flush", testFlush},
 		{"ReadOnlyTransactionRefusesWrites", testReadOnly},
 	}
@@ -564,4 +565,40 @@ func testReadOnly(t *testing.T, s storage.Storage) {
 	if err == nil {
 		t.Error("a write in View succeeded")
 	}
+}
+
+func testSavepoint(t *testing.T, s storage.Storage) {
+	boom := errors.New("boom")
+	update(t, s, func(tx storage.Tx) error {
+		if _, err := tx.Put(ctx, records, &storage.Object{ID: "before"}); err != nil {
+			return err
+		}
+		err := tx.Savepoint(ctx, func(tx storage.Tx) error {
+			tx.Put(ctx, records, &storage.Object{ID: "inside"})
+			tx.SetPermissions(ctx, "/x", map[string][]string{"read": {"a"}})
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Errorf("Savepoint returned %v, want the callback's error", err)
+		}
+		err = tx.Savepoint(ctx, func(tx storage.Tx) error {
+			_, err := tx.Put(ctx, records, &storage.Object{ID: "kept"})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		_, err = tx.Put(ctx, records, &storage.Object{ID: "after"})
+		return err
+	})
+	s.View(ctx, func(tx storage.Tx) error {
+		all, _ := tx.List(ctx, records, storage.ListOptions{Sort: []query.Sort{{Field: "id"}}})
+		if diff := cmp.Diff([]string{"after", "before", "kept"}, ids(all)); diff != "" {
+			t.Errorf("after savepoints (-want +got):\n%s", diff)
+		}
+		if p, _ := tx.Permissions(ctx, "/x"); len(p) != 0 {
+			t.Errorf("rolled-back savepoint left ACEs: %v", p)
+		}
+		return nil
+	})
 }
