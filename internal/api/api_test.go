@@ -486,3 +486,71 @@ func TestSchemaValidation(t *testing.T) {
 		c.do(req{method: "PATCH", path: "/v1/buckets/b", auth: "alice:alicepw", body: map[string]any{"data": map[string]any{"record:schema": map[string]any{"type": 1}}}}).wantError(t, 400, 107)
 	})
 }
+
+func TestListingLimitsAndReplication(t *testing.T) {
+	eachBackend(t, map[string]string{"paginate_by": "2"}, func(t *testing.T, c *client) {
+		c.put("/v1/buckets/b", "alice:alicepw", nil).must(t, 201)
+		c.put("/v1/buckets/b/collections/c", "alice:alicepw", nil).must(t, 201)
+		for i := 0; i < 5; i++ {
+			c.put("/v1/buckets/b/collections/c/records/r"+strconv.Itoa(i), "alice:alicepw", nil).must(t, 201)
+		}
+		// paginate_by is the default page size and caps _limit.
+		for _, q := range []string{"", "?_limit=4"} {
+			r := c.get("/v1/buckets/b/collections/c/records"+q, "alice:alicepw").must(t, 200)
+			if len(r.list("data")) != 2 || !strings.Contains(r.header.Get("Next-Page"), "_limit=2") {
+				t.Errorf("%s: %d items, Next-Page %q", q, len(r.list("data")), r.header.Get("Next-Page"))
+			}
+		}
+		// A plural DELETE's token works once.
+		r := c.do(req{method: "DELETE", path: "/v1/buckets/b/collections/c/records", auth: "alice:alicepw"}).must(t, 200)
+		next := r.header.Get("Next-Page")
+		if len(r.list("data")) != 2 || next == "" {
+			t.Fatalf("paginated delete: %s %q", r.raw, next)
+		}
+		next = c.base + strings.TrimPrefix(next, "http://127.0.0.1:8888")
+		c.do(req{method: "DELETE", path: next, auth: "alice:alicepw"}).must(t, 200)
+		again := c.do(req{method: "DELETE", path: next, auth: "alice:alicepw"})
+		again.wantError(t, 400, 107)
+		if again.str("message") != "_token was already used or has expired." {
+			t.Errorf("reused token: %s", again.raw)
+		}
+		// _to is _before, with a deprecation Alert.
+		to := c.get("/v1/buckets/b/collections/c/records?_to=1", "alice:alicepw").must(t, 200)
+		if !strings.Contains(to.header.Get("Alert"), "soft-eol") {
+			t.Errorf("_to without Alert: %v", to.header)
+		}
+		// Ids are bounded.
+		c.put("/v1/buckets/b/collections/c/records/"+strings.Repeat("a", 256), "alice:alicepw", nil).wantError(t, 400, 107)
+		c.put("/v1/buckets/b/collections/c/records/"+strings.Repeat("a", 255), "alice:alicepw", nil).must(t, 201)
+	})
+}
+
+// Replication: a client-supplied last_modified is kept on creation; in the
+// past it does not move the list's timestamp; on update it is kept only
+// when newer than the object's.
+func TestClientSuppliedTimestamps(t *testing.T) {
+	eachBackend(t, nil, func(t *testing.T, c *client) {
+		c.put("/v1/buckets/b", "alice:alicepw", nil).must(t, 201)
+		c.put("/v1/buckets/b/collections/c", "alice:alicepw", nil).must(t, 201)
+		rec := "/v1/buckets/b/collections/c/records/r"
+		first := c.put(rec, "alice:alicepw", nil).must(t, 201)
+		listETag := c.get("/v1/buckets/b/collections/c/records", "alice:alicepw").etag()
+		past := c.put(rec+"2", "alice:alicepw", map[string]any{"data": map[string]any{"last_modified": 1234}}).must(t, 201)
+		if past.str("data.last_modified") != "1234" {
+			t.Errorf("past timestamp not kept: %s", past.raw)
+		}
+		if got := c.get("/v1/buckets/b/collections/c/records", "alice:alicepw").etag(); got != listETag {
+			t.Errorf("a past timestamp moved the list ETag: %s -> %s", listETag, got)
+		}
+		older := c.put(rec, "alice:alicepw", map[string]any{"data": map[string]any{"last_modified": 1000}}).must(t, 200)
+		if older.str("data.last_modified") <= first.str("data.last_modified") {
+			t.Errorf("an older supplied timestamp was kept on update: %s", older.raw)
+		}
+		future, _ := strconv.ParseInt(older.str("data.last_modified"), 10, 64)
+		newer := c.put(rec, "alice:alicepw", map[string]any{"data": map[string]any{"last_modified": future + 1000}}).must(t, 200)
+		if newer.str("data.last_modified") != strconv.FormatInt(future+1000, 10) {
+			t.Errorf("a newer supplied timestamp was not kept: %s", newer.raw)
+		}
+		c.put(rec, "alice:alicepw", map[string]any{"data": map[string]any{"last_modified": "soon"}}).must(t, 200)
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"kintogo/internal/events"
 	"kintogo/internal/kerr"
@@ -961,6 +962,11 @@ func (s *Server) deleteObjects(k kindRoute) handlerFunc {
 			if err != nil {
 				return err
 			}
+			if q.After != nil {
+				if err := s.useDeleteToken(ctx, tx, q.Nonce); err != nil {
+					return err
+				}
+			}
 			if ts, err = tx.Timestamp(ctx, p.Scope()); err != nil {
 				return err
 			}
@@ -977,7 +983,11 @@ func (s *Server) deleteObjects(k kindRoute) handlerFunc {
 			}
 			if len(objs) > limit {
 				objs = objs[:limit]
-				next = s.nextPage(r, c.params, limit, query.Token(objs[len(objs)-1], q.Sort, q.Offset+int64(len(objs))))
+				tok, nonce := query.TokenWithNonce(objs[len(objs)-1], q.Sort, q.Offset+int64(len(objs)))
+				if err := s.issueDeleteToken(ctx, tx, nonce); err != nil {
+					return err
+				}
+				next = s.nextPage(r, c.params, limit, tok)
 			}
 			for _, o := range objs {
 				tomb, err := tx.Delete(ctx, p.Scope(), o.ID, 0)
@@ -1079,6 +1089,55 @@ func validateWith(sch any, data map[string]any) error {
 	}
 	if f, ok := schema.Validate(cleaned, instance); !ok {
 		return kerr.InvalidParam("body", kerr.Name(f.Field), f.Message)
+	}
+	return nil
+}
+
+// Tokens of paginated plural DELETEs are single-use: their nonces are
+// stored (in the database, so that any node honours them) until used or
+// expired. Each lives under its own parent so that it can be removed
+// without leaving a tombstone.
+const deleteTokens = "/__tokens__/"
+
+func tokenScope(nonce string) storage.Scope {
+	return storage.Scope{Parent: deleteTokens + nonce, Resource: "delete-token"}
+}
+
+func (s *Server) issueDeleteToken(ctx context.Context, tx storage.Tx, nonce string) error {
+	validity := time.Duration(s.settings.Int("pagination_token_validity_seconds")) * time.Second
+	// Forget the tokens that expired unused.
+	issued, err := tx.Timestamps(ctx, "delete-token", []string{deleteTokens})
+	if err != nil {
+		return err
+	}
+	oldest := s.opts.Now().Add(-validity).UnixMilli()
+	for parent, at := range issued {
+		if at < oldest {
+			if err := tx.PurgeTree(ctx, parent); err != nil {
+				return err
+			}
+		}
+	}
+	_, err = tx.Put(ctx, tokenScope(nonce), &storage.Object{ID: "token", Data: map[string]any{
+		"expires": json.Number(strconv.FormatInt(s.opts.Now().Add(validity).UnixMilli(), 10)),
+	}})
+	return err
+}
+
+func (s *Server) useDeleteToken(ctx context.Context, tx storage.Tx, nonce string) error {
+	bad := kerr.InvalidParam("querystring", kerr.Name("_token"), "_token was already used or has expired.")
+	o, err := tx.Get(ctx, tokenScope(nonce), "token")
+	if kerr.Is(err, kerr.NotFound) {
+		return bad
+	}
+	if err != nil {
+		return err
+	}
+	if err := tx.PurgeTree(ctx, tokenScope(nonce).Parent); err != nil {
+		return err
+	}
+	if expires, _ := o.Data["expires"].(json.Number).Int64(); s.nowMS() > expires {
+		return bad
 	}
 	return nil
 }

@@ -53,6 +53,7 @@ var Table = []Setting{
 	{Name: "batch_max_requests", Type: Int, Default: "25", Doc: "maximum sub-requests of POST /batch"},
 	{Name: "paginate_by", Type: Int, Default: "0", Doc: "default and maximum page size (0: none)"},
 	{Name: "storage_max_fetch_size", Type: Int, Default: "10000", Doc: "hard cap of objects in one list response"},
+	{Name: "pagination_token_validity_seconds", Type: Int, Default: "600", Doc: "lifetime of the single-use _token of a paginated plural DELETE"},
 	{Name: "explicit_permissions", Type: Bool, Default: "true", Doc: "add the writer to the write permission of what it writes"},
 	{Name: "experimental_collection_schema_validation", Type: Bool, Default: "false", Doc: "validate records, collections and groups against the JSON schemas of their collection or bucket"},
 	{Name: "bucket_create_principals", Type: List, Default: "system.Authenticated", Doc: "who may create buckets"},

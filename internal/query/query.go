@@ -67,6 +67,8 @@ type Query struct {
 	After map[string]any
 	// Offset is the number of objects served by previous pages.
 	Offset int64
+	// Nonce is the `_token`'s nonce (plural DELETE tokens are single-use).
+	Nonce string
 	// Fields is the `_fields` projection, nil for all fields.
 	Fields []string
 	// Tombstones is true when a filter touches last_modified (`_since`,
@@ -362,9 +364,11 @@ func (q *Query) parseToken(raw string) error {
 	if !ok {
 		return bad
 	}
-	if _, ok := t["nonce"]; !ok {
+	nonce, ok := t["nonce"].(string)
+	if !ok {
 		return bad
 	}
+	q.Nonce = nonce
 	n, err := off.Int64()
 	if err != nil {
 		return bad
@@ -381,12 +385,19 @@ func (q *Query) parseToken(raw string) error {
 // Token builds the `_token` of the page after the one that ended with last:
 // its sort-field values, the number of objects served so far, and a nonce.
 func Token(last Fielder, sorts []Sort, offset int64) string {
+	tok, _ := TokenWithNonce(last, sorts, offset)
+	return tok
+}
+
+// TokenWithNonce is Token, also returning the token's nonce.
+func TokenWithNonce(last Fielder, sorts []Sort, offset int64) (string, string) {
 	values := map[string]any{}
 	for _, s := range sorts {
 		if v, ok := last.Field(s.Field); ok {
 			values[s.Field] = v
 		}
 	}
-	b, _ := json.Marshal(token{LastObject: values, Offset: offset, Nonce: paginationPrefix + uuid.NewString()})
-	return base64.StdEncoding.EncodeToString(b)
+	nonce := paginationPrefix + uuid.NewString()
+	b, _ := json.Marshal(token{LastObject: values, Offset: offset, Nonce: nonce})
+	return base64.StdEncoding.EncodeToString(b), nonce
 }

@@ -28,8 +28,12 @@ type Kind struct {
 
 var idPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]*$`)
 
+// MaxIDLength bounds ids, so that no id can exceed what a database index
+// accepts (Kinto sets no limit; PostgreSQL fails on index rows past ~2.7 kB).
+const MaxIDLength = 255
+
 // ValidID reports whether id is acceptable for an object of this kind.
-func (k *Kind) ValidID(id string) bool { return idPattern.MatchString(id) }
+func (k *Kind) ValidID(id string) bool { return len(id) <= MaxIDLength && idPattern.MatchString(id) }
 
 // The kinds of Kinto's object tree.
 var (
