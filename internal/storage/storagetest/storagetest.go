@@ -300,6 +300,14 @@ func testList(t *testing.T, s storage.Storage) {
 		{"keyset after", storage.ListOptions{Sort: []query.Sort{{Field: "id"}}, After: map[string]any{"id": "r0"}}, []string{"r1", "r3"}},
 		{"since includes tombstone", storage.ListOptions{IncludeDeleted: true, Filters: []query.Filter{{Field: "last_modified", Op: query.GT, Value: int64(0)}}, Sort: []query.Sort{{Field: "id"}}}, []string{"r0", "r1", "r2", "r3"}},
 		{"id equality", storage.ListOptions{Filters: []query.Filter{{Field: "id", Op: query.EQ, Value: "r1"}}}, []string{"r1"}},
+		{"in", storage.ListOptions{Filters: []query.Filter{{Field: "title", Op: query.IN, Value: []any{"apple", "date", "zz"}}}, Sort: []query.Sort{{Field: "id"}}}, []string{"r0", "r3"}},
+		{"exclude matches missing", storage.ListOptions{Filters: []query.Filter{{Field: "meta.kg", Op: query.EXCLUDE, Value: []any{n("4")}}}, Sort: []query.Sort{{Field: "id"}}}, []string{"r0", "r1"}},
+		{"not matches missing", storage.ListOptions{Filters: []query.Filter{{Field: "tags", Op: query.NEQ, Value: []any{"x"}}}, Sort: []query.Sort{{Field: "id"}}}, []string{"r1", "r3"}},
+		{"has false", storage.ListOptions{Filters: []query.Filter{{Field: "tags", Op: query.HAS, Value: false}}}, []string{"r3"}},
+		{"contains any", storage.ListOptions{Filters: []query.Filter{{Field: "tags", Op: query.CONTAINSANY, Value: []any{"y", "q"}}}}, []string{"r1"}},
+		{"max on last_modified", storage.ListOptions{Filters: []query.Filter{{Field: "last_modified", Op: query.MAX, Value: int64(1)}}}, []string{}},
+		{"two keys, keyset after", storage.ListOptions{Sort: []query.Sort{{Field: "tags", Desc: true}, {Field: "id"}}, After: map[string]any{"tags": []any{"x", "y"}, "id": "r1"}, Limit: 1}, []string{"r0"}}, // missing sorts first descending: r3, r1, r0
+		{"filters, sort and limit together", storage.ListOptions{Filters: []query.Filter{{Field: "n", Op: query.LT, Value: n("10")}}, Sort: []query.Sort{{Field: "n", Desc: true}}, Limit: 1}, []string{"r0"}},
 	}
 	s.View(ctx, func(tx storage.Tx) error {
 		for _, c := range cases {
