@@ -93,7 +93,13 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 			body.Message = ke.Message
 		}
 	}
-	if ke.Kind == kerr.Unauthenticated {
+	if ke.Errno != 0 {
+		body.Errno = ke.Errno
+	}
+	if ke.Title != "" {
+		body.Error, body.Message = ke.Title, ke.Message
+	}
+	if ke.Kind == kerr.Unauthenticated && ke.Title == "" {
 		for _, c := range s.challenges {
 			w.Header().Add("WWW-Authenticate", c)
 		}

@@ -83,6 +83,13 @@ func (s *Server) capabilities() map[string]any {
 			}
 		}
 	}
+	if s.settings.Has("includes", "kinto.plugins.accounts") {
+		caps["accounts"] = map[string]any{
+			"description":        "Manage user accounts.",
+			"url":                "https://kinto.readthedocs.io/en/latest/api/1.x/accounts.html",
+			"validation_enabled": false,
+		}
+	}
 	if s.settings.Bool("experimental_collection_schema_validation") {
 		caps["schema"] = map[string]any{
 			"description": "Validates collection records with JSON schemas.",

@@ -93,9 +93,16 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 			p := auth.Basic{Secret: settings.String("userid_hmac_secret")}
 			s.policies = append(s.policies, p)
 			s.challenges = append(s.challenges, p.Challenge())
+		case "account":
+			if !settings.Has("includes", "kinto.plugins.accounts") {
+				return nil, fmt.Errorf("the account policy needs kinto.plugins.accounts in kinto.includes")
+			}
+			p := s.accountPolicy()
+			s.policies = append(s.policies, p)
+			s.challenges = append(s.challenges, p.Challenge())
 		default:
-			// Other policies (accounts, OpenID) are not implemented yet:
-			// their requests stay anonymous.
+			// Other policies (OpenID) are not implemented yet: their
+			// requests stay anonymous.
 			s.log.Warn("authentication policy not supported, ignored", "policy", name)
 		}
 	}
@@ -220,6 +227,14 @@ func (s *Server) routes() {
 	s.handle("/v1/__heartbeat__", endpoint{methods: map[string]handlerFunc{"GET": s.heartbeat}, expose: baseExpose})
 	s.handle("/v1/__lbheartbeat__", endpoint{methods: map[string]handlerFunc{"GET": s.lbheartbeat}, expose: baseExpose})
 	s.handle("/v1/__version__", endpoint{methods: map[string]handlerFunc{"GET": s.version}, expose: baseExpose})
+	if s.settings.Has("includes", "kinto.plugins.accounts") {
+		s.handle("/v1/accounts", endpoint{expose: listExpose, methods: map[string]handlerFunc{
+			"GET": s.listAccounts, "POST": s.writeAccount, "DELETE": s.deleteAccounts,
+		}})
+		s.handle("/v1/accounts/{id}", endpoint{expose: objectExpose, methods: map[string]handlerFunc{
+			"GET": s.getAccount, "PUT": s.writeAccount, "PATCH": s.writeAccount, "DELETE": s.deleteAccount,
+		}})
+	}
 	s.handle("/v1/batch", endpoint{methods: map[string]handlerFunc{"POST": s.batch}, expose: baseExpose})
 	if s.flush {
 		s.handle("/v1/__flush__", endpoint{methods: map[string]handlerFunc{"POST": s.flushAll}, expose: baseExpose})

@@ -12,6 +12,10 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Policy authenticates requests.
@@ -83,4 +87,78 @@ func Identify(policies []Policy, r *http.Request) string {
 		}
 	}
 	return ""
+}
+
+// Accounts is the accounts plugin's `account` policy: Basic credentials
+// checked against the bcrypt hash of a stored account. Hash returns the
+// stored hash of a username (ok false when there is no such account).
+// Successful checks are remembered for TTL, keyed by an HMAC of the
+// credentials (never the password itself); Forget drops a user's entries
+// when its account changes.
+type Accounts struct {
+	Secret string
+	TTL    time.Duration
+	Hash   func(r *http.Request, user string) (hash string, ok bool)
+	Now    func() time.Time
+
+	mu       sync.Mutex
+	verified map[string]verifiedEntry // HMAC of user:password -> entry
+}
+
+type verifiedEntry struct {
+	user    string
+	expires time.Time
+}
+
+// Name implements Policy.
+func (*Accounts) Name() string { return "account" }
+
+// Challenge implements Policy.
+func (*Accounts) Challenge() string { return `Basic realm="Realm"` }
+
+// Authenticate implements Policy.
+func (a *Accounts) Authenticate(r *http.Request) (string, bool) {
+	user, pass, ok := BasicCredentials(r)
+	if !ok {
+		return "", false
+	}
+	key := HMACDigest(a.Secret, "accounts:"+user+":"+pass)
+	now := a.Now()
+	a.mu.Lock()
+	e, hit := a.verified[key]
+	if hit && now.Before(e.expires) {
+		a.verified[key] = verifiedEntry{user: user, expires: now.Add(a.TTL)}
+		a.mu.Unlock()
+		return user, true
+	}
+	a.mu.Unlock()
+	hash, ok := a.Hash(r, user)
+	if !ok || bcrypt.CompareHashAndPassword([]byte(hash), []byte(pass)) != nil {
+		return "", false
+	}
+	a.mu.Lock()
+	if a.verified == nil {
+		a.verified = map[string]verifiedEntry{}
+	}
+	a.verified[key] = verifiedEntry{user: user, expires: now.Add(a.TTL)}
+	a.mu.Unlock()
+	return user, true
+}
+
+// Forget drops the remembered checks of a user (its password changed or
+// its account is gone): old passwords stop working at once.
+func (a *Accounts) Forget(user string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, e := range a.verified {
+		if e.user == user {
+			delete(a.verified, k)
+		}
+	}
+}
+
+// HashPassword hashes a password as Kinto's accounts plugin does (bcrypt).
+func HashPassword(password string) (string, error) {
+	b, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	return string(b), err
 }

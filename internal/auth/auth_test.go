@@ -1,8 +1,11 @@
 package auth
 
 import (
+	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestBasicUserIDs(t *testing.T) {
@@ -32,5 +35,42 @@ func TestMalformedCredentialsAreAnonymous(t *testing.T) {
 		if got := Identify([]Policy{Basic{}}, r); got != "" {
 			t.Errorf("%q => %q, want anonymous", h, got)
 		}
+	}
+}
+
+// A hash made by Kinto's accounts plugin (kinto.plugins.accounts.utils.
+// hash_password, as `kinto create-user` stores it: Python bcrypt, $2b$)
+// verifies, and a wrong password does not.
+func TestAccountsVerifiesKintoHashes(t *testing.T) {
+	const kintoHash = "$2b$12$MJqjFo1ovK0asK1DajgYzeLI3DAb8TrVCPB4Z4ZcYl.YIYyFAxAoO" // "s3cret"
+	lookups := 0
+	a := &Accounts{TTL: time.Minute, Now: time.Now, Hash: func(r *http.Request, user string) (string, bool) {
+		lookups++
+		return kintoHash, user == "carol"
+	}}
+	try := func(user, pass string) string {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.SetBasicAuth(user, pass)
+		return Identify([]Policy{a}, r)
+	}
+	if got := try("carol", "s3cret"); got != "account:carol" {
+		t.Fatalf("Kinto hash: %q", got)
+	}
+	if got := try("carol", "s3cret"); got != "account:carol" || lookups != 1 {
+		t.Errorf("second check: %q after %d lookups (want it remembered)", got, lookups)
+	}
+	if got := try("carol", "wrong"); got != "" {
+		t.Errorf("wrong password: %q", got)
+	}
+	if got := try("dave", "s3cret"); got != "" {
+		t.Errorf("unknown user: %q", got)
+	}
+	a.Forget("carol")
+	if try("carol", "s3cret"); lookups != 4 {
+		t.Errorf("Forget did not drop the remembered check (%d lookups)", lookups)
+	}
+	h, err := HashPassword("x")
+	if err != nil || !strings.HasPrefix(h, "$2a$") && !strings.HasPrefix(h, "$2b$") {
+		t.Errorf("HashPassword: %q %v", h, err)
 	}
 }

@@ -51,6 +51,11 @@ type Error struct {
 	// ({"existing"}), nil for none.
 	Details any
 	Err     error // underlying cause, never shown to clients
+	// Errno and Title replace the kind's errno and "error" text for the few
+	// answers where Kinto departs from them (then Message is omitted unless
+	// set). Zero values keep the kind's.
+	Errno int
+	Title string
 }
 
 func (e *Error) Error() string {

@@ -33,7 +33,12 @@ var idPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]*$`)
 const MaxIDLength = 255
 
 // ValidID reports whether id is acceptable for an object of this kind.
-func (k *Kind) ValidID(id string) bool { return len(id) <= MaxIDLength && idPattern.MatchString(id) }
+func (k *Kind) ValidID(id string) bool {
+	if k == Account {
+		return len(id) <= MaxIDLength && accountIDPattern.MatchString(id)
+	}
+	return len(id) <= MaxIDLength && idPattern.MatchString(id)
+}
 
 // The kinds of Kinto's object tree.
 var (
@@ -41,7 +46,12 @@ var (
 	Collection = &Kind{Name: "collection", Plural: "collections", Perms: []string{"read", "write", "record:create"}, Parent: Bucket, NewID: nameID}
 	Group      = &Kind{Name: "group", Plural: "groups", Perms: []string{"read", "write"}, Parent: Bucket, NewID: nameID}
 	Record     = &Kind{Name: "record", Plural: "records", Perms: []string{"read", "write"}, Parent: Collection, NewID: uuid.NewString}
+	// Account is the accounts plugin's kind: outside the bucket tree, each
+	// account stored under its own username as parent.
+	Account = &Kind{Name: "account", Plural: "accounts", Perms: []string{"read", "write"}}
 )
+
+var accountIDPattern = regexp.MustCompile(`^[a-zA-Z0-9][+.@a-zA-Z0-9_-]*$`)
 
 // Children are the kinds directly contained in objects of kind k.
 func (k *Kind) Children() []*Kind {

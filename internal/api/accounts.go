@@ -1,0 +1,377 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"kintogo/internal/auth"
+	"kintogo/internal/events"
+	"kintogo/internal/kerr"
+	"kintogo/internal/query"
+	"kintogo/internal/resource"
+	"kintogo/internal/storage"
+)
+
+// The accounts plugin (kinto.plugins.accounts): user accounts with bcrypt
+// passwords, stored as objects of kind "account" whose parent is their own
+// username, with the ACL key /accounts/{id} (kinto-protocol.md §11.2).
+
+func accountScope(id string) storage.Scope { return storage.Scope{Parent: id, Resource: resource.Account.Name} }
+
+func accountURI(id string) string { return "/accounts/" + id }
+
+var accountPath = resource.Path{Kind: resource.Account}
+
+// accountPolicy builds the `account` authentication policy over storage.
+func (s *Server) accountPolicy() *auth.Accounts {
+	p := &auth.Accounts{
+		Secret: s.settings.String("userid_hmac_secret"),
+		TTL:    time.Duration(s.settings.Int("account_cache_ttl_seconds")) * time.Second,
+		Now:    s.opts.Now,
+		Hash: func(r *http.Request, user string) (string, bool) {
+			var hash string
+			err := s.view(r.Context(), func(tx storage.Tx) error {
+				o, err := tx.Get(r.Context(), accountScope(user), user)
+				if err != nil {
+					return err
+				}
+				hash, _ = o.Data["password"].(string)
+				return nil
+			})
+			return hash, err == nil && hash != ""
+		},
+	}
+	// A changed or deleted account must stop accepting its old password.
+	s.bus.Subscribe(func(evs []events.Event) {
+		for _, ev := range evs {
+			if ev.ResourceName == resource.Account.Name {
+				p.Forget(ev.ID)
+			}
+		}
+	})
+	return p
+}
+
+// username is the caller's account name, "" when not logged in with one.
+func (c *call) username() string {
+	name, _ := strings.CutPrefix(c.userID, "account:")
+	if name == c.userID {
+		return ""
+	}
+	return name
+}
+
+func (s *Server) settingGrants(name string, c *call) bool {
+	for _, p := range s.settings.List(name) {
+		for _, q := range c.principals {
+			if p == q {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// accountAllowed reports whether the caller holds perm on an account: the
+// account's ACEs, or the account_{read,write}_principals settings
+// (administrators).
+func (s *Server) accountAllowed(ctx context.Context, tx storage.Tx, c *call, id, perm string) (bool, error) {
+	if s.settingGrants("account_write_principals", c) || (perm == "read" && s.settingGrants("account_read_principals", c)) {
+		return true, nil
+	}
+	aces := []storage.ACE{{URI: accountURI(id), Permission: "write"}}
+	if perm == "read" {
+		aces = append(aces, storage.ACE{URI: accountURI(id), Permission: "read"})
+	}
+	return tx.HasAny(ctx, aces, c.principals)
+}
+
+func (s *Server) isAccountAdmin(c *call) bool { return s.settingGrants("account_write_principals", c) }
+
+// accountData checks an account's data: a password is required, stored as
+// a bcrypt hash.
+func accountData(data map[string]any, required bool) error {
+	pw, present := data["password"]
+	if !present {
+		if required {
+			return kerr.InvalidParam("body", kerr.Name("data.password"), "Required")
+		}
+		return nil
+	}
+	str, ok := pw.(string)
+	if !ok {
+		return kerr.InvalidParam("body", kerr.Name("data.password"), pyRepr(pw, false)+" is not a string: {'': ''}")
+	}
+	hash, err := auth.HashPassword(str)
+	if err != nil {
+		return kerr.InvalidParam("body", kerr.Name("data.password"), err.Error())
+	}
+	data["password"] = hash
+	return nil
+}
+
+// listAccounts is GET/HEAD /accounts: the caller's own account (Kinto
+// lists accounts under the caller's username, administrators included).
+func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request, c *call) error {
+	if c.userID == "" {
+		return &kerr.Error{Kind: kerr.Unauthenticated, Errno: 999, Title: "Cannot read accounts."}
+	}
+	if err := firstErr(checkAccept(r), c.paramsErr); err != nil {
+		return err
+	}
+	q, err := query.Parse(c.params, query.Schema{}, s.nowMS())
+	if err != nil {
+		return err
+	}
+	scope := accountScope(c.username())
+	var l listReply
+	err = s.view(r.Context(), func(tx storage.Tx) error {
+		ts, err := tx.Timestamp(r.Context(), scope)
+		if err != nil {
+			return err
+		}
+		if ts == 0 {
+			ts = s.nowMS()
+		}
+		objs, err := tx.List(r.Context(), scope, storage.ListOptions{Filters: q.Filters, Sort: q.Sort, After: q.After,
+			Limit: s.effectiveLimit(q.Limit), IncludeDeleted: q.Tombstones})
+		if err != nil {
+			return err
+		}
+		items := make([]map[string]any, len(objs))
+		for i, o := range objs {
+			items[i] = project(o, o.Body(), q.Fields)
+		}
+		l = listReply{path: accountPath, query: q, ts: ts, counted: true, total: int64(len(objs)), items: items}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.writeList(w, r, c, l)
+}
+
+// getAccount is GET/HEAD /accounts/{id}.
+func (s *Server) getAccount(w http.ResponseWriter, r *http.Request, c *call) error {
+	id := r.PathValue("id")
+	var out *storage.Object
+	var perms map[string][]string
+	err := s.view(r.Context(), func(tx storage.Tx) error {
+		ok, err := s.accountAllowed(r.Context(), tx, c, id, "read")
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return c.denied()
+		}
+		if out, err = tx.Get(r.Context(), accountScope(id), id); err != nil {
+			return err
+		}
+		perms, err = tx.Permissions(r.Context(), accountURI(id))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.cacheHeaders(w, c, accountPath, nil)
+	s.writeObject(w, http.StatusOK, out, perms)
+	return nil
+}
+
+// writeAccount is PUT /accounts/{id}, PATCH /accounts/{id} and POST
+// /accounts (id in the body): anonymous callers allowed by
+// account_create_principals create accounts; users manage their own;
+// administrators (account_write_principals) manage anyone's.
+func (s *Server) writeAccount(w http.ResponseWriter, r *http.Request, c *call) error {
+	ctx := r.Context()
+	media := []string{mediaJSON}
+	if r.Method == http.MethodPatch {
+		media = append(media, mediaMergePatch)
+	}
+	in := readWrite(r, resource.Account, media...)
+	ifMatch, ifNoneMatch, precondErr := preconditions(r)
+	id := r.PathValue("id")
+	if r.Method == http.MethodPost && in.env != nil && in.env.data != nil {
+		id, _ = in.env.data[query.IDField].(string)
+	}
+	var out *storage.Object
+	var perms map[string][]string
+	status := http.StatusOK
+	err := s.update(ctx, func(tx storage.Tx) error {
+		existing, err := tx.Get(ctx, accountScope(id), id)
+		if err != nil && !kerr.Is(err, kerr.NotFound) {
+			return err
+		}
+		err = nil
+		var allowed bool
+		switch {
+		case existing != nil && r.Method == http.MethodPost:
+			allowed, err = s.accountAllowed(ctx, tx, c, id, "read")
+		case existing != nil:
+			allowed, err = s.accountAllowed(ctx, tx, c, id, "write")
+		case r.Method == http.MethodPatch:
+			allowed, err = s.accountAllowed(ctx, tx, c, id, "write")
+		default:
+			allowed = s.settingGrants("account_create_principals", c) || s.isAccountAdmin(c)
+		}
+		if err != nil {
+			return err
+		}
+		if !allowed {
+			return c.denied()
+		}
+		if err := firstErr(checkAccept(r), in.err, precondErr); err != nil {
+			return err
+		}
+		if id == "" {
+			return kerr.InvalidParam("body", kerr.Name("data.id"), "Required")
+		}
+		if !resource.Account.ValidID(id) {
+			return invalidID
+		}
+		if name := c.username(); c.userID != "" && !s.isAccountAdmin(c) && name != id {
+			return kerr.InvalidParam("body", kerr.Name("id"), "Username and account ID do not match.")
+		}
+		p := resource.Path{Kind: resource.Account, ID: id}
+		if err := checkObjectPreconditions(ctx, w, tx, p, ifMatch, ifNoneMatch, existing); err != nil {
+			return err
+		}
+		if existing != nil && r.Method == http.MethodPost {
+			out = existing
+			perms, err = tx.Permissions(ctx, accountURI(id))
+			return err
+		}
+		if existing == nil && r.Method == http.MethodPatch {
+			return kerr.ObjectNotFound(resource.Account.Name, id)
+		}
+		data := map[string]any{}
+		switch {
+		case r.Method == http.MethodPatch && in.media == mediaMergePatch:
+			data = mergePatch(existing.Data, in.env.data)
+		case r.Method == http.MethodPatch:
+			data = copyData(existing.Data)
+			for k, v := range in.env.data {
+				data[k] = v
+			}
+		case in.env.data != nil:
+			data = copyData(in.env.data)
+		}
+		if v, ok := data[query.IDField]; ok && v != id {
+			return kerr.InvalidParam("body", kerr.Name("id"), "Object id does not match existing object")
+		}
+		delete(data, query.IDField)
+		delete(data, query.ModifiedField)
+		passwordChanged := r.Method != http.MethodPatch || (in.env.data != nil && in.env.data["password"] != nil)
+		if passwordChanged {
+			if err := accountData(data, true); err != nil {
+				return err
+			}
+		}
+		if out, err = tx.Put(ctx, accountScope(id), &storage.Object{ID: id, Data: data}); err != nil {
+			return err
+		}
+		if existing == nil {
+			status = http.StatusCreated
+		}
+		// The account belongs to its user, whoever created it.
+		owner := map[string][]string{"write": {"account:" + id}}
+		if existing != nil {
+			if owner, err = tx.Permissions(ctx, accountURI(id)); err != nil {
+				return err
+			}
+		}
+		if err := tx.SetPermissions(ctx, accountURI(id), owner); err != nil {
+			return err
+		}
+		perms, err = tx.Permissions(ctx, accountURI(id))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if out != nil && (status == http.StatusCreated || r.Method != http.MethodPost) {
+		action := "update"
+		if status == http.StatusCreated {
+			action = "create"
+		}
+		s.committed(ctx, action, accountPath, out)
+	}
+	s.writeObject(w, status, out, perms)
+	return nil
+}
+
+// deleteAccount is DELETE /accounts/{id}.
+func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request, c *call) error {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	ifMatch, ifNoneMatch, precondErr := preconditions(r)
+	var tomb *storage.Object
+	err := s.update(ctx, func(tx storage.Tx) error {
+		ok, err := s.accountAllowed(ctx, tx, c, id, "write")
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return c.denied()
+		}
+		if err := firstErr(checkAccept(r), precondErr); err != nil {
+			return err
+		}
+		existing, err := tx.Get(ctx, accountScope(id), id)
+		if err != nil {
+			return err
+		}
+		if err := checkObjectPreconditions(ctx, w, tx, resource.Path{Kind: resource.Account, ID: id}, ifMatch, ifNoneMatch, existing); err != nil {
+			return err
+		}
+		if tomb, err = tx.Delete(ctx, accountScope(id), id, 0); err != nil {
+			return err
+		}
+		return tx.DeletePermissions(ctx, accountURI(id))
+	})
+	if err != nil {
+		return err
+	}
+	s.committed(ctx, "delete", accountPath, tomb)
+	setTimestamp(w, tomb.LastModified)
+	s.writeJSON(w, http.StatusOK, map[string]any{"data": tomb.Body()})
+	return nil
+}
+
+// deleteAccounts is DELETE /accounts: the caller's own account.
+func (s *Server) deleteAccounts(w http.ResponseWriter, r *http.Request, c *call) error {
+	if c.userID == "" {
+		return c.denied()
+	}
+	var tombs []*storage.Object
+	name := c.username()
+	err := s.update(r.Context(), func(tx storage.Tx) error {
+		objs, err := tx.List(r.Context(), accountScope(name), storage.ListOptions{})
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			tomb, err := tx.Delete(r.Context(), accountScope(name), o.ID, 0)
+			if err != nil {
+				return err
+			}
+			if err := tx.DeletePermissions(r.Context(), accountURI(o.ID)); err != nil {
+				return err
+			}
+			tombs = append(tombs, tomb)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.committed(r.Context(), "delete", accountPath, tombs...)
+	data := make([]map[string]any, len(tombs))
+	for i, t := range tombs {
+		data[i] = t.Body()
+	}
+	s.writeJSON(w, http.StatusOK, map[string]any{"data": data})
+	return nil
+}
