@@ -90,6 +90,12 @@ func (s *Server) capabilities() map[string]any {
 			"validation_enabled": false,
 		}
 	}
+	if s.permissionsEndpoint() {
+		caps["permissions_endpoint"] = map[string]any{
+			"description": "The permissions endpoint can be used to list all user objects permissions.",
+			"url":         "https://kinto.readthedocs.io/en/latest/configuration/settings.html#activating-the-permissions-endpoint",
+		}
+	}
 	if s.settings.Bool("experimental_collection_schema_validation") {
 		caps["schema"] = map[string]any{
 			"description": "Validates collection records with JSON schemas.",

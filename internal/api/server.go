@@ -235,6 +235,9 @@ func (s *Server) routes() {
 			"GET": s.getAccount, "PUT": s.writeAccount, "PATCH": s.writeAccount, "DELETE": s.deleteAccount,
 		}})
 	}
+	if s.permissionsEndpoint() {
+		s.handle("/v1/permissions", endpoint{expose: listExpose, methods: map[string]handlerFunc{"GET": s.listPermissions}})
+	}
 	s.handle("/v1/batch", endpoint{methods: map[string]handlerFunc{"POST": s.batch}, expose: baseExpose})
 	if s.flush {
 		s.handle("/v1/__flush__", endpoint{methods: map[string]handlerFunc{"POST": s.flushAll}, expose: baseExpose})
@@ -263,6 +266,12 @@ func (s *Server) routes() {
 		s.handle("/v1/__broadcasts__", get(s.broadcasts))
 	}
 	s.mux.HandleFunc("/", s.unmatched)
+}
+
+// permissionsEndpoint reports whether GET /permissions is on: with the
+// admin plugin, or experimental_permissions_endpoint.
+func (s *Server) permissionsEndpoint() bool {
+	return s.settings.Has("includes", "kinto.plugins.admin") || s.settings.Bool("experimental_permissions_endpoint")
 }
 
 // ServeHTTP implements http.Handler: common headers, then the route table.

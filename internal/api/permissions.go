@@ -1,0 +1,182 @@
+package api
+
+import (
+	"net/http"
+	"sort"
+	"strings"
+
+	"kintogo/internal/query"
+	"kintogo/internal/resource"
+	"kintogo/internal/storage"
+)
+
+// permissionsPath names /permissions for cache settings.
+var permissionsPath = resource.Path{Kind: &resource.Kind{Name: "permissions", Plural: "permissions"}}
+
+// permissionEntry is one object of GET /permissions.
+type permissionEntry map[string]any
+
+// Field implements query.Fielder.
+func (e permissionEntry) Field(path string) (any, bool) { return query.Lookup(e, path) }
+
+// permissionsSchema is the closed set of fields of /permissions entries.
+var permissionsSchema = query.Schema{Closed: true, Fields: []string{
+	"uri", "resource_name", "permissions", "bucket_id", "collection_id", "group_id", "record_id", "account_id",
+}}
+
+// impliedPermissions are the permissions a permission gives on the same
+// object, as /permissions shows them.
+var impliedPermissions = map[string]map[string][]string{
+	"bucket": {
+		"write":             {"write", "read", "read:attributes", "collection:create", "group:create"},
+		"read":              {"read", "read:attributes"},
+		"collection:create": {"collection:create", "read:attributes"},
+		"group:create":      {"group:create", "read:attributes"},
+	},
+	"collection": {
+		"write":         {"write", "read", "read:attributes", "record:create"},
+		"read":          {"read", "read:attributes"},
+		"record:create": {"record:create", "read:attributes"},
+	},
+}
+
+// describeURI returns the entry of an object URI (nil for URIs that name no
+// object kintogo knows).
+func describeURI(uri string) permissionEntry {
+	parts := strings.Split(strings.TrimPrefix(uri, "/"), "/")
+	e := permissionEntry{"uri": uri}
+	switch {
+	case len(parts) == 2 && parts[0] == "buckets":
+		e["resource_name"], e["id"], e["bucket_id"] = "bucket", parts[1], parts[1]
+	case len(parts) == 2 && parts[0] == "accounts":
+		e["resource_name"], e["id"], e["account_id"] = "account", parts[1], parts[1]
+	case len(parts) == 4 && parts[0] == "buckets" && parts[2] == "collections":
+		e["resource_name"], e["id"], e["bucket_id"], e["collection_id"] = "collection", parts[3], parts[1], parts[3]
+	case len(parts) == 4 && parts[0] == "buckets" && parts[2] == "groups":
+		e["resource_name"], e["id"], e["bucket_id"], e["group_id"] = "group", parts[3], parts[1], parts[3]
+	case len(parts) == 6 && parts[0] == "buckets" && parts[2] == "collections" && parts[4] == "records":
+		e["resource_name"], e["id"], e["bucket_id"], e["collection_id"], e["record_id"] = "record", parts[5], parts[1], parts[3], parts[5]
+	default:
+		return nil
+	}
+	return e
+}
+
+// listPermissions is GET/HEAD /permissions: every object on which the
+// caller holds an explicit permission, with the permissions it implies on
+// that object, plus the root permissions granted by settings.
+func (s *Server) listPermissions(w http.ResponseWriter, r *http.Request, c *call) error {
+	ctx := r.Context()
+	if err := firstErr(checkAccept(r), c.paramsErr); err != nil {
+		return err
+	}
+	q, err := query.Parse(c.params, permissionsSchema, s.nowMS())
+	if err != nil {
+		return err
+	}
+	// last_modified means nothing here: its filters and sorts are dropped.
+	filters := q.Filters[:0]
+	for _, f := range q.Filters {
+		if f.Field != query.ModifiedField {
+			filters = append(filters, f)
+		}
+	}
+	var sorts []query.Sort
+	for _, so := range q.Sort {
+		if so.Field != query.ModifiedField {
+			sorts = append(sorts, so)
+		}
+	}
+	if len(sorts) == 0 {
+		sorts = []query.Sort{{Field: "uri", Desc: true}}
+	}
+	var entries []permissionEntry
+	err = s.view(ctx, func(tx storage.Tx) error {
+		if err := c.loadPrincipals(ctx, tx); err != nil {
+			return err
+		}
+		var root []string
+		if s.settingGrants("bucket_create_principals", c) {
+			root = append(root, "bucket:create")
+		}
+		if s.settings.Has("includes", "kinto.plugins.accounts") && s.settingGrants("account_create_principals", c) {
+			root = append(root, "account:create")
+		}
+		if len(root) > 0 {
+			sort.Strings(root)
+			entries = append(entries, permissionEntry{"uri": "/", "resource_name": "root", "permissions": toAny(root)})
+		}
+		all := []string{"read", "write", "collection:create", "group:create", "record:create"}
+		for _, scan := range []struct {
+			prefix string
+			depth  int
+		}{{"/buckets/", 1}, {"/buckets/", 3}, {"/buckets/", 5}, {"/accounts/", 1}} {
+			found, err := tx.Accessible(ctx, scan.prefix, scan.depth, all, c.principals)
+			if err != nil {
+				return err
+			}
+			for uri, perms := range found {
+				e := describeURI(uri)
+				if e == nil {
+					continue
+				}
+				set := map[string]bool{}
+				for _, p := range perms {
+					implied, ok := impliedPermissions[e["resource_name"].(string)][p]
+					if !ok {
+						implied = []string{p}
+						if p == "write" {
+							implied = []string{"write", "read"}
+						}
+					}
+					for _, i := range implied {
+						set[i] = true
+					}
+				}
+				list := make([]string, 0, len(set))
+				for p := range set {
+					list = append(list, p)
+				}
+				sort.Strings(list)
+				e["permissions"] = toAny(list)
+				entries = append(entries, e)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	selected := make([]permissionEntry, 0, len(entries))
+	for _, e := range entries {
+		if query.Match(e, filters) && q.AfterLast(e) {
+			selected = append(selected, e)
+		}
+	}
+	query.SortSlice(selected, sorts)
+	q.Sort = sorts
+	limit := s.effectiveLimit(q.Limit)
+	next := ""
+	if len(selected) > limit {
+		selected = selected[:limit]
+		next = s.nextPage(r, c.params, limit, query.Token(selected[len(selected)-1], sorts, q.Offset+int64(limit)))
+	}
+	items := make([]map[string]any, len(selected))
+	for i, e := range selected {
+		if q.Fields != nil {
+			items[i] = query.Project(e, q.Fields)
+			items[i]["id"] = e["id"]
+			continue
+		}
+		items[i] = e
+	}
+	return s.writeList(w, r, c, listReply{path: permissionsPath, query: q, next: next, counted: true, total: int64(len(selected)), items: items})
+}
+
+func toAny(list []string) []any {
+	out := make([]any, len(list))
+	for i, s := range list {
+		out[i] = s
+	}
+	return out
+}
