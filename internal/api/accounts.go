@@ -18,7 +18,9 @@ import (
 // passwords, stored as objects of kind "account" whose parent is their own
 // username, with the ACL key /accounts/{id} (kinto-protocol.md §11.2).
 
-func accountScope(id string) storage.Scope { return storage.Scope{Parent: id, Resource: resource.Account.Name} }
+func accountScope(id string) storage.Scope {
+	return storage.Scope{Parent: id, Resource: resource.Account.Name}
+}
 
 func accountURI(id string) string { return "/accounts/" + id }
 

@@ -90,6 +90,12 @@ func (s *Server) capabilities() map[string]any {
 			"validation_enabled": false,
 		}
 	}
+	if s.historyEnabled() {
+		caps["history"] = map[string]any{
+			"description": "Track changes on data.",
+			"url":         "http://kinto.readthedocs.io/en/latest/api/1.x/history.html",
+		}
+	}
 	if s.permissionsEndpoint() {
 		caps["permissions_endpoint"] = map[string]any{
 			"description": "The permissions endpoint can be used to list all user objects permissions.",

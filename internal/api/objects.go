@@ -782,8 +782,10 @@ func (s *Server) createObject(k kindRoute) handlerFunc {
 			if err := afterWrite(ctx, tx, target, nil, out); err != nil {
 				return err
 			}
-			perms, err = s.storePermissions(ctx, tx, c, target.URI(), in.env.permissions)
-			return err
+			if perms, err = s.storePermissions(ctx, tx, c, target.URI(), in.env.permissions); err != nil {
+				return err
+			}
+			return s.recordHistory(ctx, tx, c, "create", p, out)
 		})
 		if err != nil {
 			return err
@@ -871,8 +873,14 @@ func (s *Server) putObject(k kindRoute) handlerFunc {
 					return err
 				}
 			}
-			perms, err = s.storePermissions(ctx, tx, c, p.URI(), perms)
-			return err
+			if perms, err = s.storePermissions(ctx, tx, c, p.URI(), perms); err != nil {
+				return err
+			}
+			action := "update"
+			if existing == nil {
+				action = "create"
+			}
+			return s.recordHistory(ctx, tx, c, action, p, out)
 		})
 		if err != nil {
 			return err
@@ -922,7 +930,13 @@ func (s *Server) deleteObject(k kindRoute) handlerFunc {
 			if tomb, err = tx.Delete(ctx, p.Scope(), p.ID, supplied); err != nil {
 				return err
 			}
-			return cascade(ctx, tx, p)
+			if err := cascade(ctx, tx, p); err != nil {
+				return err
+			}
+			if p.Kind == resource.Bucket {
+				return nil // its history went with it
+			}
+			return s.recordHistory(ctx, tx, c, "delete", p, tomb)
 		})
 		if err != nil {
 			return err
@@ -996,6 +1010,11 @@ func (s *Server) deleteObjects(k kindRoute) handlerFunc {
 				}
 				if err := cascade(ctx, tx, p.WithID(o.ID)); err != nil {
 					return err
+				}
+				if p.Kind != resource.Bucket {
+					if err := s.recordHistory(ctx, tx, c, "delete", p, tomb); err != nil {
+						return err
+					}
 				}
 				tombs = append(tombs, tomb)
 				ts = max(ts, tomb.LastModified)

@@ -263,8 +263,10 @@ func (s *Server) patchObject(k kindRoute) handlerFunc {
 			if newPerms == nil {
 				newPerms = current
 			}
-			perms, err = s.storePermissions(ctx, tx, c, p.URI(), newPerms)
-			return err
+			if perms, err = s.storePermissions(ctx, tx, c, p.URI(), newPerms); err != nil {
+				return err
+			}
+			return s.recordHistory(ctx, tx, c, "update", p, out)
 		})
 		if err != nil {
 			return err

@@ -235,6 +235,11 @@ func (s *Server) routes() {
 			"GET": s.getAccount, "PUT": s.writeAccount, "PATCH": s.writeAccount, "DELETE": s.deleteAccount,
 		}})
 	}
+	if s.historyEnabled() {
+		s.handle("/v1/buckets/{bid}/history", endpoint{expose: listExpose, methods: map[string]handlerFunc{
+			"GET": s.listHistory, "DELETE": s.purgeHistory,
+		}})
+	}
 	if s.permissionsEndpoint() {
 		s.handle("/v1/permissions", endpoint{expose: listExpose, methods: map[string]handlerFunc{"GET": s.listPermissions}})
 	}

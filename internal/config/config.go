@@ -57,6 +57,7 @@ var Table = []Setting{
 	{Name: "explicit_permissions", Type: Bool, Default: "true", Doc: "add the writer to the write permission of what it writes"},
 	{Name: "experimental_collection_schema_validation", Type: Bool, Default: "false", Doc: "validate records, collections and groups against the JSON schemas of their collection or bucket"},
 	{Name: "experimental_permissions_endpoint", Type: Bool, Default: "false", Doc: "serve GET /v1/permissions (also on with kinto.plugins.admin)"},
+	{Name: "history.exclude_resources", Type: List, Doc: "bucket, collection or record URIs the history plugin does not track"},
 	{Name: "bucket_create_principals", Type: List, Default: "system.Authenticated", Doc: "who may create buckets"},
 	{Name: "account_create_principals", Type: List, Doc: "who may create accounts (accounts plugin), e.g. system.Everyone"},
 	{Name: "account_write_principals", Type: List, Doc: "account administrators"},
