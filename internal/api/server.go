@@ -106,6 +106,8 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 			s.log.Warn("authentication policy not supported, ignored", "policy", name)
 		}
 	}
+	// Policies that share a challenge (Basic) send it once.
+	s.challenges = dedupe(s.challenges)
 	if changes.Enabled(settings) {
 		m, err := changes.New(settings)
 		if err != nil {
