@@ -554,3 +554,36 @@ func TestClientSuppliedTimestamps(t *testing.T) {
 		c.put(rec, "alice:alicepw", map[string]any{"data": map[string]any{"last_modified": "soon"}}).must(t, 200)
 	})
 }
+
+func TestDefaultBucket(t *testing.T) {
+	eachBackend(t, map[string]string{"includes": "kinto.plugins.default_bucket", "userid_hmac_secret": ""}, func(t *testing.T, c *client) {
+		// kinto-protocol.md §7.8: basicauth mat:secret with empty secrets.
+		const matBucket = "ddaf8694-fa9e-2949-ed0e-77198a7907fb"
+		hello := c.get("/v1/", "mat:secret").must(t, 200)
+		if hello.str("user.bucket") != matBucket || hello.at("capabilities.default_bucket") == nil {
+			t.Fatalf("hello: %s", hello.raw)
+		}
+		c.get("/v1/buckets/default", "").wantError(t, 401, 104)
+		// Implicit creation of the bucket and the collection.
+		r := c.do(req{method: "POST", path: "/v1/buckets/default/collections/tasks/records", auth: "mat:secret", body: map[string]any{"data": map[string]any{"x": 1}}}).must(t, 201)
+		if r.str("data.x") != "1" {
+			t.Errorf("record: %s", r.raw)
+		}
+		b := c.get("/v1/buckets/"+matBucket, "mat:secret").must(t, 200)
+		if b.str("data.id") != matBucket || !strings.Contains(b.str("permissions.write"), "basicauth:8a931a10") {
+			t.Errorf("bucket: %s", b.raw)
+		}
+		list := c.get("/v1/buckets/default/collections/tasks/records", "mat:secret").must(t, 200)
+		if len(list.list("data")) != 1 {
+			t.Errorf("list through the alias: %s", list.raw)
+		}
+		if got := c.get("/v1/buckets/default", "mat:secret").must(t, 200).str("data.id"); got != matBucket {
+			t.Errorf("GET /buckets/default: %s", got)
+		}
+		// Another user's default bucket is another bucket.
+		if got := c.get("/v1/buckets/default", "alice:secret").must(t, 200).str("data.id"); got == matBucket {
+			t.Error("users share a default bucket")
+		}
+		c.get("/v1/buckets/default/collections/a.b/records", "mat:secret").wantError(t, 400, 107)
+	})
+}

@@ -36,7 +36,11 @@ func (s *Server) hello(w http.ResponseWriter, r *http.Request, c *call) error {
 		if err != nil {
 			return err
 		}
-		body["user"] = map[string]any{"id": c.userID, "principals": c.principals}
+		user := map[string]any{"id": c.userID, "principals": c.principals}
+		if s.defaultBucketEnabled() {
+			user["bucket"] = DefaultBucketID(s.settings.String("default_bucket_hmac_secret"), c.userID)
+		}
+		body["user"] = user
 	}
 	if s.settings.Bool("readonly") {
 		s.cacheExpires(w, 86400)
@@ -88,6 +92,12 @@ func (s *Server) capabilities() map[string]any {
 			"description":        "Manage user accounts.",
 			"url":                "https://kinto.readthedocs.io/en/latest/api/1.x/accounts.html",
 			"validation_enabled": false,
+		}
+	}
+	if s.defaultBucketEnabled() {
+		caps["default_bucket"] = map[string]any{
+			"description": "The default bucket is an alias for a personal bucket where collections are created implicitly.",
+			"url":         "https://kinto.readthedocs.io/en/latest/api/1.x/buckets.html#personal-bucket-default",
 		}
 	}
 	if s.historyEnabled() {

@@ -310,6 +310,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.unmatched(w, r)
 		return
 	}
+	if s.defaultBucketEnabled() && isDefaultBucketPath(r.URL.Path) {
+		s.serveDefaultBucket(w, r)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
 

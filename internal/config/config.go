@@ -64,6 +64,7 @@ var Table = []Setting{
 	{Name: "account_read_principals", Type: List, Doc: "who may read every account"},
 	{Name: "account_cache_ttl_seconds", Type: Int, Default: "30", Doc: "how long a verified account password is remembered"},
 	{Name: "userid_hmac_secret", Secret: true, Doc: "HMAC key of basicauth user ids"},
+	{Name: "default_bucket_hmac_secret", Secret: true, Doc: "HMAC key of personal bucket ids (default bucket plugin)"},
 	{Name: "multiauth.policies", Type: List, Doc: "authentication policies, in order (basicauth)"},
 	{Name: "storage_backend", Default: "sqlite", Doc: "sqlite, memory (kinto.core.storage.memory)"},
 	{Name: "storage_url", Default: "kintogo.db", Secret: true, Doc: "SQLite file path (or PostgreSQL URL)"},
