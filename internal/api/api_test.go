@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -585,5 +586,58 @@ func TestDefaultBucket(t *testing.T) {
 			t.Error("users share a default bucket")
 		}
 		c.get("/v1/buckets/default/collections/a.b/records", "mat:secret").wantError(t, 400, 107)
+	})
+}
+
+func TestPermissionsEndpointAndHistory(t *testing.T) {
+	extra := map[string]string{"includes": "kinto.plugins.history", "experimental_permissions_endpoint": "true",
+		"collection_read_principals": "system.Authenticated"}
+	eachBackend(t, extra, func(t *testing.T, c *client) {
+		c.put("/v1/buckets/b", "alice:alicepw", nil).must(t, 201)
+		c.put("/v1/buckets/b/collections/c", "alice:alicepw", map[string]any{"permissions": map[string]any{"record:create": []string{"system.Authenticated"}}}).must(t, 201)
+		c.put("/v1/buckets/b/collections/c/records/r", "bob:bobpw", map[string]any{"data": map[string]any{"v": 1}}).must(t, 201)
+		c.do(req{method: "PATCH", path: "/v1/buckets/b/collections/c/records/r", auth: "bob:bobpw", body: map[string]any{"data": map[string]any{"v": 2}}}).must(t, 200)
+
+		bob := c.get("/v1/permissions?_sort=uri", "bob:bobpw").must(t, 200)
+		got := []string{}
+		for _, e := range bob.list("data") {
+			m := e.(map[string]any)
+			got = append(got, fmt.Sprintf("%s=%v", m["uri"], m["permissions"]))
+		}
+		want := "/=[bucket:create] /buckets/b/collections/c=[read read:attributes record:create] /buckets/b/collections/c/records/r=[read write]"
+		if strings.Join(got, " ") != want {
+			t.Errorf("bob's permissions:\n%s\nwant\n%s", strings.Join(got, " "), want)
+		}
+		if r := c.get("/v1/permissions?resource_name=record", "bob:bobpw"); len(r.list("data")) != 1 || r.str("data.0.record_id") != "r" {
+			t.Errorf("filtered: %s", r.raw)
+		}
+		c.get("/v1/permissions?unknown=1", "bob:bobpw").wantError(t, 400, 107)
+
+		// Alice reads the whole history of her bucket; bob only what he may read.
+		h := c.get("/v1/buckets/b/history?_sort=last_modified", "alice:alicepw").must(t, 200)
+		actions := []string{}
+		for _, e := range h.list("data") {
+			m := e.(map[string]any)
+			actions = append(actions, m["action"].(string)+":"+m["resource_name"].(string))
+		}
+		if strings.Join(actions, " ") != "create:bucket create:collection create:record update:record" {
+			t.Errorf("history: %v", actions)
+		}
+		if h.str("data.3.target.data.v") != "2" || !strings.HasPrefix(h.str("data.3.user_id"), "basicauth:47160de6") {
+			t.Errorf("history entry: %s", h.str("data.3"))
+		}
+		hb := c.get("/v1/buckets/b/history?_sort=last_modified", "bob:bobpw").must(t, 200)
+		if n := len(hb.list("data")); n != 2 || hb.str("data.0.resource_name") != "record" {
+			t.Errorf("bob's history: %s", hb.raw)
+		}
+		c.get("/v1/buckets/b/history", "carol:pw").wantError(t, 403, 121)
+		c.get("/v1/buckets/b/history?nope=1", "alice:alicepw").wantError(t, 400, 107)
+		purged := c.do(req{method: "DELETE", path: "/v1/buckets/b/history?resource_name=record", auth: "alice:alicepw"}).must(t, 200)
+		if len(purged.list("data")) != 2 {
+			t.Errorf("purge: %s", purged.raw)
+		}
+		if left := c.get("/v1/buckets/b/history", "alice:alicepw"); len(left.list("data")) != 2 {
+			t.Errorf("after purge: %s", left.raw)
+		}
 	})
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"sort"
 	"strings"
@@ -106,6 +107,10 @@ func (s *Server) listPermissions(w http.ResponseWriter, r *http.Request, c *call
 			sort.Strings(root)
 			entries = append(entries, permissionEntry{"uri": "/", "resource_name": "root", "permissions": toAny(root)})
 		}
+		granted, err := s.settingsGrantedObjects(ctx, tx, c)
+		if err != nil {
+			return err
+		}
 		all := []string{"read", "write", "collection:create", "group:create", "record:create"}
 		for _, scan := range []struct {
 			prefix string
@@ -116,29 +121,19 @@ func (s *Server) listPermissions(w http.ResponseWriter, r *http.Request, c *call
 				return err
 			}
 			for uri, perms := range found {
+				perms = append(perms, granted[uri]...)
+				delete(granted, uri)
 				e := describeURI(uri)
 				if e == nil {
 					continue
 				}
-				set := map[string]bool{}
-				for _, p := range perms {
-					implied, ok := impliedPermissions[e["resource_name"].(string)][p]
-					if !ok {
-						implied = []string{p}
-						if p == "write" {
-							implied = []string{"write", "read"}
-						}
-					}
-					for _, i := range implied {
-						set[i] = true
-					}
-				}
-				list := make([]string, 0, len(set))
-				for p := range set {
-					list = append(list, p)
-				}
-				sort.Strings(list)
-				e["permissions"] = toAny(list)
+				e["permissions"] = toAny(expandPermissions(e["resource_name"].(string), perms))
+				entries = append(entries, e)
+			}
+		}
+		for uri, perms := range granted {
+			if e := describeURI(uri); e != nil {
+				e["permissions"] = toAny(expandPermissions(e["resource_name"].(string), perms))
 				entries = append(entries, e)
 			}
 		}
@@ -179,4 +174,74 @@ func toAny(list []string) []any {
 		out[i] = s
 	}
 	return out
+}
+
+// expandPermissions adds to permissions of an object those they imply on
+// the same object, sorted.
+func expandPermissions(kind string, perms []string) []string {
+	set := map[string]bool{}
+	for _, p := range perms {
+		implied, ok := impliedPermissions[kind][p]
+		if !ok {
+			implied = []string{p}
+			if p == "write" {
+				implied = []string{"write", "read"}
+			}
+		}
+		for _, i := range implied {
+			set[i] = true
+		}
+	}
+	list := make([]string, 0, len(set))
+	for p := range set {
+		list = append(list, p)
+	}
+	sort.Strings(list)
+	return list
+}
+
+// settingsGrantedObjects lists the buckets, collections and groups on
+// which a `<kind>_<perm>_principals` setting grants the caller something:
+// every existing object of that kind.
+func (s *Server) settingsGrantedObjects(ctx context.Context, tx storage.Tx, c *call) (map[string][]string, error) {
+	out := map[string][]string{}
+	perms := func(kind string) []string {
+		var ps []string
+		for _, p := range []string{"read", "write"} {
+			if s.settingGrants(kind+"_"+p+"_principals", c) {
+				ps = append(ps, p)
+			}
+		}
+		return ps
+	}
+	bucketPerms, collPerms, groupPerms := perms("bucket"), perms("collection"), perms("group")
+	if len(bucketPerms)+len(collPerms)+len(groupPerms) == 0 {
+		return out, nil
+	}
+	buckets, err := tx.List(ctx, storage.Scope{Resource: resource.Bucket.Name}, storage.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range buckets {
+		bucket := resource.Path{Kind: resource.Bucket, ID: b.ID}
+		if len(bucketPerms) > 0 {
+			out[bucket.URI()] = bucketPerms
+		}
+		for _, child := range []struct {
+			kind  *resource.Kind
+			perms []string
+		}{{resource.Collection, collPerms}, {resource.Group, groupPerms}} {
+			if len(child.perms) == 0 {
+				continue
+			}
+			objs, err := tx.List(ctx, bucket.ChildScope(child.kind), storage.ListOptions{})
+			if err != nil {
+				return nil, err
+			}
+			for _, o := range objs {
+				out[resource.Path{Kind: child.kind, BucketID: b.ID, ID: o.ID}.URI()] = child.perms
+			}
+		}
+	}
+	return out, nil
 }
