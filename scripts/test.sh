@@ -17,7 +17,7 @@ go test -count=1 ./...
 
 # Scenarios of the conformance corpus that must pass. The others wait for
 # the features they exercise (see README.md, "Compatibility").
-required="buckets collections records-crud preconditions errors listing-filters collection-schema changes-monitor changes-not-modified changes-changeset"
+required="root buckets collections records-crud preconditions errors listing-filters collection-schema permissions accounts history changes-monitor changes-not-modified changes-changeset"
 shared=${SHARED_DIR:-../shared}
 if [ ! -f "$shared/conformance/run.py" ]; then
   echo "conformance replay skipped: $shared/conformance/run.py not found (set SHARED_DIR)"
