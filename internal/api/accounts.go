@@ -9,6 +9,7 @@ import (
 	"kintogo/internal/auth"
 	"kintogo/internal/events"
 	"kintogo/internal/kerr"
+	"kintogo/internal/pyfmt"
 	"kintogo/internal/query"
 	"kintogo/internal/resource"
 	"kintogo/internal/storage"
@@ -104,7 +105,7 @@ func accountData(data map[string]any, required bool) error {
 	}
 	str, ok := pw.(string)
 	if !ok {
-		return kerr.InvalidParam("body", kerr.Name("data.password"), pyRepr(pw, false)+" is not a string: {'': ''}")
+		return kerr.InvalidParam("body", kerr.Name("data.password"), pyfmt.Str(pw)+" is not a string: {'': ''}")
 	}
 	hash, err := auth.HashPassword(str)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"kintogo/internal/kerr"
+	"kintogo/internal/pyfmt"
 	"kintogo/internal/storage"
 )
 
@@ -65,7 +66,7 @@ func (s *Server) parseBatch(v any) ([]subRequest, error) {
 	}
 	for k := range top {
 		if k != "requests" && k != "defaults" {
-			return nil, batchInvalid("", fmt.Sprintf("Unrecognized keys in mapping: \"{'%s': %s}\"", k, pyRepr(top[k], true)))
+			return nil, batchInvalid("", fmt.Sprintf("Unrecognized keys in mapping: \"{'%s': %s}\"", k, pyfmt.Repr(top[k])))
 		}
 	}
 	rawReqs, present := top["requests"]
@@ -74,7 +75,7 @@ func (s *Server) parseBatch(v any) ([]subRequest, error) {
 	}
 	list, ok := rawReqs.([]any)
 	if !ok {
-		return nil, batchInvalid("requests", fmt.Sprintf("%q is not iterable", pyRepr(rawReqs, false)))
+		return nil, batchInvalid("requests", fmt.Sprintf("%q is not iterable", pyfmt.Str(rawReqs)))
 	}
 	var defaults map[string]any
 	if d, present := top["defaults"]; present {
@@ -97,7 +98,7 @@ func (s *Server) parseBatch(v any) ([]subRequest, error) {
 			switch k {
 			case "method", "path", "headers", "body":
 			default:
-				return nil, batchInvalid(name, fmt.Sprintf("Unrecognized keys in mapping: \"{'%s': %s}\"", k, pyRepr(req[k], true)))
+				return nil, batchInvalid(name, fmt.Sprintf("Unrecognized keys in mapping: \"{'%s': %s}\"", k, pyfmt.Repr(req[k])))
 			}
 		}
 		mergeDefaults(req, defaults)
@@ -109,7 +110,7 @@ func (s *Server) parseBatch(v any) ([]subRequest, error) {
 				valid = valid || m == method
 			}
 			if !valid {
-				return nil, batchInvalid(name+".method", fmt.Sprintf("%q is not one of %s", pyRepr(mv, false), strings.Join(batchMethods, ", ")))
+				return nil, batchInvalid(name+".method", fmt.Sprintf("%q is not one of %s", pyfmt.Str(mv), strings.Join(batchMethods, ", ")))
 			}
 			sub.Method = method
 		}
@@ -132,7 +133,7 @@ func (s *Server) parseBatch(v any) ([]subRequest, error) {
 			for k, v := range hm {
 				str, ok := v.(string)
 				if !ok {
-					return nil, batchInvalid(name+".headers."+k, fmt.Sprintf("%s is not a string: {'': ''}", pyRepr(v, false)))
+					return nil, batchInvalid(name+".headers."+k, fmt.Sprintf("%s is not a string: {'': ''}", pyfmt.Str(v)))
 				}
 				sub.Headers[k] = str
 			}

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"kintogo/internal/kerr"
+	"kintogo/internal/pyfmt"
 	"kintogo/internal/resource"
 )
 
@@ -147,7 +148,7 @@ func checkNumbers(v any) error {
 
 // notMapping is colander's error for a value that should be an object.
 func notMapping(name string, v any) *kerr.Error {
-	return kerr.InvalidParam("body", kerr.Name(name), fmt.Sprintf("%q is not a mapping type: Does not implement dict-like functionality.", pyRepr(v, false)))
+	return kerr.InvalidParam("body", kerr.Name(name), fmt.Sprintf("%q is not a mapping type: Does not implement dict-like functionality.", pyfmt.Str(v)))
 }
 
 // envelope is a write's body: {"data": {...}, "permissions": {...}}.
@@ -176,7 +177,7 @@ func parseEnvelope(v any, k *resource.Kind) (*envelope, error) {
 		sort.Strings(unknown)
 		parts := make([]string, len(unknown))
 		for i, key := range unknown {
-			parts[i] = fmt.Sprintf("'%s': %s", key, pyRepr(top[key], true))
+			parts[i] = fmt.Sprintf("'%s': %s", key, pyfmt.Repr(top[key]))
 		}
 		return nil, kerr.InvalidParam("body", kerr.Name(""), fmt.Sprintf("Unrecognized keys in mapping: \"{%s}\"", strings.Join(parts, ", ")))
 	}
@@ -210,13 +211,13 @@ func parseEnvelope(v any, k *resource.Kind) (*envelope, error) {
 			}
 			list, ok := m[perm].([]any)
 			if !ok {
-				return nil, kerr.InvalidParam("body", kerr.Name("permissions."+perm), fmt.Sprintf("%q is not iterable", pyRepr(m[perm], false)))
+				return nil, kerr.InvalidParam("body", kerr.Name("permissions."+perm), fmt.Sprintf("%q is not iterable", pyfmt.Str(m[perm])))
 			}
 			principals := []string{}
 			for i, item := range list {
 				p, ok := item.(string)
 				if !ok {
-					return nil, kerr.InvalidParam("body", kerr.Name(fmt.Sprintf("permissions.%s.%d", perm, i)), fmt.Sprintf("%s is not a string: {'': ''}", pyRepr(item, false)))
+					return nil, kerr.InvalidParam("body", kerr.Name(fmt.Sprintf("permissions.%s.%d", perm, i)), fmt.Sprintf("%s is not a string: {'': ''}", pyfmt.Str(item)))
 				}
 				principals = append(principals, p)
 			}
@@ -236,46 +237,6 @@ func dedupe(list []string) []string {
 		}
 	}
 	return out
-}
-
-// pyRepr renders a JSON value as Python's str()/repr() would, because
-// Kinto's (colander's) error messages embed it. top selects repr for
-// strings ('x') instead of str (x).
-func pyRepr(v any, quoteStrings bool) string {
-	switch x := v.(type) {
-	case nil:
-		return "None"
-	case bool:
-		if x {
-			return "True"
-		}
-		return "False"
-	case string:
-		if quoteStrings {
-			return "'" + strings.ReplaceAll(x, "'", `\'`) + "'"
-		}
-		return x
-	case json.Number:
-		return x.String()
-	case []any:
-		parts := make([]string, len(x))
-		for i, item := range x {
-			parts[i] = pyRepr(item, true)
-		}
-		return "[" + strings.Join(parts, ", ") + "]"
-	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		parts := make([]string, len(keys))
-		for i, k := range keys {
-			parts[i] = pyRepr(k, true) + ": " + pyRepr(x[k], true)
-		}
-		return "{" + strings.Join(parts, ", ") + "}"
-	}
-	return fmt.Sprint(v)
 }
 
 // precondition is a parsed If-Match or If-None-Match header.

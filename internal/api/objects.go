@@ -12,6 +12,7 @@ import (
 
 	"kintogo/internal/events"
 	"kintogo/internal/kerr"
+	"kintogo/internal/pyfmt"
 	"kintogo/internal/query"
 	"kintogo/internal/resource"
 	"kintogo/internal/schema"
@@ -481,6 +482,25 @@ func suppliedTimestamp(data map[string]any) int64 {
 	return ts
 }
 
+// storeObject validates data (the kind's rules, then the JSON schemas that
+// govern it) and stores it as the object at p, which replaces existing
+// (nil for a new object). A client-supplied last_modified is kept on
+// creation, and on update only when newer than the existing one.
+func (s *Server) storeObject(ctx context.Context, tx storage.Tx, p resource.Path, existing *storage.Object, data map[string]any) (*storage.Object, error) {
+	supplied := suppliedTimestamp(data)
+	if existing != nil && supplied <= existing.LastModified {
+		supplied = 0
+	}
+	if err := validateData(p.Kind, data); err != nil {
+		return nil, err
+	}
+	if err := s.validateAgainstSchemas(ctx, tx, p, withID(data, p.ID)); err != nil {
+		return nil, err
+	}
+	delete(data, query.IDField)
+	return tx.Put(ctx, p.Scope(), &storage.Object{ID: p.ID, Data: data, LastModified: supplied})
+}
+
 // withID puts the object's id in its data, for validation against schemas
 // that declare it; callers remove it again before storing.
 func withID(data map[string]any, id string) map[string]any {
@@ -518,7 +538,7 @@ func validateData(k *resource.Kind, data map[string]any) error {
 		if v, ok := data["cache_expires"]; ok {
 			n, isNum := v.(json.Number)
 			if _, err := strconv.ParseInt(string(n), 10, 64); !isNum || err != nil {
-				return kerr.InvalidParam("body", kerr.Name("data.cache_expires"), fmt.Sprintf("%q is not a number", pyRepr(v, false)))
+				return kerr.InvalidParam("body", kerr.Name("data.cache_expires"), fmt.Sprintf("%q is not a number", pyfmt.Str(v)))
 			}
 		}
 	case resource.Group:
@@ -529,12 +549,12 @@ func validateData(k *resource.Kind, data map[string]any) error {
 		}
 		list, ok := raw.([]any)
 		if !ok {
-			return kerr.InvalidParam("body", kerr.Name("data.members"), fmt.Sprintf("%q is not iterable", pyRepr(raw, false)))
+			return kerr.InvalidParam("body", kerr.Name("data.members"), fmt.Sprintf("%q is not iterable", pyfmt.Str(raw)))
 		}
 		for i, m := range list {
 			member, ok := m.(string)
 			if !ok {
-				return kerr.InvalidParam("body", kerr.Name(fmt.Sprintf("data.members.%d", i)), fmt.Sprintf("%s is not a string: {'': ''}", pyRepr(m, false)))
+				return kerr.InvalidParam("body", kerr.Name(fmt.Sprintf("data.members.%d", i)), fmt.Sprintf("%s is not a string: {'': ''}", pyfmt.Str(m)))
 			}
 			if member == "system.Everyone" || strings.HasPrefix(member, "/buckets/") {
 				return kerr.InvalidParam("body", kerr.Name("data.members"), fmt.Sprintf("'%s' is not a valid user ID.", member))
@@ -767,15 +787,7 @@ func (s *Server) createObject(k kindRoute) handlerFunc {
 			if newID == "" {
 				newID = k.kind.NewID()
 			}
-			supplied := suppliedTimestamp(data)
-			if err := validateData(k.kind, data); err != nil {
-				return err
-			}
-			if err := s.validateAgainstSchemas(ctx, tx, p.WithID(newID), withID(data, newID)); err != nil {
-				return err
-			}
-			delete(data, query.IDField)
-			if out, err = tx.Create(ctx, p.Scope(), &storage.Object{ID: newID, Data: data, LastModified: supplied}); err != nil {
+			if out, err = s.storeObject(ctx, tx, p.WithID(newID), nil, data); err != nil {
 				return err
 			}
 			target := p.WithID(newID)
@@ -846,18 +858,7 @@ func (s *Server) putObject(k kindRoute) handlerFunc {
 			if id, ok := data[query.IDField]; ok && id != p.ID {
 				return kerr.InvalidParam("body", kerr.Name("id"), "Object id does not match existing object")
 			}
-			supplied := suppliedTimestamp(data)
-			if existing != nil && supplied <= existing.LastModified {
-				supplied = 0
-			}
-			if err := validateData(k.kind, data); err != nil {
-				return err
-			}
-			if err := s.validateAgainstSchemas(ctx, tx, p, withID(data, p.ID)); err != nil {
-				return err
-			}
-			delete(data, query.IDField)
-			if out, err = tx.Put(ctx, p.Scope(), &storage.Object{ID: p.ID, Data: data, LastModified: supplied}); err != nil {
+			if out, err = s.storeObject(ctx, tx, p, existing, data); err != nil {
 				return err
 			}
 			if existing == nil {

@@ -11,6 +11,7 @@ import (
 	jsonpatch "github.com/evanphx/json-patch/v5"
 
 	"kintogo/internal/kerr"
+	"kintogo/internal/pyfmt"
 	"kintogo/internal/query"
 	"kintogo/internal/storage"
 )
@@ -22,7 +23,7 @@ var patchOps = []string{"test", "add", "remove", "replace", "move", "copy"}
 func validatePatchOps(v any) ([]any, error) {
 	ops, ok := v.([]any)
 	if !ok {
-		return nil, kerr.InvalidParam("body", kerr.Name(""), fmt.Sprintf("%q is not iterable", pyRepr(v, false)))
+		return nil, kerr.InvalidParam("body", kerr.Name(""), fmt.Sprintf("%q is not iterable", pyfmt.Str(v)))
 	}
 	for i, raw := range ops {
 		op, ok := raw.(map[string]any)
@@ -36,17 +37,17 @@ func validatePatchOps(v any) ([]any, error) {
 		}
 		if !known {
 			return nil, kerr.InvalidParam("body", kerr.Name(fmt.Sprintf("%d.op", i)),
-				fmt.Sprintf("%q is not one of %s", pyRepr(op["op"], false), strings.Join(patchOps, ", ")))
+				fmt.Sprintf("%q is not one of %s", pyfmt.Str(op["op"]), strings.Join(patchOps, ", ")))
 		}
 		path, _ := op["path"].(string)
 		if !strings.HasPrefix(path, "/") {
-			return nil, kerr.InvalidParam("body", kerr.Name(fmt.Sprintf("%d.path", i)), fmt.Sprintf("%q is not a valid JSON pointer", pyRepr(op["path"], false)))
+			return nil, kerr.InvalidParam("body", kerr.Name(fmt.Sprintf("%d.path", i)), fmt.Sprintf("%q is not a valid JSON pointer", pyfmt.Str(op["path"])))
 		}
 		for key := range op {
 			switch key {
 			case "op", "path", "value", "from":
 			default:
-				return nil, kerr.InvalidParam("body", kerr.Name(fmt.Sprint(i)), fmt.Sprintf("Unrecognized keys in mapping: \"{'%s': %s}\"", key, pyRepr(op[key], true)))
+				return nil, kerr.InvalidParam("body", kerr.Name(fmt.Sprint(i)), fmt.Sprintf("Unrecognized keys in mapping: \"{'%s': %s}\"", key, pyfmt.Repr(op[key])))
 			}
 		}
 	}
@@ -242,18 +243,7 @@ func (s *Server) patchObject(k kindRoute) handlerFunc {
 			if id, ok := data[query.IDField]; ok && id != p.ID {
 				return kerr.InvalidParam("body", kerr.Name("id"), "Object id does not match existing object")
 			}
-			supplied := suppliedTimestamp(data)
-			if supplied <= existing.LastModified {
-				supplied = 0
-			}
-			if err := validateData(k.kind, data); err != nil {
-				return err
-			}
-			if err := s.validateAgainstSchemas(ctx, tx, p, withID(data, p.ID)); err != nil {
-				return err
-			}
-			delete(data, query.IDField)
-			if out, err = tx.Put(ctx, p.Scope(), &storage.Object{ID: p.ID, Data: data, LastModified: supplied}); err != nil {
+			if out, err = s.storeObject(ctx, tx, p, existing, data); err != nil {
 				return err
 			}
 			before = existing.Data

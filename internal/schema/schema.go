@@ -9,7 +9,6 @@
 package schema
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+
+	"kintogo/internal/pyfmt"
 )
 
 // errExternalRef is what the loader answers for every URL.
@@ -50,7 +51,7 @@ func compile(schema any) (*jsonschema.Schema, error) {
 func Check(schema any) string {
 	if _, ok := schema.(map[string]any); !ok {
 		if _, isBool := schema.(bool); !isBool {
-			return pyRepr(schema) + " is not of type 'object', 'boolean'"
+			return pyfmt.Repr(schema) + " is not of type 'object', 'boolean'"
 		}
 	}
 	_, err := compile(schema)
@@ -150,7 +151,7 @@ func ratString(r *big.Rat) string {
 
 // message renders an error in Python jsonschema's words.
 func message(e *jsonschema.ValidationError, value any) string {
-	v := pyRepr(value)
+	v := pyfmt.Repr(value)
 	switch k := e.ErrorKind.(type) {
 	case *kind.AnyOf:
 		return v + " is not valid under any of the given schemas"
@@ -177,9 +178,9 @@ func message(e *jsonschema.ValidationError, value any) string {
 		}
 		return fmt.Sprintf("Additional properties are not allowed (%s %s unexpected)", strings.Join(quoted, ", "), verb)
 	case *kind.Enum:
-		return fmt.Sprintf("%s is not one of %s", v, pyRepr(k.Want))
+		return fmt.Sprintf("%s is not one of %s", v, pyfmt.Repr(k.Want))
 	case *kind.Const:
-		return fmt.Sprintf("%s was expected", pyRepr(k.Want))
+		return fmt.Sprintf("%s was expected", pyfmt.Repr(k.Want))
 	case *kind.Minimum:
 		return fmt.Sprintf("%s is less than the minimum of %s", v, ratString(k.Want))
 	case *kind.Maximum:
@@ -194,31 +195,4 @@ func message(e *jsonschema.ValidationError, value any) string {
 		return "False schema does not allow " + v
 	}
 	return e.ErrorKind.LocalizedString(nil)
-}
-
-// pyRepr renders a JSON value as Python's repr().
-func pyRepr(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return "None"
-	case bool:
-		if x {
-			return "True"
-		}
-		return "False"
-	case string:
-		return "'" + strings.ReplaceAll(x, "'", `\'`) + "'"
-	case json.Number:
-		return x.String()
-	case []any:
-		parts := make([]string, len(x))
-		for i, item := range x {
-			parts[i] = pyRepr(item)
-		}
-		return "[" + strings.Join(parts, ", ") + "]"
-	case map[string]any:
-		b, _ := json.Marshal(x)
-		return string(b)
-	}
-	return fmt.Sprint(v)
 }
