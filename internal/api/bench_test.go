@@ -32,15 +32,7 @@ func benchServer(b *testing.B, backend string) http.Handler {
 	if err != nil {
 		b.Fatal(err)
 	}
-	do := func(method, path, body string) {
-		r := httptest.NewRequest(method, path, bytes.NewBufferString(body))
-		r.SetBasicAuth("bench", "pw")
-		w := httptest.NewRecorder()
-		srv.ServeHTTP(w, r)
-		if w.Code >= 300 {
-			b.Fatalf("%s %s: %d %s", method, path, w.Code, w.Body)
-		}
-	}
+	do := func(method, path, body string) { benchRequest(b, srv, method, path, body) }
 	do("PUT", "/v1/buckets/main", `{"permissions": {"read": ["system.Everyone"]}}`)
 	for i := 0; i < 100; i++ {
 		c := "/v1/buckets/main/collections/c" + strconv.Itoa(i)
@@ -48,6 +40,31 @@ func benchServer(b *testing.B, backend string) http.Handler {
 		do("POST", c+"/records", `{"data": {"n": 1}}`)
 	}
 	return srv
+}
+
+// benchRequest sends an authenticated request to h, failing on an error.
+func benchRequest(b *testing.B, h http.Handler, method, path, body string) *httptest.ResponseRecorder {
+	b.Helper()
+	r := httptest.NewRequest(method, path, bytes.NewBufferString(body))
+	r.SetBasicAuth("bench", "pw")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code >= 300 {
+		b.Fatalf("%s %s: %d %s", method, path, w.Code, w.Body)
+	}
+	return w
+}
+
+// bareHandler serves, with a bare net/http handler, the bytes that h
+// answers to path: the ceiling of what serving that answer can cost.
+func bareHandler(h http.Handler, path string) http.Handler {
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+	body, _ := io.ReadAll(w.Body)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	})
 }
 
 func benchmarkGet(b *testing.B, h http.Handler, path string) {
@@ -72,14 +89,7 @@ func BenchmarkMonitor(b *testing.B) {
 		since := strconv.FormatInt(time.Now().Add(-time.Hour).UnixMilli(), 10)
 		b.Run(backend+"/since", func(b *testing.B) { benchmarkGet(b, srv, monitor+"?_since="+since+"&_expected=0") })
 		if backend == "memory" {
-			w := httptest.NewRecorder()
-			srv.ServeHTTP(w, httptest.NewRequest("GET", monitor, nil))
-			body, _ := io.ReadAll(w.Body)
-			bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "application/json")
-				w.Write(body)
-			})
-			b.Run("bare-net-http", func(b *testing.B) { benchmarkGet(b, bare, "/") })
+			b.Run("bare-net-http", func(b *testing.B) { benchmarkGet(b, bareHandler(srv, monitor), "/") })
 		}
 	}
 }
@@ -91,14 +101,7 @@ func BenchmarkChangeset(b *testing.B) {
 	since := strconv.FormatInt(time.Now().Add(-time.Hour).UnixMilli(), 10)
 	path := "/v1/buckets/main/collections/c1/changeset?_expected=0&_since=%22" + since + "%22"
 	b.Run("sqlite", func(b *testing.B) { benchmarkGet(b, srv, path) })
-	w := httptest.NewRecorder()
-	srv.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
-	body, _ := io.ReadAll(w.Body)
-	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(body)
-	})
-	b.Run("bare-net-http", func(b *testing.B) { benchmarkGet(b, bare, "/") })
+	b.Run("bare-net-http", func(b *testing.B) { benchmarkGet(b, bareHandler(srv, path), "/") })
 }
 
 // BenchmarkLargeCollection measures lists of a 10,000-record collection:
@@ -112,16 +115,7 @@ func BenchmarkLargeCollection(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		put := func(path, body string) *httptest.ResponseRecorder {
-			r := httptest.NewRequest("PUT", path, bytes.NewBufferString(body))
-			r.SetBasicAuth("bench", "pw")
-			w := httptest.NewRecorder()
-			srv.ServeHTTP(w, r)
-			if w.Code >= 300 {
-				b.Fatalf("%s: %d %s", path, w.Code, w.Body)
-			}
-			return w
-		}
+		put := func(path, body string) { benchRequest(b, srv, "PUT", path, body) }
 		put("/v1/buckets/b", `{"permissions": {"read": ["system.Everyone"]}}`)
 		put("/v1/buckets/b/collections/c", "")
 		ctx := context.Background()
