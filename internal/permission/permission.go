@@ -172,7 +172,8 @@ type ListScope struct {
 
 // ForList decides access to the list at p for perm ("read" for GET/HEAD,
 // "write" for DELETE). ok is false when the caller may not use the list at
-// all (a 401 or 403).
+// all (a 401 or 403): neither on the whole list, nor on one of its objects,
+// nor allowed to create in it.
 func (a *Authorizer) ForList(ctx context.Context, tx storage.Tx, p resource.Path, perm string, principals []string) (scope ListScope, ok bool, err error) {
 	aces := ListGrants(p, perm)
 	if a.bySettings(p.Kind.Name, aces, principals) || a.kindGrant(p.Kind, perm, principals) {
@@ -193,10 +194,10 @@ func (a *Authorizer) ForList(ctx context.Context, tx storage.Tx, p resource.Path
 		}
 		return ListScope{IDs: ids}, true, nil
 	}
-	if perm == "read" {
-		if can, err := a.CanCreate(ctx, tx, p, principals); err != nil || can {
-			return ListScope{IDs: []string{}}, can, err
-		}
+	// Who may create objects of the list may use it: it shows (or deletes)
+	// nothing they cannot access.
+	if can, err := a.CanCreate(ctx, tx, p, principals); err != nil || can {
+		return ListScope{IDs: []string{}}, can, err
 	}
 	return ListScope{}, false, nil
 }
