@@ -9,6 +9,10 @@ port=${CONFORMANCE_PORT:-8888}
 work=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 
+if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+  echo "port $port is in use: stop what listens there first" >&2
+  exit 1
+fi
 (cd "$here" && go build -o "$work/kintogo" ./cmd/kintogo)
 export KINTO_INCLUDES="kinto.plugins.admin kinto.plugins.accounts kinto.plugins.history kinto.plugins.flush kinto_remote_settings.changes"
 export KINTO_MULTIAUTH_POLICIES="account basicauth"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kintogo's test suite: formatting, vet, every Go test (unit, storage
 # conformance on memory and SQLite, HTTP scenarios over the real handler
-# stack, the kintogo command end to end), then the replay of the answers
+# stack, the kintogo command end to end), the test suites of real Kinto
+# clients (scripts/clients.sh), then the replay of the answers
 # recorded from the reference Kinto (../shared/conformance) for the
 # scenarios kintogo implements.
 set -euo pipefail
@@ -14,6 +15,13 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -count=1 ./...
+
+# Real Kinto clients (kinto-http.py's own suite, the npm clients).
+if [ "${SKIP_CLIENTS:-}" = 1 ]; then
+  echo "client suites skipped (SKIP_CLIENTS=1)"
+else
+  scripts/clients.sh
+fi
 
 # Scenarios of the conformance corpus that must pass. The others wait for
 # the features they exercise (see README.md, "Compatibility").
