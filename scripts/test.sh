@@ -15,6 +15,13 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -count=1 ./...
+# The same tests on PostgreSQL (storage conformance, HTTP tests), one
+# package at a time since they share the database.
+if [ -n "${KINTOGO_TEST_POSTGRES:-}" ]; then
+  go test -count=1 -p 1 ./internal/storage/postgres ./internal/api ./cmd/kintogo
+else
+  echo "PostgreSQL tests skipped: set KINTOGO_TEST_POSTGRES (scripts/postgres.sh prints a DSN)"
+fi
 
 # Real Kinto clients (kinto-http.py's own suite, the npm clients).
 if [ "${SKIP_CLIENTS:-}" = 1 ]; then

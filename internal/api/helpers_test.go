@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"kintogo/internal/config"
 	"kintogo/internal/storage"
 	"kintogo/internal/storage/memory"
+	"kintogo/internal/storage/postgres"
 	"kintogo/internal/storage/sqlite"
 )
 
@@ -31,9 +33,10 @@ var testSettings = map[string]string{
 
 const alice = "basicauth:c03dcc913440cf9900b94711abcbfa1e3c4a1c8bb61b22e5e3dc4453f472d558"
 
-// backends returns constructors of every storage backend.
+// backends returns constructors of every storage backend: PostgreSQL too
+// when KINTOGO_TEST_POSTGRES names a test database (CI sets it).
 func backends() map[string]func(t *testing.T) storage.Storage {
-	return map[string]func(t *testing.T) storage.Storage{
+	all := map[string]func(t *testing.T) storage.Storage{
 		"memory": func(t *testing.T) storage.Storage { return memory.New() },
 		"sqlite": func(t *testing.T) storage.Storage {
 			s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "kintogo.db"), sqlite.Options{})
@@ -44,6 +47,21 @@ func backends() map[string]func(t *testing.T) storage.Storage {
 			return s
 		},
 	}
+	if dsn := os.Getenv("KINTOGO_TEST_POSTGRES"); dsn != "" {
+		all["postgresql"] = func(t *testing.T) storage.Storage {
+			ctx := context.Background()
+			s, err := postgres.Open(ctx, dsn, postgres.Options{Migrate: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Update(ctx, func(tx storage.Tx) error { return tx.Flush(ctx) }); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		}
+	}
+	return all
 }
 
 // eachBackend runs fn against a real server (the whole handler stack over

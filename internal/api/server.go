@@ -24,6 +24,7 @@ import (
 	"kintogo/internal/kerr"
 	"kintogo/internal/permission"
 	"kintogo/internal/query"
+	"kintogo/internal/resource"
 	"kintogo/internal/storage"
 )
 
@@ -59,6 +60,7 @@ type Server struct {
 	gen       atomic.Uint64
 	snapshot  *changes.Snapshot
 	responses *responseCache
+	accounts  *auth.Accounts // the account policy, when on
 	decisions *memo // permission decisions of authorizeMemo
 	// changesetBody is collectionChangesetBody behind the response cache.
 	changesetBody handlerFunc
@@ -67,6 +69,23 @@ type Server struct {
 // generation identifies the state of the stored data: it changes after
 // every commit, before the writer gets its answer.
 func (s *Server) generation() uint64 { return s.gen.Load() }
+
+// RemoteChange takes the changes another node committed (nil when they are
+// unknown): the in-memory views of this node are dropped, as after a local
+// commit, without publishing anything again.
+func (s *Server) RemoteChange(evs []events.Event) {
+	s.gen.Add(1)
+	if s.accounts != nil {
+		if evs == nil {
+			s.accounts.ForgetAll()
+		}
+		for _, ev := range evs {
+			if ev.ResourceName == resource.Account.Name {
+				s.accounts.Forget(ev.ID)
+			}
+		}
+	}
+}
 
 // Events is the bus on which the server publishes committed changes.
 // Subscribers run synchronously, before the writer gets its answer.
@@ -98,6 +117,7 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 				return nil, fmt.Errorf("the account policy needs kinto.plugins.accounts in kinto.includes")
 			}
 			p := s.accountPolicy()
+			s.accounts = p
 			s.policies = append(s.policies, p)
 			s.challenges = append(s.challenges, p.Challenge())
 		default:

@@ -5,15 +5,19 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"runtime/debug"
+
+	"github.com/google/uuid"
 
 	"kintogo/internal/api"
 	"kintogo/internal/config"
+	"kintogo/internal/events"
 	"kintogo/internal/storage"
 	"kintogo/internal/storage/memory"
+	"kintogo/internal/storage/postgres"
 	"kintogo/internal/storage/sqlite"
 )
 
@@ -43,15 +47,15 @@ func OpenStorage(ctx context.Context, s *config.Settings, migrate bool) (storage
 	case "memory", "kinto.core.storage.memory":
 		return memory.New(), nil
 	case "postgresql", "kinto.core.storage.postgresql":
-		return nil, fmt.Errorf("storage_backend %q is not available yet in this kintogo", backend)
+		return postgres.Open(ctx, s.String("storage_url"), postgres.Options{Migrate: migrate})
 	default:
-		return nil, fmt.Errorf("unknown storage_backend %q (sqlite, memory)", backend)
+		return nil, fmt.Errorf("unknown storage_backend %q (sqlite, postgresql, memory)", backend)
 	}
 }
 
 // New opens storage and returns the HTTP handler and the storage (to close
 // on shutdown).
-func New(ctx context.Context, s *config.Settings, log *slog.Logger) (http.Handler, storage.Storage, error) {
+func New(ctx context.Context, s *config.Settings, log *slog.Logger) (*api.Server, storage.Storage, error) {
 	store, err := OpenStorage(ctx, s, false)
 	if err != nil {
 		return nil, nil, err
@@ -61,5 +65,29 @@ func New(ctx context.Context, s *config.Settings, log *slog.Logger) (http.Handle
 		store.Close()
 		return nil, nil, err
 	}
+	if pg, ok := store.(*postgres.Store); ok {
+		fanOut(ctx, pg, srv, log)
+	}
 	return srv, store, nil
+}
+
+// fanOut connects the nodes sharing a PostgreSQL database: this node's
+// commits are announced with NOTIFY, and the other nodes' announcements
+// (LISTEN) drop this node's in-memory views. The delay between a commit on
+// one node and the others' views is the notification's delivery time.
+func fanOut(ctx context.Context, pg *postgres.Store, srv *api.Server, log *slog.Logger) {
+	node := uuid.NewString()
+	srv.Events().Subscribe(func(evs []events.Event) {
+		payload, _ := json.Marshal(evs)
+		if err := pg.Notify(context.Background(), node, string(payload)); err != nil {
+			log.Warn("notifying other nodes", "err", err)
+		}
+	})
+	go pg.Listen(context.WithoutCancel(ctx), node, func(payload string) {
+		var evs []events.Event
+		if payload == "" || json.Unmarshal([]byte(payload), &evs) != nil {
+			evs = nil
+		}
+		srv.RemoteChange(evs)
+	})
 }

@@ -157,6 +157,13 @@ func (a *Accounts) Forget(user string) {
 	}
 }
 
+// ForgetAll drops every remembered check.
+func (a *Accounts) ForgetAll() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.verified = nil
+}
+
 // HashPassword hashes a password as Kinto's accounts plugin does (bcrypt).
 func HashPassword(password string) (string, error) {
 	b, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
