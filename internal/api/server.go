@@ -61,7 +61,7 @@ type Server struct {
 	snapshot  *changes.Snapshot
 	responses *responseCache
 	accounts  *auth.Accounts // the account policy, when on
-	decisions *memo // permission decisions of authorizeMemo
+	decisions *memo          // permission decisions of authorizeMemo
 	// changesetBody is collectionChangesetBody behind the response cache.
 	changesetBody handlerFunc
 }
