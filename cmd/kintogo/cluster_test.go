@@ -318,3 +318,22 @@ func TestKillDuringWritesLosesNothing(t *testing.T) {
 		})
 	}
 }
+
+// A node on PostgreSQL stops promptly on SIGTERM (its LISTEN connection
+// must not hold the shutdown).
+func TestGracefulStopOnPostgreSQL(t *testing.T) {
+	dsn := pgDSN(t, "kintogo_nodes")
+	env := []string{"KINTO_STORAGE_BACKEND=postgresql", "KINTO_STORAGE_URL=" + dsn}
+	n := startNode(t, t.TempDir(), env)
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- n.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("kintogo did not stop within 5 s of SIGTERM")
+	}
+}

@@ -21,10 +21,14 @@ func (s *Store) Notify(ctx context.Context, node, payload string) error {
 }
 
 // Listen calls onRemote with the payload of every notification sent by
-// another node, until ctx ends. After a lost connection it reconnects and
+// another node, until ctx ends or the store is closed. After a lost connection it reconnects and
 // calls onRemote with an empty payload, since notifications may have been
 // missed meanwhile: the receiver must then assume that anything changed.
 func (s *Store) Listen(ctx context.Context, node string, onRemote func(payload string)) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.stop, cancel)
+	defer stop()
 	first := true
 	for ctx.Err() == nil {
 		err := s.listenOnce(ctx, node, onRemote, !first)

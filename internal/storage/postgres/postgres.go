@@ -35,6 +35,10 @@ import (
 type Store struct {
 	pool *pgxpool.Pool
 	now  func() int64
+	// stop ends the listeners (Listen) on Close: they hold connections,
+	// which the pool waits for.
+	stop   context.Context
+	cancel context.CancelFunc
 }
 
 // ErrOutdated is returned by Open when the schema is older than this
@@ -55,6 +59,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{pool: pool, now: func() int64 { return time.Now().UnixMilli() }}
+	s.stop, s.cancel = context.WithCancel(context.Background())
 	version, err := s.schemaVersion(ctx)
 	if err != nil {
 		pool.Close()
@@ -77,7 +82,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 }
 
 // Close implements storage.Storage.
-func (s *Store) Close() error { s.pool.Close(); return nil }
+func (s *Store) Close() error {
+	s.cancel()
+	s.pool.Close()
+	return nil
+}
 
 // Pool gives the connection pool, for LISTEN/NOTIFY.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"testing"
+	"time"
 
 	"kintogo/internal/storage"
 	"kintogo/internal/storage/postgres"
@@ -35,4 +36,47 @@ func Open(t *testing.T) storage.Storage {
 
 func TestConformance(t *testing.T) {
 	storagetest.Run(t, Open)
+}
+
+// Close returns while a listener waits for notifications (it holds a
+// connection the pool would otherwise wait for), and notifications from
+// other nodes reach listeners.
+func TestListenNotifyAndClose(t *testing.T) {
+	ctx := context.Background()
+	a, err := postgres.Open(ctx, dsn(t), postgres.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := postgres.Open(ctx, dsn(t), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	got := make(chan string, 4)
+	done := make(chan struct{})
+	go func() { a.Listen(ctx, "node-a", func(p string) { got <- p }); close(done) }()
+	deadline := time.After(5 * time.Second)
+	for sent := false; !sent; {
+		// Notify until the listener is up; its own node's are ignored.
+		a.Notify(ctx, "node-a", "mine")
+		b.Notify(ctx, "node-b", "hello")
+		select {
+		case p := <-got:
+			if p != "hello" {
+				t.Fatalf("received %q", p)
+			}
+			sent = true
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("no notification received")
+		}
+	}
+	closed := make(chan struct{})
+	go func() { a.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close blocked by the listener")
+	}
+	<-done
 }
