@@ -337,3 +337,34 @@ func TestGracefulStopOnPostgreSQL(t *testing.T) {
 		t.Fatal("kintogo did not stop within 5 s of SIGTERM")
 	}
 }
+
+// A read-only reader node beside a writer: it serves reads, the monitor
+// and broadcasts, follows the writer's commits, and refuses writes.
+func TestReadOnlyReaderNode(t *testing.T) {
+	dsn := pgDSN(t, "kintogo_nodes")
+	env := []string{"KINTO_STORAGE_BACKEND=postgresql", "KINTO_STORAGE_URL=" + dsn, "KINTO_MULTIAUTH_POLICIES=basicauth",
+		"KINTO_INCLUDES=kinto.plugins.flush kinto_changes", "KINTO_CHANGES_RESOURCES=/buckets/main"}
+	dir := t.TempDir()
+	writer := startNode(t, dir, env)
+	must(t, 202, "POST", writer.base+"/__flush__", "")
+	reader := startNode(t, dir, append(env, "KINTO_READONLY=true"))
+	must(t, 201, "PUT", writer.base+"/buckets/main", "")
+	must(t, 201, "PUT", writer.base+"/buckets/main/collections/c", "")
+	must(t, 200, "GET", reader.base+"/buckets/monitor/collections/changes/records", "")
+	out := must(t, 201, "PUT", writer.base+"/buckets/main/collections/c/records/r", "")
+	ts := out["data"].(map[string]any)["last_modified"].(json.Number).String()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		_, m, _, _ := call("GET", reader.base+"/buckets/monitor/collections/changes/records", "")
+		if d := m["data"].([]any); len(d) == 1 && d[0].(map[string]any)["last_modified"].(json.Number).String() == ts {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the reader does not follow the writer")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	must(t, 200, "GET", reader.base+"/buckets/main/collections/c/records/r", "")
+	must(t, 200, "GET", reader.base+"/__broadcasts__", "")
+	must(t, 405, "PUT", reader.base+"/buckets/main/collections/c/records/x", "")
+}

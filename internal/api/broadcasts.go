@@ -76,7 +76,13 @@ func (s *Server) broadcasts(w http.ResponseWriter, r *http.Request, c *call) err
 			jump := time.Duration(current-last.version) * time.Millisecond
 			publish = jump > min || now.Sub(time.UnixMilli(current)) > min
 		}
-		if publish {
+		if publish && s.settings.Bool("readonly") {
+			// A read-only node cannot store what it publishes: it answers
+			// what the writable nodes published, or the current version.
+			if !found {
+				last = published{version: current, at: now}
+			}
+		} else if publish {
 			last, err = s.publish(ctx, current, now)
 			if err != nil {
 				return err

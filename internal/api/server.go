@@ -140,11 +140,15 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 	s.decisions = newMemo(65536)
 	s.changesetBody = s.cacheable(s.collectionChangesetBody)
 	s.bus.Subscribe(func([]events.Event) { s.gen.Add(1) })
-	if err := store.Update(context.Background(), func(tx storage.Tx) error {
-		_, err := tx.InitTimestamp(context.Background(), storage.Scope{Resource: "bucket"})
-		return err
-	}); err != nil {
-		return nil, fmt.Errorf("initialising storage: %w", err)
+	// The list of buckets gets its timestamp floor once; a read-only node
+	// (on a replica) writes nothing.
+	if !settings.Bool("readonly") {
+		if err := store.Update(context.Background(), func(tx storage.Tx) error {
+			_, err := tx.InitTimestamp(context.Background(), storage.Scope{Resource: "bucket"})
+			return err
+		}); err != nil {
+			return nil, fmt.Errorf("initialising storage: %w", err)
+		}
 	}
 	s.routes()
 	return s, nil

@@ -2,7 +2,10 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,4 +82,32 @@ func TestListenNotifyAndClose(t *testing.T) {
 		t.Fatal("Close blocked by the listener")
 	}
 	<-done
+}
+
+// A database without kintogo's schema is refused until migrated.
+func TestOutdatedSchemaRefused(t *testing.T) {
+	ctx := context.Background()
+	admin, err := postgres.Open(ctx, dsn(t), postgres.Options{Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	name := "kintogo_fresh_" + strings.ReplaceAll(strconv.FormatInt(time.Now().UnixNano(), 36), "-", "")
+	if _, err := admin.Pool().Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Skipf("cannot create a database: %v", err)
+	}
+	defer admin.Pool().Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)")
+	fresh := dsn(t)[:strings.LastIndex(dsn(t), "/")+1] + name
+	if _, err := postgres.Open(ctx, fresh, postgres.Options{}); !errors.Is(err, postgres.ErrOutdated) {
+		t.Fatalf("open without migrate: %v, want ErrOutdated", err)
+	}
+	s, err := postgres.Open(ctx, fresh, postgres.Options{Migrate: true})
+	if err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	s.Close()
+	if s, err = postgres.Open(ctx, fresh, postgres.Options{}); err != nil {
+		t.Fatalf("open after migrate: %v", err)
+	}
+	s.Close()
 }
