@@ -7,6 +7,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 shared=${SHARED_DIR:-$here/../shared}
 port=${CONFORMANCE_PORT:-8888}
 work=$(mktemp -d)
+pid=""
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 
 if curl -s -o /dev/null "http://127.0.0.1:$port/"; then

@@ -87,6 +87,17 @@ func (s *Server) capabilities() map[string]any {
 			}
 		}
 	}
+	if s.monitor != nil {
+		// kintogo's own: wait for changes instead of polling. (A capability
+		// of its own: clients compare the changes capability exactly.)
+		caps["changes_push"] = map[string]any{
+			"description":      "Wait for changes: long-poll with _wait, or Server-Sent Events with Accept: text/event-stream.",
+			"url":              "https://github.com/kintogo/kintogo#push",
+			"long_poll":        "_wait",
+			"max_wait_seconds": s.settings.Int("push.max_wait_seconds"),
+			"event_stream":     "text/event-stream",
+		}
+	}
 	if s.settings.Has("includes", "kinto.plugins.accounts") {
 		caps["accounts"] = map[string]any{
 			"description":        "Manage user accounts.",

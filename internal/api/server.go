@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -58,6 +59,9 @@ type Server struct {
 	// generation of the stored data that in-memory caches are valid for.
 	bus       events.Bus
 	gen       atomic.Uint64
+	changedMu sync.Mutex
+	changed   chan struct{} // closed and replaced at every commit
+	streams   atomic.Int64  // open event streams
 	snapshot  *changes.Snapshot
 	responses *responseCache
 	accounts  *auth.Accounts // the account policy, when on
@@ -70,11 +74,29 @@ type Server struct {
 // every commit, before the writer gets its answer.
 func (s *Server) generation() uint64 { return s.gen.Load() }
 
+// bump moves the generation and wakes whoever waits for a change
+// (long-polls, event streams).
+func (s *Server) bump() {
+	s.changedMu.Lock()
+	s.gen.Add(1)
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.changedMu.Unlock()
+}
+
+// nextChange returns a channel closed at the next commit. Take it before
+// reading the data it guards, so that no commit slips in between.
+func (s *Server) nextChange() <-chan struct{} {
+	s.changedMu.Lock()
+	defer s.changedMu.Unlock()
+	return s.changed
+}
+
 // RemoteChange takes the changes another node committed (nil when they are
 // unknown): the in-memory views of this node are dropped, as after a local
 // commit, without publishing anything again.
 func (s *Server) RemoteChange(evs []events.Event) {
-	s.gen.Add(1)
+	s.bump()
 	if s.accounts != nil {
 		if evs == nil {
 			s.accounts.ForgetAll()
@@ -139,7 +161,8 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 	s.responses = newResponseCache()
 	s.decisions = newMemo(65536)
 	s.changesetBody = s.cacheable(s.collectionChangesetBody)
-	s.bus.Subscribe(func([]events.Event) { s.gen.Add(1) })
+	s.changed = make(chan struct{})
+	s.bus.Subscribe(func([]events.Event) { s.bump() })
 	// The list of buckets gets its timestamp floor once; a read-only node
 	// (on a replica) writes nothing.
 	if !settings.Bool("readonly") {
@@ -274,8 +297,12 @@ func (s *Server) routes() {
 		s.handle("/v1/__flush__", endpoint{methods: map[string]handlerFunc{"POST": s.flushAll}, expose: baseExpose})
 	}
 	for _, k := range kinds {
+		list := s.listObjects(k)
+		if k.kind == resource.Record {
+			list = s.pushable(list, s.recordsNewer, s.streamRecords)
+		}
 		s.handle(k.pluralPattern, endpoint{expose: listExpose, methods: map[string]handlerFunc{
-			"GET": s.listObjects(k), "HEAD": s.listObjects(k), "POST": s.createObject(k), "DELETE": s.deleteObjects(k),
+			"GET": list, "HEAD": s.listObjects(k), "POST": s.createObject(k), "DELETE": s.deleteObjects(k),
 		}})
 		s.handle(k.objectPattern, endpoint{expose: objectExpose, methods: map[string]handlerFunc{
 			"GET": s.getObject(k), "PUT": s.putObject(k), "PATCH": s.patchObject(k), "DELETE": s.deleteObject(k),
@@ -285,15 +312,15 @@ func (s *Server) routes() {
 		// Kinto registers no HEAD view here: HEAD reuses GET, without counts.
 		monitorExpose := func(string) []string { return exposeList }
 		s.handle("/v1/buckets/monitor/collections/changes/records", endpoint{expose: monitorExpose, methods: map[string]handlerFunc{
-			"GET": s.cacheable(s.monitorRecords),
+			"GET": s.pushable(s.cacheable(s.monitorRecords), s.monitorNewer, s.streamMonitor),
 		}})
 		// The monitor has no individual entries; its parent objects need not
 		// exist. Record URLs under it fall through to the records routes.
 		get := func(h handlerFunc) endpoint {
 			return endpoint{expose: baseExpose, methods: map[string]handlerFunc{"GET": h}}
 		}
-		s.handle("/v1/buckets/monitor/collections/changes/changeset", get(s.cacheable(s.monitorChangeset)))
-		s.handle("/v1/buckets/{bid}/collections/{cid}/changeset", get(s.collectionChangeset))
+		s.handle("/v1/buckets/monitor/collections/changes/changeset", get(s.pushable(s.cacheable(s.monitorChangeset), s.monitorNewer, s.streamMonitor)))
+		s.handle("/v1/buckets/{bid}/collections/{cid}/changeset", get(s.pushable(s.collectionChangeset, s.recordsNewer, s.streamRecords)))
 		s.handle("/v1/__broadcasts__", get(s.broadcasts))
 	}
 	s.mux.HandleFunc("/", s.unmatched)
@@ -488,12 +515,16 @@ type call struct {
 func (s *Server) newCall(r *http.Request) *call {
 	c := &call{userID: auth.Identify(s.policies, r)}
 	c.params, c.paramsErr = query.ParseRaw(r.URL.RawQuery)
-	if c.userID == "" {
-		c.principals = []string{permission.Everyone}
-	} else {
-		c.principals = []string{c.userID, permission.Everyone, permission.Authenticated}
-	}
+	c.principals = basePrincipals(c.userID)
 	return c
+}
+
+// basePrincipals are a caller's principals before its groups are known.
+func basePrincipals(userID string) []string {
+	if userID == "" {
+		return []string{permission.Everyone}
+	}
+	return []string{userID, permission.Everyone, permission.Authenticated}
 }
 
 // loadPrincipals adds the groups the user belongs to.

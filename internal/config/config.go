@@ -87,6 +87,11 @@ var Table = []Setting{
 	{Name: "changes.http_host", Doc: "host of monitor entries (default: http_host)"},
 	{Name: "changes.since_max_age_days", Type: Int, Default: "21", Doc: "a monitor _since older than this is redirected without it (negative: never)"},
 	{Name: "changes.since_max_age_redirect_ttl_seconds", Type: Int, Default: "86400", Doc: "cache TTL of those redirects and of stale-_expected 204s (-1: none)"},
+	{Name: "push.max_wait_seconds", Type: Int, Default: "60", Doc: "longest _wait of a long-poll"},
+	{Name: "push.max_streams", Type: Int, Default: "20000", Doc: "event streams open at once on a node (503 beyond)"},
+	{Name: "push.heartbeat_seconds", Type: Int, Default: "15", Doc: "heartbeat comments of idle event streams"},
+	{Name: "push.max_stream_seconds", Type: Int, Default: "3600", Doc: "lifetime of an event stream (clients reconnect)"},
+	{Name: "push.write_timeout_seconds", Type: Int, Default: "10", Doc: "a stream whose client does not take an event in this time is closed"},
 	{Name: "push_broadcast_min_debounce_interval_seconds", Type: Int, Default: "300", Doc: "/__broadcasts__ publishes a new version at most this often"},
 	{Name: "changes.empty_200_on_not_modified", Type: Bool, Default: "false", Doc: "answer 200 with an empty list instead of 304 on the monitor"},
 }

@@ -1,0 +1,349 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"kintogo/internal/changes"
+	"kintogo/internal/kerr"
+	"kintogo/internal/query"
+	"kintogo/internal/resource"
+	"kintogo/internal/storage"
+)
+
+// Push: clients wait for changes instead of polling. On the monitor and
+// changeset endpoints and on a collection's records list:
+//
+//   - long-poll: `_wait=N` holds the request while nothing newer than
+//     `_since` exists, and answers as soon as a change commits (on any
+//     node), or at the deadline, exactly what the plain request answers;
+//   - Server-Sent Events: with `Accept: text/event-stream`, the same URLs
+//     stream one event per changed monitor entry or record, with the
+//     timestamp as event id, resumable with Last-Event-ID or `_since`.
+//
+// A waiting request or a stream holds no queue: it keeps a cursor, sleeps
+// until the next commit (Server.nextChange) and then reads what is newer
+// than its cursor. A slow client costs nothing but its connection, and is
+// disconnected when a write times out; it resumes from its last event id.
+
+// pushSettings are read once per request.
+func (s *Server) maxWait() time.Duration {
+	return time.Duration(s.settings.Int("push.max_wait_seconds")) * time.Second
+}
+
+func wantsStream(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+}
+
+// newerFunc reports whether something newer than since exists for the
+// request.
+type newerFunc func(ctx context.Context, r *http.Request, c *call, since int64) (bool, error)
+
+// longPoll waits, for a request with `_wait` and `_since`, until newer
+// reports a change or the deadline passes. It returns false when the
+// client went away.
+func (s *Server) longPoll(r *http.Request, c *call, newer newerFunc) (bool, error) {
+	raw, ok := query.Get(c.params, "_wait")
+	if !ok {
+		return true, nil
+	}
+	secs, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || secs < 0 {
+		return false, kerr.InvalidParam("querystring", kerr.Name("_wait"), strconv.Quote(raw)+" is not a number of seconds")
+	}
+	since, hasSince := rawInt(c.params, "_since")
+	wait := min(time.Duration(secs)*time.Second, s.maxWait())
+	if !hasSince || wait <= 0 {
+		return true, nil
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		next := s.nextChange()
+		found, err := newer(r.Context(), r, c, since)
+		if err != nil || found {
+			return true, nil // the plain request answers (or reports the error)
+		}
+		select {
+		case <-next:
+		case <-deadline.C:
+			return true, nil
+		case <-r.Context().Done():
+			return false, nil
+		}
+	}
+}
+
+// pushable adds long-poll and event streams to a handler.
+func (s *Server) pushable(h handlerFunc, newer newerFunc, stream handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+		if c.paramsErr != nil {
+			return c.paramsErr
+		}
+		if wantsStream(r) && r.Method == http.MethodGet {
+			return stream(w, r, c)
+		}
+		ok, err := s.longPoll(r, c, newer)
+		if err != nil || !ok {
+			return err
+		}
+		return h(w, r, c)
+	}
+}
+
+// monitorNewer: an entry matching the request's bucket/collection is newer.
+func (s *Server) monitorNewer(ctx context.Context, r *http.Request, c *call, since int64) (bool, error) {
+	entries, err := s.monitorEntries(r)
+	if err != nil {
+		return false, err
+	}
+	bucket, hasBucket := query.Get(c.params, "bucket")
+	collection, hasCollection := query.Get(c.params, "collection")
+	for _, e := range entries {
+		if e.LastModified > since && (!hasBucket || e.Bucket == bucket) && (!hasCollection || e.Collection == collection) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// recordsNewer: the collection's records timestamp is newer.
+func (s *Server) recordsNewer(ctx context.Context, r *http.Request, c *call, since int64) (bool, error) {
+	scope := storage.Scope{Parent: "/buckets/" + r.PathValue("bid") + "/collections/" + r.PathValue("cid"), Resource: resource.Record.Name}
+	var ts int64
+	err := s.view(ctx, func(tx storage.Tx) (err error) {
+		ts, err = tx.Timestamp(ctx, scope)
+		return err
+	})
+	return ts > since, err
+}
+
+// eventStream is an open Server-Sent Events response.
+type eventStream struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+	s  *Server
+}
+
+// openStream starts an event stream, within the configured cap.
+func (s *Server) openStream(w http.ResponseWriter) (*eventStream, func(), error) {
+	if max := s.settings.Int("push.max_streams"); max > 0 && s.streams.Load() >= max {
+		return nil, nil, &kerr.Error{Kind: kerr.Unavailable, Message: "Too many event streams open, please retry later."}
+	}
+	s.streams.Add(1)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	h.Del("Access-Control-Expose-Headers")
+	w.WriteHeader(http.StatusOK)
+	es := &eventStream{w: w, rc: http.NewResponseController(w), s: s}
+	es.flush()
+	return es, func() { s.streams.Add(-1) }, nil
+}
+
+func (es *eventStream) flush() error {
+	es.rc.SetWriteDeadline(time.Now().Add(time.Duration(es.s.settings.Int("push.write_timeout_seconds")) * time.Second))
+	if err := es.rc.Flush(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// send writes one event; a failure (a client too slow or gone) ends the
+// stream, and the client resumes from the last id it got.
+func (es *eventStream) send(id int64, event string, data any) error {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return err
+	}
+	es.rc.SetWriteDeadline(time.Now().Add(time.Duration(es.s.settings.Int("push.write_timeout_seconds")) * time.Second))
+	if id > 0 {
+		_, err = fmt.Fprintf(es.w, "id: %d\nevent: %s\ndata: %s\n\n", id, event, b)
+	} else {
+		_, err = fmt.Fprintf(es.w, "event: %s\ndata: %s\n\n", event, b)
+	}
+	return err
+}
+
+func (es *eventStream) comment(text string) error {
+	es.rc.SetWriteDeadline(time.Now().Add(time.Duration(es.s.settings.Int("push.write_timeout_seconds")) * time.Second))
+	_, err := fmt.Fprintf(es.w, ": %s\n\n", text)
+	if err == nil {
+		err = es.flush()
+	}
+	return err
+}
+
+// cursor is where a stream starts: Last-Event-ID, else `_since`, else now.
+func streamCursor(r *http.Request, c *call, current int64) int64 {
+	if id, err := strconv.ParseInt(strings.TrimSpace(r.Header.Get("Last-Event-ID")), 10, 64); err == nil {
+		return id
+	}
+	if since, ok := rawInt(c.params, "_since"); ok {
+		return since
+	}
+	return current
+}
+
+// run is the loop of a stream: emit what is newer than the cursor, then
+// sleep until the next commit, a heartbeat or the end of the stream's life.
+func (es *eventStream) run(ctx context.Context, emit func() error) error {
+	s := es.s
+	heartbeat := time.NewTicker(time.Duration(max(1, s.settings.Int("push.heartbeat_seconds"))) * time.Second)
+	defer heartbeat.Stop()
+	lifetime := time.NewTimer(time.Duration(s.settings.Int("push.max_stream_seconds")) * time.Second)
+	defer lifetime.Stop()
+	for {
+		next := s.nextChange()
+		if err := emit(); err != nil {
+			return err
+		}
+		select {
+		case <-next:
+		case <-heartbeat.C:
+			if err := es.comment("heartbeat"); err != nil {
+				return err
+			}
+		case <-lifetime.C:
+			// Clients reconnect by themselves, with Last-Event-ID.
+			es.comment("stream lifetime reached, reconnect")
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// streamMonitor streams the monitor: one event per changed entry, public.
+func (s *Server) streamMonitor(w http.ResponseWriter, r *http.Request, c *call) error {
+	q, err := query.Parse(query.Without(c.params, "_since", "_before", "_to", "_wait"), changes.Schema, s.nowMS())
+	if err != nil {
+		return err
+	}
+	entries, err := s.monitorEntries(r)
+	if err != nil {
+		return err
+	}
+	cursor := streamCursor(r, c, changes.Timestamp(entries))
+	es, done, err := s.openStream(w)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return es.run(r.Context(), func() error {
+		entries, err := s.monitorEntries(r)
+		if err != nil {
+			return err
+		}
+		var fresh []*changes.Entry
+		for _, e := range entries {
+			if e.LastModified > cursor && query.Match(e, q.Filters) {
+				fresh = append(fresh, e)
+			}
+		}
+		sort.Slice(fresh, func(i, j int) bool { return fresh[i].LastModified < fresh[j].LastModified })
+		for _, e := range fresh {
+			if err := es.send(e.LastModified, "change", e); err != nil {
+				return err
+			}
+			cursor = e.LastModified
+		}
+		if len(fresh) > 0 {
+			return es.flush()
+		}
+		return nil
+	})
+}
+
+// streamRecords streams a collection's records: one event per created,
+// updated or deleted record the caller may read, its permission checked at
+// subscription and again at every change.
+func (s *Server) streamRecords(w http.ResponseWriter, r *http.Request, c *call) error {
+	ctx := r.Context()
+	p := resource.Path{Kind: resource.Record, BucketID: r.PathValue("bid"), CollectionID: r.PathValue("cid")}
+	q, err := query.Parse(query.Without(c.params, "_since", "_before", "_to", "_wait", "_expected", "_limit", "_token"), query.Schema{}, s.nowMS())
+	if err != nil {
+		return err
+	}
+	// access answers the caller's current right to the list.
+	access := func() (storage.ListOptions, int64, error) {
+		var opts storage.ListOptions
+		var ts int64
+		err := s.view(ctx, func(tx storage.Tx) error {
+			c.loaded, c.principals = false, basePrincipals(c.userID)
+			if err := c.loadPrincipals(ctx, tx); err != nil {
+				return err
+			}
+			scope, ok, err := s.authz.ForList(ctx, tx, p, "read", c.principals)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return c.denied()
+			}
+			if _, err := checkParent(ctx, tx, p); err != nil {
+				return err
+			}
+			opts = storage.ListOptions{Filters: q.Filters, IncludeDeleted: true, IDs: scopeIDs(scope.All, scope.IDs),
+				Sort: []query.Sort{{Field: query.ModifiedField}}}
+			ts, err = tx.Timestamp(ctx, p.Scope())
+			return err
+		})
+		return opts, ts, err
+	}
+	_, current, err := access()
+	if err != nil {
+		return err
+	}
+	cursor := streamCursor(r, c, current)
+	es, done, err := s.openStream(w)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return es.run(ctx, func() error {
+		opts, _, err := access()
+		if err != nil {
+			// Access was lost (or the collection is gone): say why and end.
+			ke, _ := err.(*kerr.Error)
+			es.send(0, "error", map[string]any{"message": errorText(ke)})
+			es.flush()
+			return err
+		}
+		opts.Filters = append(append([]query.Filter{}, opts.Filters...), query.Filter{Field: query.ModifiedField, Op: query.GT, Value: cursor})
+		var objs []*storage.Object
+		if err := s.view(ctx, func(tx storage.Tx) (err error) {
+			objs, err = tx.List(ctx, p.Scope(), opts)
+			return err
+		}); err != nil {
+			return err
+		}
+		for _, o := range objs {
+			if err := es.send(o.LastModified, "change", o.Body()); err != nil {
+				return err
+			}
+			cursor = o.LastModified
+		}
+		if len(objs) > 0 {
+			return es.flush()
+		}
+		return nil
+	})
+}
+
+func errorText(e *kerr.Error) string {
+	if e == nil {
+		return "stream ended"
+	}
+	if m, ok := mapping[e.Kind]; ok && m.message != "" {
+		return m.message
+	}
+	return e.Error()
+}
