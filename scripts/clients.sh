@@ -3,7 +3,8 @@
 #   - kinto-http.py: its own functional test suite (from its source
 #     distribution on PyPI), against kintogo started with the suite's own
 #     tests/config/kinto.ini;
-#   - the npm clients kinto-http and kinto (offline sync): clients/js.
+#   - the npm clients kinto-http and kinto (offline sync), and the
+#     WHATWG EventSource (npm eventsource) on the changes stream: clients/js.
 # Fails on any failure but the known ones, listed in README.md.
 # Needs python3 (with venv) and npm; installs the clients in .clients/.
 set -euo pipefail
@@ -75,6 +76,6 @@ PY
 (cd "$here/clients/js" && npm ci --no-audit --no-fund --silent)
 start KINTO_INCLUDES="kinto.plugins.default_bucket kinto.plugins.history kinto.plugins.accounts kinto.plugins.flush kinto_changes" \
   KINTO_MULTIAUTH_POLICIES="account basicauth" KINTO_ACCOUNT_CREATE_PRINCIPALS=system.Everyone \
-  KINTO_EXPERIMENTAL_PERMISSIONS_ENDPOINT=true KINTO_CHANGES_RESOURCES=/buckets/main
+  KINTO_EXPERIMENTAL_PERMISSIONS_ENDPOINT=true KINTO_CHANGES_RESOURCES=/buckets/main KINTO_PUSH_MAX_STREAM_SECONDS=2
 (cd "$here/clients/js" && KINTO_SERVER="http://127.0.0.1:$port/v1" npm test --silent)
 stop

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -367,4 +368,56 @@ func TestReadOnlyReaderNode(t *testing.T) {
 	must(t, 200, "GET", reader.base+"/buckets/main/collections/c/records/r", "")
 	must(t, 200, "GET", reader.base+"/__broadcasts__", "")
 	must(t, 405, "PUT", reader.base+"/buckets/main/collections/c/records/x", "")
+}
+
+// A node delivers, to its event streams and long-polls, the changes
+// written through another node.
+func TestPushAcrossNodes(t *testing.T) {
+	dsn := pgDSN(t, "kintogo_nodes")
+	env := []string{"KINTO_STORAGE_BACKEND=postgresql", "KINTO_STORAGE_URL=" + dsn, "KINTO_MULTIAUTH_POLICIES=basicauth",
+		"KINTO_INCLUDES=kinto.plugins.flush kinto_changes", "KINTO_CHANGES_RESOURCES=/buckets/main"}
+	dir := t.TempDir()
+	a, b := startNode(t, dir, env), startNode(t, dir, env)
+	must(t, 202, "POST", a.base+"/__flush__", "")
+	must(t, 201, "PUT", a.base+"/buckets/main", "")
+	must(t, 201, "PUT", a.base+"/buckets/main/collections/c", "")
+	req, _ := http.NewRequest("GET", b.base+"/buckets/monitor/collections/changes/records", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("stream on b: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	ids := make(chan string, 10)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if id, ok := strings.CutPrefix(sc.Text(), "id: "); ok {
+				ids <- id
+			}
+		}
+	}()
+	// A long-poll on b too.
+	_, _, h, _ := call("GET", b.base+"/buckets/monitor/collections/changes/records", "")
+	since := strings.Trim(h.Get("ETag"), `"`)
+	polled := make(chan string, 1)
+	go func() {
+		_, out, _, _ := call("GET", b.base+"/buckets/monitor/collections/changes/records?_wait=5&_since="+since, "")
+		if data, ok := out["data"].([]any); ok && len(data) == 1 {
+			polled <- data[0].(map[string]any)["last_modified"].(json.Number).String()
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	out := must(t, 201, "PUT", a.base+"/buckets/main/collections/c/records/r", "")
+	ts := out["data"].(map[string]any)["last_modified"].(json.Number).String()
+	for name, ch := range map[string]chan string{"event stream": ids, "long-poll": polled} {
+		select {
+		case got := <-ch:
+			if got != ts {
+				t.Errorf("%s on b: %s, write %s", name, got, ts)
+			}
+		case <-time.After(2 * time.Second):
+			t.Errorf("%s on b got nothing of the write on a", name)
+		}
+	}
 }
