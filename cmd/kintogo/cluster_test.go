@@ -73,6 +73,13 @@ func must(t *testing.T, status int, method, url, body string) map[string]any {
 	return out
 }
 
+// clusterEnv is the settings of the nodes of the cluster tests: one
+// PostgreSQL database, basicauth, flush and the changes feed on main.
+func clusterEnv(t *testing.T) []string {
+	return []string{"KINTO_STORAGE_BACKEND=postgresql", "KINTO_STORAGE_URL=" + pgDSN(t, "kintogo_nodes"), "KINTO_MULTIAUTH_POLICIES=basicauth",
+		"KINTO_INCLUDES=kinto.plugins.flush kinto_changes", "KINTO_CHANGES_RESOURCES=/buckets/main"}
+}
+
 func pgDSN(t *testing.T, db string) string {
 	dsn := os.Getenv("KINTOGO_TEST_POSTGRES")
 	if dsn == "" {
@@ -88,9 +95,7 @@ func pgDSN(t *testing.T, db string) string {
 // increasing order, and every node's changes monitor converges to the
 // collections' own timestamps.
 func TestThreeNodesOnePostgreSQL(t *testing.T) {
-	dsn := pgDSN(t, "kintogo_nodes")
-	env := []string{"KINTO_STORAGE_BACKEND=postgresql", "KINTO_STORAGE_URL=" + dsn, "KINTO_MULTIAUTH_POLICIES=basicauth",
-		"KINTO_INCLUDES=kinto.plugins.flush kinto_changes", "KINTO_CHANGES_RESOURCES=/buckets/main"}
+	env := clusterEnv(t)
 	migrate := exec.Command(binary, "migrate")
 	migrate.Env = append(os.Environ(), env...)
 	if out, err := migrate.CombinedOutput(); err != nil {
@@ -224,9 +229,7 @@ func TestThreeNodesOnePostgreSQL(t *testing.T) {
 // How long a node's monitor takes to show a write made through another
 // node (the NOTIFY delivery bound), measured over 30 writes.
 func TestMonitorDelayAcrossNodes(t *testing.T) {
-	dsn := pgDSN(t, "kintogo_nodes")
-	env := []string{"KINTO_STORAGE_BACKEND=postgresql", "KINTO_STORAGE_URL=" + dsn, "KINTO_MULTIAUTH_POLICIES=basicauth",
-		"KINTO_INCLUDES=kinto.plugins.flush kinto_changes", "KINTO_CHANGES_RESOURCES=/buckets/main"}
+	env := clusterEnv(t)
 	dir := t.TempDir()
 	a, b := startNode(t, dir, env), startNode(t, dir, env)
 	must(t, 202, "POST", a.base+"/__flush__", "")
@@ -342,9 +345,7 @@ func TestGracefulStopOnPostgreSQL(t *testing.T) {
 // A read-only reader node beside a writer: it serves reads, the monitor
 // and broadcasts, follows the writer's commits, and refuses writes.
 func TestReadOnlyReaderNode(t *testing.T) {
-	dsn := pgDSN(t, "kintogo_nodes")
-	env := []string{"KINTO_STORAGE_BACKEND=postgresql", "KINTO_STORAGE_URL=" + dsn, "KINTO_MULTIAUTH_POLICIES=basicauth",
-		"KINTO_INCLUDES=kinto.plugins.flush kinto_changes", "KINTO_CHANGES_RESOURCES=/buckets/main"}
+	env := clusterEnv(t)
 	dir := t.TempDir()
 	writer := startNode(t, dir, env)
 	must(t, 202, "POST", writer.base+"/__flush__", "")
@@ -373,9 +374,7 @@ func TestReadOnlyReaderNode(t *testing.T) {
 // A node delivers, to its event streams and long-polls, the changes
 // written through another node.
 func TestPushAcrossNodes(t *testing.T) {
-	dsn := pgDSN(t, "kintogo_nodes")
-	env := []string{"KINTO_STORAGE_BACKEND=postgresql", "KINTO_STORAGE_URL=" + dsn, "KINTO_MULTIAUTH_POLICIES=basicauth",
-		"KINTO_INCLUDES=kinto.plugins.flush kinto_changes", "KINTO_CHANGES_RESOURCES=/buckets/main"}
+	env := clusterEnv(t)
 	dir := t.TempDir()
 	a, b := startNode(t, dir, env), startNode(t, dir, env)
 	must(t, 202, "POST", a.base+"/__flush__", "")

@@ -12,6 +12,7 @@ import (
 
 	"kintogo/internal/events"
 	"kintogo/internal/kerr"
+	"kintogo/internal/permission"
 	"kintogo/internal/pyfmt"
 	"kintogo/internal/query"
 	"kintogo/internal/resource"
@@ -224,19 +225,11 @@ func (s *Server) listObjects(k kindRoute) handlerFunc {
 			q         *query.Query
 		)
 		err := s.view(ctx, func(tx storage.Tx) error {
-			if err := c.loadPrincipals(ctx, tx); err != nil {
-				return err
-			}
-			scope, ok, err := s.authz.ForList(ctx, tx, p, "read", c.principals)
+			scope, parent, err := s.listAccess(ctx, tx, c, p)
 			if err != nil {
 				return err
 			}
-			if !ok {
-				return c.denied()
-			}
-			if coll, err = checkParent(ctx, tx, p); err != nil {
-				return err
-			}
+			coll = parent
 			if err := firstErr(checkAccept(r), precondErr, c.paramsErr); err != nil {
 				return err
 			}
@@ -282,6 +275,23 @@ func (s *Server) listObjects(k kindRoute) handlerFunc {
 		}
 		return s.writeList(w, r, c, listReply{path: p, coll: coll, query: q, ts: ts, next: next, counted: true, total: total, items: items})
 	}
+}
+
+// listAccess is the check of every read of a list: the caller's right to
+// it (the scope of what it may see), then, for records, their collection.
+func (s *Server) listAccess(ctx context.Context, tx storage.Tx, c *call, p resource.Path) (permission.ListScope, *storage.Object, error) {
+	if err := c.loadPrincipals(ctx, tx); err != nil {
+		return permission.ListScope{}, nil, err
+	}
+	scope, ok, err := s.authz.ForList(ctx, tx, p, "read", c.principals)
+	if err != nil {
+		return scope, nil, err
+	}
+	if !ok {
+		return scope, nil, c.denied()
+	}
+	coll, err := checkParent(ctx, tx, p)
+	return scope, coll, err
 }
 
 func scopeIDs(all bool, ids []string) []string {

@@ -277,18 +277,10 @@ func (s *Server) streamRecords(w http.ResponseWriter, r *http.Request, c *call) 
 		var opts storage.ListOptions
 		var ts int64
 		err := s.view(ctx, func(tx storage.Tx) error {
+			// Group memberships may have changed since the last check.
 			c.loaded, c.principals = false, basePrincipals(c.userID)
-			if err := c.loadPrincipals(ctx, tx); err != nil {
-				return err
-			}
-			scope, ok, err := s.authz.ForList(ctx, tx, p, "read", c.principals)
+			scope, _, err := s.listAccess(ctx, tx, c, p)
 			if err != nil {
-				return err
-			}
-			if !ok {
-				return c.denied()
-			}
-			if _, err := checkParent(ctx, tx, p); err != nil {
 				return err
 			}
 			opts = storage.ListOptions{Filters: q.Filters, IncludeDeleted: true, IDs: scopeIDs(scope.All, scope.IDs),

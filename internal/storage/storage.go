@@ -228,6 +228,45 @@ func Select(objs []*Object, opts ListOptions) []*Object {
 	return out
 }
 
+// Rows is what the SQL drivers' result sets offer (database/sql, pgx).
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// ScanObjects reads rows of (id, last_modified, deleted, data as JSON text)
+// into objects.
+func ScanObjects(rows Rows) ([]*Object, error) {
+	var all []*Object
+	for rows.Next() {
+		o := &Object{}
+		var raw string
+		if err := rows.Scan(&o.ID, &o.LastModified, &o.Deleted, &raw); err != nil {
+			return nil, err
+		}
+		if !o.Deleted {
+			var err error
+			if o.Data, err = DecodeData(raw); err != nil {
+				return nil, err
+			}
+		}
+		all = append(all, o)
+	}
+	return all, rows.Err()
+}
+
+// DecodeData decodes stored JSON data, numbers kept exact (json.Number).
+func DecodeData(raw string) (map[string]any, error) {
+	dec := json.NewDecoder(strings.NewReader(raw))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // ParentsMatching reports whether parent starts with one of the prefixes.
 func ParentsMatching(parent string, prefixes []string) bool {
 	for _, p := range prefixes {

@@ -171,16 +171,6 @@ type tx struct {
 
 var errReadOnly = kerr.E(kerr.Other, "write in a read-only transaction")
 
-func decodeData(raw string) (map[string]any, error) {
-	dec := json.NewDecoder(strings.NewReader(raw))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
 func (t *tx) exec(ctx context.Context, q string, args ...any) error {
 	if !t.writable {
 		return errReadOnly
@@ -200,7 +190,7 @@ func (t *tx) Get(ctx context.Context, s storage.Scope, id string) (*storage.Obje
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	data, err := decodeData(raw)
+	data, err := storage.DecodeData(raw)
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -313,21 +303,8 @@ func (t *tx) List(ctx context.Context, s storage.Scope, opts storage.ListOptions
 		return nil, unavailable(err)
 	}
 	defer rows.Close()
-	var all []*storage.Object
-	for rows.Next() {
-		o := &storage.Object{}
-		var raw string
-		if err := rows.Scan(&o.ID, &o.LastModified, &o.Deleted, &raw); err != nil {
-			return nil, unavailable(err)
-		}
-		if !o.Deleted {
-			if o.Data, err = decodeData(raw); err != nil {
-				return nil, unavailable(err)
-			}
-		}
-		all = append(all, o)
-	}
-	if err := rows.Err(); err != nil {
+	all, err := storage.ScanObjects(rows)
+	if err != nil {
 		return nil, unavailable(err)
 	}
 	return storage.Select(all, opts), nil

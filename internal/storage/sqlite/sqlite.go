@@ -229,16 +229,6 @@ func (t *tx) Savepoint(ctx context.Context, fn func(storage.Tx) error) (err erro
 
 var errReadOnly = kerr.E(kerr.Other, "write in a read-only transaction")
 
-func decodeData(raw string) (map[string]any, error) {
-	dec := json.NewDecoder(strings.NewReader(raw))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
 func encodeData(m map[string]any) (string, error) {
 	if m == nil {
 		return "{}", nil
@@ -259,7 +249,7 @@ func (t *tx) Get(ctx context.Context, s storage.Scope, id string) (*storage.Obje
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	data, err := decodeData(raw)
+	data, err := storage.DecodeData(raw)
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -375,21 +365,8 @@ func (t *tx) List(ctx context.Context, s storage.Scope, opts storage.ListOptions
 		return nil, unavailable(err)
 	}
 	defer rows.Close()
-	var all []*storage.Object
-	for rows.Next() {
-		o := &storage.Object{}
-		var raw string
-		if err := rows.Scan(&o.ID, &o.LastModified, &o.Deleted, &raw); err != nil {
-			return nil, unavailable(err)
-		}
-		if !o.Deleted {
-			if o.Data, err = decodeData(raw); err != nil {
-				return nil, unavailable(err)
-			}
-		}
-		all = append(all, o)
-	}
-	if err := rows.Err(); err != nil {
+	all, err := storage.ScanObjects(rows)
+	if err != nil {
 		return nil, unavailable(err)
 	}
 	return storage.Select(all, opts), nil
