@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -192,6 +193,21 @@ func streamCursor(r *http.Request, c *call, current int64) int64 {
 	return current
 }
 
+// errStreamEnded ends a stream on purpose (its reader lost access).
+var errStreamEnded = errors.New("stream ended")
+
+// serve runs the stream until it ends. Once the stream is open, nothing is
+// reported through the error renderer: a stream ended on purpose just
+// ends, and a failed write (a client too slow or gone) drops the
+// connection, so that the client sees it and reconnects with its last
+// event id instead of waiting on a silent socket.
+func (es *eventStream) serve(ctx context.Context, emit func() error) error {
+	if err := es.run(ctx, emit); err != nil && !errors.Is(err, errStreamEnded) {
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}
+
 // run is the loop of a stream: emit what is newer than the cursor, then
 // sleep until the next commit, a heartbeat or the end of the stream's life.
 func (es *eventStream) run(ctx context.Context, emit func() error) error {
@@ -237,7 +253,7 @@ func (s *Server) streamMonitor(w http.ResponseWriter, r *http.Request, c *call) 
 		return err
 	}
 	defer done()
-	return es.run(r.Context(), func() error {
+	return es.serve(r.Context(), func() error {
 		entries, err := s.monitorEntries(r)
 		if err != nil {
 			return err
@@ -300,14 +316,18 @@ func (s *Server) streamRecords(w http.ResponseWriter, r *http.Request, c *call) 
 		return err
 	}
 	defer done()
-	return es.run(ctx, func() error {
+	return es.serve(ctx, func() error {
 		opts, _, err := access()
 		if err != nil {
 			// Access was lost (or the collection is gone): say why and end.
 			ke, _ := err.(*kerr.Error)
-			es.send(0, "error", map[string]any{"message": errorText(ke)})
-			es.flush()
-			return err
+			if err := es.send(0, "error", map[string]any{"message": errorText(ke)}); err != nil {
+				return err
+			}
+			if err := es.flush(); err != nil {
+				return err
+			}
+			return errStreamEnded
 		}
 		opts.Filters = append(append([]query.Filter{}, opts.Filters...), query.Filter{Field: query.ModifiedField, Op: query.GT, Value: cursor})
 		var objs []*storage.Object

@@ -4,7 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -267,5 +272,51 @@ func TestEventStreamCap(t *testing.T) {
 		t.Errorf("after the first closed: %d", resp.StatusCode)
 	} else {
 		s.close()
+	}
+}
+
+// A subscriber that reads too slowly is disconnected once a write times
+// out: the server holds no queue for it, and the client, seeing its
+// connection end, can resume from its last event id.
+func TestSlowSubscriberIsDisconnected(t *testing.T) {
+	c := newClient(t, backends()["memory"](t), map[string]string{"push.write_timeout_seconds": "1", "max_body_bytes": "10000000"})
+	c.put("/v1/buckets/b", "alice:alicepw", nil).must(t, 201)
+	c.put("/v1/buckets/b/collections/c", "alice:alicepw", map[string]any{"permissions": map[string]any{"read": []string{"system.Everyone"}}}).must(t, 201)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(c.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /v1/buckets/b/collections/c/records HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+	// The subscriber takes 10 kB/s.
+	read := make(chan int64)
+	go func() {
+		var n int64
+		buf := make([]byte, 1024)
+		slowUntil := time.Now().Add(4 * time.Second)
+		for time.Now().Before(slowUntil) {
+			conn.SetReadDeadline(time.Now().Add(time.Second))
+			m, err := conn.Read(buf)
+			n += int64(m)
+			if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				read <- n
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		// Then it drains what the kernel still holds: the stream must end.
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		m, err := io.Copy(io.Discard, conn)
+		if err != nil {
+			t.Errorf("the stream of a slow subscriber was not closed: %v", err)
+		}
+		read <- n + m
+	}()
+	big := strings.Repeat("x", 1<<20)
+	for i := 0; i < 40; i++ { // 40 MiB of events
+		c.put(fmt.Sprintf("/v1/buckets/b/collections/c/records/r%d", i), "alice:alicepw", map[string]any{"data": map[string]any{"blob": big}}).must(t, 201)
+	}
+	if n := <-read; n >= 40<<20 {
+		t.Errorf("all %d bytes were kept for the slow subscriber", n)
 	}
 }
