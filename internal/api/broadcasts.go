@@ -76,7 +76,7 @@ func (s *Server) broadcasts(w http.ResponseWriter, r *http.Request, c *call) err
 			jump := time.Duration(current-last.version) * time.Millisecond
 			publish = jump > min || now.Sub(time.UnixMilli(current)) > min
 		}
-		if publish && s.settings.Bool("readonly") {
+		if publish && s.readonly {
 			// A read-only node cannot store what it publishes: it answers
 			// what the writable nodes published, or the current version.
 			if !found {

@@ -53,8 +53,10 @@ type cachedResponse struct {
 	status int
 	header http.Header
 	body   []byte
+	length []string // Content-Length of body
 	gzOnce sync.Once
 	gz     []byte
+	gzLen  []string
 }
 
 // minGzip is the size under which compressing is not worth it.
@@ -89,15 +91,18 @@ func (c *cachedResponse) write(w http.ResponseWriter, r *http.Request, now time.
 			h.Set("Expires", now.UTC().Add(time.Duration(n)*time.Second).Format(http.TimeFormat))
 		}
 	}
-	body := c.body
+	body, length := c.body, c.length
 	if len(body) >= minGzip && acceptsGzip(r) {
-		c.gzOnce.Do(func() { c.gz = gzipBytes(c.body) })
-		body = c.gz
+		c.gzOnce.Do(func() {
+			c.gz = gzipBytes(c.body)
+			c.gzLen = []string{strconv.Itoa(len(c.gz))}
+		})
+		body, length = c.gz, c.gzLen
 		h.Set("Content-Encoding", "gzip")
 		h.Set("Vary", "Accept-Encoding")
 	}
 	if len(body) > 0 {
-		h.Set("Content-Length", strconv.Itoa(len(body)))
+		h["Content-Length"] = length
 	}
 	w.WriteHeader(c.status)
 	if r.Method != http.MethodHead {
@@ -164,6 +169,7 @@ func (s *Server) cacheable(h handlerFunc) handlerFunc {
 				return failed{err: err, header: rec.header}, nil
 			}
 			resp := &cachedResponse{status: rec.status, header: rec.header, body: rec.body.Bytes()}
+			resp.length = []string{strconv.Itoa(len(resp.body))}
 			if resp.status == 0 {
 				resp.status = http.StatusOK
 			}

@@ -106,7 +106,7 @@ func (s *Server) collectionChangeset(w http.ResponseWriter, r *http.Request, c *
 // groups or objects are commits, which move it).
 func (s *Server) authorizeMemo(ctx context.Context, c *call, p resource.Path, perm string) error {
 	gen := s.generation()
-	key := p.URI() + "\x00" + perm + "\x00" + c.userID
+	key := p.BucketID + "/" + p.ID + "\x00" + p.Kind.Name + "\x00" + perm + "\x00" + c.userID
 	allowed, ok := s.decisions.get(gen, key)
 	if batchOf(ctx) != nil {
 		ok = false // a batch may have changed permissions, uncommitted

@@ -16,9 +16,7 @@ import (
 // first use, as is a collection of it named in the URL
 // (kinto-protocol.md §11.1).
 
-func (s *Server) defaultBucketEnabled() bool {
-	return s.settings.Has("includes", "kinto.plugins.default_bucket")
-}
+func (s *Server) defaultBucketEnabled() bool { return s.defaultBucket }
 
 // DefaultBucketID is the personal bucket of a user id: the first 32 hex
 // digits of HMAC-SHA256(secret, user id), formatted as a UUID.
@@ -43,7 +41,7 @@ func (s *Server) serveDefaultBucket(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, kerr.E(kerr.Unauthenticated, ""))
 		return
 	}
-	if s.settings.Bool("readonly") && !isRead(r.Method) {
+	if s.readonly && !isRead(r.Method) {
 		s.renderError(w, r, kerr.E(kerr.MethodNotAllowed, ""))
 		return
 	}

@@ -26,7 +26,7 @@ func (s *Server) hello(w http.ResponseWriter, r *http.Request, c *call) error {
 		"config":           s.configInfo(),
 		"settings": map[string]any{
 			"batch_max_requests":   s.settings.Int("batch_max_requests"),
-			"readonly":             s.settings.Bool("readonly"),
+			"readonly":             s.readonly,
 			"explicit_permissions": s.settings.Bool("explicit_permissions"),
 		},
 		"capabilities": s.capabilities(),
@@ -42,7 +42,7 @@ func (s *Server) hello(w http.ResponseWriter, r *http.Request, c *call) error {
 		}
 		body["user"] = user
 	}
-	if s.settings.Bool("readonly") {
+	if s.readonly {
 		s.cacheExpires(w, 86400)
 	}
 	s.writeJSON(w, http.StatusOK, body)

@@ -54,6 +54,10 @@ type Server struct {
 	log        *slog.Logger
 	mux        *http.ServeMux
 	maxBody    int64
+	// Settings every request consults, read once.
+	readonly      bool
+	defaultBucket bool
+	backoff       []string // the Backoff header, nil when off
 
 	// bus carries committed changes; every event moves gen, the
 	// generation of the stored data that in-memory caches are valid for.
@@ -124,6 +128,11 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 		mux:      http.NewServeMux(),
 		flush:    settings.Has("includes", "kinto.plugins.flush"),
 		maxBody:  settings.Int("max_body_bytes"),
+		readonly: settings.Bool("readonly"),
+	}
+	s.defaultBucket = settings.Has("includes", "kinto.plugins.default_bucket")
+	if b := settings.Int("backoff"); b > 0 {
+		s.backoff = []string{strconv.FormatInt(b, 10)}
 	}
 	if s.opts.Now == nil {
 		s.opts.Now = time.Now
@@ -240,7 +249,7 @@ func (s *Server) handle(pattern string, e endpoint) {
 			w.Header()["Access-Control-Expose-Headers"] = v
 		}
 		h, ok := e.methods[r.Method]
-		if !ok || (s.settings.Bool("readonly") && !isRead(r.Method)) {
+		if !ok || (s.readonly && !isRead(r.Method)) {
 			w.Header().Set("Allow", allowed(e))
 			s.renderError(w, r, kerr.E(kerr.MethodNotAllowed, ""))
 			return
@@ -340,8 +349,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Origin") != "" {
 		h.Set("Access-Control-Allow-Origin", "*")
 	}
-	if b := s.settings.Int("backoff"); b > 0 {
-		h.Set("Backoff", strconv.FormatInt(b, 10))
+	if s.backoff != nil {
+		h["Backoff"] = s.backoff
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -352,7 +361,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.renderError(w, r, fmt.Errorf("panic: %v", p))
 		}
 	}()
-	if s.maxBody > 0 && r.Body != nil {
+	if s.maxBody > 0 && r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
 	}
 	// No route ends with a slash but the root: answer these redirects
@@ -519,10 +528,14 @@ func (s *Server) newCall(r *http.Request) *call {
 	return c
 }
 
+// anonymous is the principals of every anonymous request (len == cap, so
+// that an append never writes into it).
+var anonymous = []string{permission.Everyone}
+
 // basePrincipals are a caller's principals before its groups are known.
 func basePrincipals(userID string) []string {
 	if userID == "" {
-		return []string{permission.Everyone}
+		return anonymous
 	}
 	return []string{userID, permission.Everyone, permission.Authenticated}
 }
