@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"strings"
 
+	"kintogo/internal/kerr"
 	"kintogo/internal/query"
 )
 
@@ -226,6 +227,39 @@ func Select(objs []*Object, opts ListOptions) []*Object {
 		out = out[:opts.Limit]
 	}
 	return out
+}
+
+// RowWriter is what the SQL backends implement: reading a live object and
+// writing one row with the scope's next timestamp. CreateObject and
+// DeleteObject build the contract's Create and Delete on it.
+type RowWriter interface {
+	Get(ctx context.Context, s Scope, id string) (*Object, error)
+	WriteRow(ctx context.Context, s Scope, o *Object, supplied int64) (*Object, error)
+}
+
+// CreateObject is Tx.Create over a RowWriter: a live object with the same
+// id is a conflict.
+func CreateObject(ctx context.Context, w RowWriter, s Scope, obj *Object) (*Object, error) {
+	if _, err := w.Get(ctx, s, obj.ID); err == nil {
+		return nil, kerr.E(kerr.Conflict, "object "+obj.ID+" already exists")
+	} else if !kerr.Is(err, kerr.NotFound) {
+		return nil, err
+	}
+	return w.WriteRow(ctx, s, &Object{ID: obj.ID, Data: obj.Data}, obj.LastModified)
+}
+
+// DeleteObject is Tx.Delete over a RowWriter: the tombstone keeps a
+// supplied timestamp only when it is newer than the object's.
+func DeleteObject(ctx context.Context, w RowWriter, s Scope, id string, lastModified int64) (*Object, error) {
+	old, err := w.Get(ctx, s, id)
+	if err != nil {
+		return nil, err
+	}
+	supplied := int64(0)
+	if lastModified > old.LastModified {
+		supplied = lastModified
+	}
+	return w.WriteRow(ctx, s, &Object{ID: id, Deleted: true}, supplied)
 }
 
 // Rows is what the SQL drivers' result sets offer (database/sql, pgx).

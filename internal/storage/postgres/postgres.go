@@ -210,7 +210,8 @@ func (t *tx) lockScope(ctx context.Context, s storage.Scope) (int64, error) {
 	return ts, unavailable(err)
 }
 
-func (t *tx) write(ctx context.Context, s storage.Scope, o *storage.Object, supplied int64) (*storage.Object, error) {
+// WriteRow implements storage.RowWriter.
+func (t *tx) WriteRow(ctx context.Context, s storage.Scope, o *storage.Object, supplied int64) (*storage.Object, error) {
 	if !t.writable {
 		return nil, errReadOnly
 	}
@@ -246,28 +247,15 @@ func (t *tx) write(ctx context.Context, s storage.Scope, o *storage.Object, supp
 }
 
 func (t *tx) Create(ctx context.Context, s storage.Scope, obj *storage.Object) (*storage.Object, error) {
-	if _, err := t.Get(ctx, s, obj.ID); err == nil {
-		return nil, kerr.E(kerr.Conflict, "object "+obj.ID+" already exists")
-	} else if !kerr.Is(err, kerr.NotFound) {
-		return nil, err
-	}
-	return t.write(ctx, s, &storage.Object{ID: obj.ID, Data: obj.Data}, obj.LastModified)
+	return storage.CreateObject(ctx, t, s, obj)
 }
 
 func (t *tx) Put(ctx context.Context, s storage.Scope, obj *storage.Object) (*storage.Object, error) {
-	return t.write(ctx, s, &storage.Object{ID: obj.ID, Data: obj.Data}, obj.LastModified)
+	return t.WriteRow(ctx, s, &storage.Object{ID: obj.ID, Data: obj.Data}, obj.LastModified)
 }
 
 func (t *tx) Delete(ctx context.Context, s storage.Scope, id string, lastModified int64) (*storage.Object, error) {
-	old, err := t.Get(ctx, s, id)
-	if err != nil {
-		return nil, err
-	}
-	supplied := int64(0)
-	if lastModified > old.LastModified {
-		supplied = lastModified
-	}
-	return t.write(ctx, s, &storage.Object{ID: id, Deleted: true}, supplied)
+	return storage.DeleteObject(ctx, t, s, id, lastModified)
 }
 
 func (t *tx) List(ctx context.Context, s storage.Scope, opts storage.ListOptions) ([]*storage.Object, error) {
