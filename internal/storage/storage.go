@@ -290,6 +290,49 @@ func ScanObjects(rows Rows) ([]*Object, error) {
 	return all, rows.Err()
 }
 
+// ScanGroups reads rows of (key, value) strings into key -> values,
+// keeping the keys keep accepts (nil keeps all).
+func ScanGroups(rows Rows, keep func(key string) bool) (map[string][]string, error) {
+	out := map[string][]string{}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, err
+		}
+		if keep == nil || keep(k) {
+			out[k] = append(out[k], v)
+		}
+	}
+	return out, rows.Err()
+}
+
+// ScanTimestamps reads rows of (parent, timestamp) into parent -> timestamp.
+func ScanTimestamps(rows Rows) (map[string]int64, error) {
+	out := map[string]int64{}
+	for rows.Next() {
+		var parent string
+		var ts int64
+		if err := rows.Scan(&parent, &ts); err != nil {
+			return nil, err
+		}
+		out[parent] = ts
+	}
+	return out, rows.Err()
+}
+
+// ScanStrings reads rows of one string.
+func ScanStrings(rows Rows) ([]string, error) {
+	out := []string{}
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 // DecodeData decodes stored JSON data, numbers kept exact (json.Number).
 func DecodeData(raw string) (map[string]any, error) {
 	dec := json.NewDecoder(strings.NewReader(raw))

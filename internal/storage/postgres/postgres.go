@@ -350,15 +350,8 @@ func (t *tx) Timestamps(ctx context.Context, resource string, prefixes []string)
 		return nil, unavailable(err)
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var parent string
-		var ts int64
-		if err := rows.Scan(&parent, &ts); err != nil {
-			return nil, unavailable(err)
-		}
-		out[parent] = ts
-	}
-	return out, unavailable(rows.Err())
+	stamps, err := storage.ScanTimestamps(rows)
+	return stamps, unavailable(err)
 }
 
 func (t *tx) Permissions(ctx context.Context, uri string) (map[string][]string, error) {
@@ -367,15 +360,8 @@ func (t *tx) Permissions(ctx context.Context, uri string) (map[string][]string, 
 		return nil, unavailable(err)
 	}
 	defer rows.Close()
-	out := map[string][]string{}
-	for rows.Next() {
-		var perm, principal string
-		if err := rows.Scan(&perm, &principal); err != nil {
-			return nil, unavailable(err)
-		}
-		out[perm] = append(out[perm], principal)
-	}
-	return out, unavailable(rows.Err())
+	perms, err := storage.ScanGroups(rows, nil)
+	return perms, unavailable(err)
 }
 
 func (t *tx) SetPermissions(ctx context.Context, uri string, perms map[string][]string) error {
@@ -440,16 +426,8 @@ func (t *tx) Accessible(ctx context.Context, prefix string, extra int, perms, pr
 		return nil, unavailable(err)
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var uri, perm string
-		if err := rows.Scan(&uri, &perm); err != nil {
-			return nil, unavailable(err)
-		}
-		if storage.SegmentsAfter(uri, prefix) == extra {
-			out[uri] = append(out[uri], perm)
-		}
-	}
-	return out, unavailable(rows.Err())
+	found, err := storage.ScanGroups(rows, func(uri string) bool { return storage.SegmentsAfter(uri, prefix) == extra })
+	return found, unavailable(err)
 }
 
 func (t *tx) UserPrincipals(ctx context.Context, userID string, authenticated bool) ([]string, error) {
@@ -462,15 +440,8 @@ func (t *tx) UserPrincipals(ctx context.Context, userID string, authenticated bo
 		return nil, unavailable(err)
 	}
 	defer rows.Close()
-	out := []string{}
-	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
-			return nil, unavailable(err)
-		}
-		out = append(out, p)
-	}
-	return out, unavailable(rows.Err())
+	principals, err := storage.ScanStrings(rows)
+	return principals, unavailable(err)
 }
 
 func (t *tx) AddUserPrincipal(ctx context.Context, userID, principal string) error {
