@@ -80,6 +80,18 @@ func clusterEnv(t *testing.T) []string {
 		"KINTO_INCLUDES=kinto.plugins.flush kinto_changes", "KINTO_CHANGES_RESOURCES=/buckets/main"}
 }
 
+// twoNodes starts two cluster nodes on an emptied database holding the
+// monitored collection main/c.
+func twoNodes(t *testing.T) (a, b *node) {
+	env := clusterEnv(t)
+	dir := t.TempDir()
+	a, b = startNode(t, dir, env), startNode(t, dir, env)
+	must(t, 202, "POST", a.base+"/__flush__", "")
+	must(t, 201, "PUT", a.base+"/buckets/main", "")
+	must(t, 201, "PUT", a.base+"/buckets/main/collections/c", "")
+	return a, b
+}
+
 func pgDSN(t *testing.T, db string) string {
 	dsn := os.Getenv("KINTOGO_TEST_POSTGRES")
 	if dsn == "" {
@@ -229,12 +241,7 @@ func TestThreeNodesOnePostgreSQL(t *testing.T) {
 // How long a node's monitor takes to show a write made through another
 // node (the NOTIFY delivery bound), measured over 30 writes.
 func TestMonitorDelayAcrossNodes(t *testing.T) {
-	env := clusterEnv(t)
-	dir := t.TempDir()
-	a, b := startNode(t, dir, env), startNode(t, dir, env)
-	must(t, 202, "POST", a.base+"/__flush__", "")
-	must(t, 201, "PUT", a.base+"/buckets/main", "")
-	must(t, 201, "PUT", a.base+"/buckets/main/collections/c", "")
+	a, b := twoNodes(t)
 	var delays []time.Duration
 	for i := 0; i < 30; i++ {
 		// Warm b's cache, so that only a notification can refresh it.
@@ -374,12 +381,7 @@ func TestReadOnlyReaderNode(t *testing.T) {
 // A node delivers, to its event streams and long-polls, the changes
 // written through another node.
 func TestPushAcrossNodes(t *testing.T) {
-	env := clusterEnv(t)
-	dir := t.TempDir()
-	a, b := startNode(t, dir, env), startNode(t, dir, env)
-	must(t, 202, "POST", a.base+"/__flush__", "")
-	must(t, 201, "PUT", a.base+"/buckets/main", "")
-	must(t, 201, "PUT", a.base+"/buckets/main/collections/c", "")
+	a, b := twoNodes(t)
 	req, _ := http.NewRequest("GET", b.base+"/buckets/monitor/collections/changes/records", nil)
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := http.DefaultClient.Do(req)

@@ -67,14 +67,7 @@ func (c *call) username() string {
 }
 
 func (s *Server) settingGrants(name string, c *call) bool {
-	for _, p := range s.settings.List(name) {
-		for _, q := range c.principals {
-			if p == q {
-				return true
-			}
-		}
-	}
-	return false
+	return s.authz.SettingGrants(name, c.principals)
 }
 
 // accountAllowed reports whether the caller holds perm on an account: the

@@ -121,6 +121,12 @@ func intersects(a, b []string) bool {
 	return false
 }
 
+// SettingGrants reports whether the list setting name (such as
+// account_create_principals) names one of the principals.
+func (a *Authorizer) SettingGrants(name string, principals []string) bool {
+	return intersects(a.settings.List(name), principals)
+}
+
 // bySettings reports whether a settings grant gives one of the pairs.
 func (a *Authorizer) bySettings(requested string, aces []storage.ACE, principals []string) bool {
 	seen := map[string]bool{}
@@ -130,7 +136,7 @@ func (a *Authorizer) bySettings(requested string, aces []storage.ACE, principals
 			continue
 		}
 		seen[name] = true
-		if intersects(a.settings.List(name), principals) {
+		if a.SettingGrants(name, principals) {
 			return true
 		}
 	}
@@ -151,7 +157,7 @@ func (a *Authorizer) Allowed(ctx context.Context, tx storage.Tx, p resource.Path
 func (a *Authorizer) CanCreate(ctx context.Context, tx storage.Tx, p resource.Path, principals []string) (bool, error) {
 	perm := p.Kind.Name + ":create"
 	if p.Kind == resource.Bucket {
-		return intersects(a.settings.List("bucket_create_principals"), principals), nil
+		return a.SettingGrants("bucket_create_principals", principals), nil
 	}
 	parent := p.ParentPath()
 	aces := Grants(parent, perm)
@@ -205,10 +211,10 @@ func (a *Authorizer) ForList(ctx context.Context, tx storage.Tx, p resource.Path
 // kindGrant reports whether a `<kind>_<perm>_principals` setting grants perm
 // on every object of the kind (write implies read).
 func (a *Authorizer) kindGrant(k *resource.Kind, perm string, principals []string) bool {
-	if intersects(a.settings.List(k.Name+"_write_principals"), principals) {
+	if a.SettingGrants(k.Name+"_write_principals", principals) {
 		return true
 	}
-	return perm == "read" && intersects(a.settings.List(k.Name+"_read_principals"), principals)
+	return perm == "read" && a.SettingGrants(k.Name+"_read_principals", principals)
 }
 
 // CanReadParent reports whether the caller may read the object containing

@@ -31,12 +31,10 @@ func (s *Store) Listen(ctx context.Context, node string, onRemote func(payload s
 	defer stop()
 	first := true
 	for ctx.Err() == nil {
-		err := s.listenOnce(ctx, node, onRemote, !first)
+		// A failed connection is retried below; the next successful one
+		// tells onRemote that notifications may have been missed.
+		s.listenOnce(ctx, node, onRemote, !first)
 		first = false
-		if ctx.Err() != nil {
-			return
-		}
-		_ = err
 		select {
 		case <-ctx.Done():
 			return
