@@ -1,6 +1,9 @@
 package query
 
 import (
+	"bytes"
+	"encoding/json"
+	"strings"
 	"testing"
 
 	"kintogo/internal/kerr"
@@ -19,30 +22,93 @@ func FuzzParse(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	o := obj{"n": num("5"), "tags": []any{"x"}, "title": "Banana", "meta": map[string]any{"kg": num("4")}}
+	o := obj{"n": num("5"), "tags": []any{"x"}, "title": "Banana", "meta": map[string]any{"kg": num("4")}, "last_modified": int64(1_600_000_000_000)}
 	f.Fuzz(func(t *testing.T, raw string) {
+		// Parse must stand any parameters, not only decoded ones: split raw
+		// as is too, so NUL bytes and invalid UTF-8 reach it.
+		lists := [][]Param{splitUndecoded(raw)}
 		params, err := ParseRaw(raw)
 		if err != nil {
 			if !kerr.Is(err, kerr.Invalid) {
 				t.Fatalf("ParseRaw(%q): %v is not a validation error", raw, err)
 			}
-			return
+		} else {
+			lists = append(lists, params)
 		}
-		for _, schema := range []Schema{{}, {Closed: true, Fields: []string{"bucket"}}} {
-			q, err := Parse(params, schema, 1_700_000_000_000)
-			if err != nil {
-				if !kerr.Is(err, kerr.Invalid) {
-					t.Fatalf("Parse(%q): %v is not a validation error", raw, err)
+		for _, params := range lists {
+			for _, schema := range []Schema{{}, {Closed: true, Fields: []string{"bucket"}}} {
+				q, err := Parse(params, schema, 1_700_000_000_000)
+				if err != nil {
+					if !kerr.Is(err, kerr.Invalid) {
+						t.Fatalf("Parse(%q): %v is not a validation error", raw, err)
+					}
+					continue
 				}
-				continue
-			}
-			Match(o, q.Filters)
-			q.AfterLast(o)
-			objs := []obj{o, {"n": "x"}, {}}
-			SortSlice(objs, q.Sort)
-			if q.Fields != nil {
-				Project(o, q.Fields)
+				checkAgainstOracle(t, o, q.Filters)
+				q.AfterLast(o)
+				objs := []obj{o, {"n": "x"}, {}}
+				SortSlice(objs, q.Sort)
+				if q.Fields != nil {
+					Project(o, q.Fields)
+				}
 			}
 		}
 	})
+}
+
+// FuzzMatch evaluates parsed queries on arbitrary JSON objects: Match must
+// not panic, and must agree with the straightforward evaluator.
+func FuzzMatch(f *testing.F) {
+	for _, seed := range []struct{ raw, doc string }{
+		{"in_n=1,1.0,%221%22&contains_t=[1,%22a%22]", `{"n": 1e0, "t": [1.0, "a", null]}`},
+		{"like_s=*K*%C5%BF*&exclude_n=1e99999999999999999999", `{"s": "\u212a\u017f", "n": 2}`},
+		{"contains_any_t=[[1],{%22a%22:1}]&not_m.x=null", `{"t": [[1.0], {"a": 1}], "m": {"x": null}}`},
+		{"min_n=0.5&lt_n=1e999999999&like_n=5", `{"n": 0.50}`},
+		{"like_t=**&in_t=true,false,null", `{"t": true}`},
+	} {
+		f.Add(seed.raw, []byte(seed.doc))
+	}
+	f.Fuzz(func(t *testing.T, raw string, doc []byte) {
+		params, err := ParseRaw(raw)
+		if err != nil {
+			return
+		}
+		q, err := Parse(params, Schema{}, 0)
+		if err != nil {
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(doc))
+		dec.UseNumber()
+		var data map[string]any
+		if dec.Decode(&data) != nil {
+			return
+		}
+		checkAgainstOracle(t, obj(data), q.Filters)
+		checkAgainstOracle(t, obj(data), exported(q.Filters)) // as if built by hand
+	})
+}
+
+// checkAgainstOracle fails unless Match agrees with oracleMatch. A panic of
+// the oracle itself (the old code panicked on an invalid UTF-8 like_
+// pattern) is no verdict.
+func checkAgainstOracle(t *testing.T, o obj, filters []Filter) {
+	t.Helper()
+	got := Match(o, filters)
+	want, ok := func() (want, ok bool) {
+		defer func() { _ = recover() }()
+		return oracleMatch(o, filters), true
+	}()
+	if ok && got != want {
+		t.Fatalf("Match(%s, %s) = %v, oracle %v", show(o), show(filters), got, want)
+	}
+}
+
+// splitUndecoded is ParseRaw without unescaping or validation.
+func splitUndecoded(raw string) []Param {
+	var params []Param
+	for _, part := range strings.Split(raw, "&") {
+		k, v, _ := strings.Cut(part, "=")
+		params = append(params, Param{Name: k, Value: v})
+	}
+	return params
 }

@@ -1,7 +1,6 @@
 package query
 
 import (
-	"regexp"
 	"sort"
 	"strings"
 )
@@ -32,32 +31,32 @@ func Lookup(data map[string]any, path string) (any, bool) {
 
 // Match reports whether obj satisfies every filter, with Kinto's rules for
 // missing fields: not_, exclude_, gt_ and min_ match them; the others don't.
+//
+// Filters from Parse or Compile carry their compiled `like_` patterns and
+// list sets; others are evaluated the straightforward way (see Compile).
+// A hand-built filter whose Value has the wrong type for its Op (LIKE
+// without a string, HAS without a bool, a list operator without a []any)
+// matches no value instead of panicking: EXCLUDE then excludes nothing, the
+// others match nothing.
 func Match(obj Fielder, filters []Filter) bool {
-	for _, f := range filters {
-		if !matchOne(obj, f) {
+	for i := range filters {
+		if !filters[i].match(obj) {
 			return false
 		}
 	}
 	return true
 }
 
-func matchOne(obj Fielder, f Filter) bool {
+func (f *Filter) match(obj Fielder) bool {
 	v, ok := obj.Field(f.Field)
 	switch f.Op {
 	case HAS:
-		return ok == f.Value.(bool)
+		want, isBool := f.Value.(bool)
+		return isBool && ok == want
 	case NEQ:
 		return !ok || !Equal(v, f.Value)
 	case EXCLUDE:
-		if !ok {
-			return true
-		}
-		for _, x := range f.Value.([]any) {
-			if Equal(v, x) {
-				return false
-			}
-		}
-		return true
+		return !ok || !f.inList(v)
 	case GT:
 		return !ok || Compare(v, f.Value) > 0
 	case MIN:
@@ -74,51 +73,63 @@ func matchOne(obj Fielder, f Filter) bool {
 	case MAX:
 		return Compare(v, f.Value) <= 0
 	case IN:
-		for _, x := range f.Value.([]any) {
-			if Equal(v, x) {
-				return true
-			}
-		}
-		return false
+		return f.inList(v)
 	case LIKE:
-		return likePattern(f.Value.(string)).MatchString(Text(v))
+		if m := f.compiled; m.fits(f) {
+			return m.like.match(Text(v))
+		}
+		pattern, isString := f.Value.(string)
+		return isString && cachedLike(pattern).match(Text(v))
 	case CONTAINS, CONTAINSANY:
 		arr, isArr := v.([]any)
 		if !isArr {
 			return false
 		}
-		want := f.Value.([]any)
-		for _, w := range want {
-			found := false
-			for _, x := range arr {
-				if Equal(x, w) {
-					found = true
-					break
-				}
+		if m := f.compiled; m.fits(f) {
+			if f.Op == CONTAINS {
+				return m.set.containsAll(arr)
 			}
-			if f.Op == CONTAINSANY && found {
-				return true
-			}
-			if f.Op == CONTAINS && !found {
-				return false
-			}
+			return m.set.containsAny(arr)
 		}
-		return f.Op == CONTAINS
+		return containsLinear(arr, f)
 	}
 	return false
 }
 
-// likePattern turns a like_ value into a case-insensitive regexp: `*` is the
-// wildcard, and a value without `*` matches anywhere (`*value*`).
-func likePattern(value string) *regexp.Regexp {
-	if !strings.Contains(value, "*") {
-		value = "*" + value + "*"
+// inList reports whether v is Equal to one of the filter's list values.
+func (f *Filter) inList(v any) bool {
+	if m := f.compiled; m.fits(f) {
+		return m.set.has(v)
 	}
-	parts := strings.Split(value, "*")
-	for i, p := range parts {
-		parts[i] = regexp.QuoteMeta(p)
+	list, _ := f.Value.([]any)
+	for _, x := range list {
+		if Equal(v, x) {
+			return true
+		}
 	}
-	return regexp.MustCompile("(?is)^" + strings.Join(parts, ".*") + "$")
+	return false
+}
+
+// containsLinear is contains_/contains_any_ for a filter not compiled: every
+// wanted value against every element.
+func containsLinear(arr []any, f *Filter) bool {
+	want, _ := f.Value.([]any)
+	for _, w := range want {
+		found := false
+		for _, x := range arr {
+			if Equal(x, w) {
+				found = true
+				break
+			}
+		}
+		if f.Op == CONTAINSANY && found {
+			return true
+		}
+		if f.Op == CONTAINS && !found {
+			return false
+		}
+	}
+	return f.Op == CONTAINS
 }
 
 // compareField orders two objects on one field, a missing value sorting
@@ -161,7 +172,7 @@ type valuesFielder map[string]any
 
 func (v valuesFielder) Field(path string) (any, bool) { x, ok := v[path]; return x, ok }
 
-// After reports whether obj comes strictly after the last object of the
+// AfterLast reports whether obj comes strictly after the last object of the
 // previous page (q.After) in sort order: the keyset pagination rule.
 func (q *Query) AfterLast(obj Fielder) bool {
 	if q.After == nil {

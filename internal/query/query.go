@@ -44,10 +44,19 @@ const (
 )
 
 // Filter is one condition on a (possibly dotted) field.
+//
+// Value is, by Op: a []any for IN, EXCLUDE, CONTAINS and CONTAINSANY; a
+// string pattern for LIKE; a bool for HAS; a JSON value (int64 for
+// last_modified) for the others. Filters may be built by hand; those from
+// Parse also carry the compiled form of their Value (see Compile), which
+// Match ignores once Op or Value is assigned anew. A compiled list Value
+// must not be modified in place.
 type Filter struct {
 	Field string
 	Op    Operator
 	Value any
+
+	compiled *matcher
 }
 
 // Sort is one sort key.
@@ -140,7 +149,9 @@ func Parse(params []Param, schema Schema, now int64) (*Query, error) {
 			if name == "_to" {
 				q.DeprecatedTo = true
 			}
-			q.Filters = append(q.Filters, Filter{Field: ModifiedField, Op: op, Value: n})
+			if err := q.addFilter(name, Filter{Field: ModifiedField, Op: op, Value: n}); err != nil {
+				return nil, err
+			}
 			q.Tombstones = true
 			continue
 		case "_sort":
@@ -166,6 +177,11 @@ func Parse(params []Param, schema Schema, now int64) (*Query, error) {
 		if strings.HasPrefix(name, "_") {
 			continue // cache busters such as _=123 or _expected=
 		}
+		// Checked here as well as in addFilter so that the value of a filter
+		// over the limit (up to MaxListValues values) is not even parsed.
+		if len(q.Filters) >= MaxFilters {
+			return nil, tooManyFilters(name)
+		}
 		f, err := parseFilter(name, p.Value, schema, now)
 		if err != nil {
 			return nil, err
@@ -173,10 +189,26 @@ func Parse(params []Param, schema Schema, now int64) (*Query, error) {
 		if f.Field == ModifiedField {
 			q.Tombstones = true
 		}
-		q.Filters = append(q.Filters, f)
+		if err := q.addFilter(name, f); err != nil {
+			return nil, err
+		}
 	}
 	q.Sort = withTieBreaker(q.Sort)
 	return q, nil
+}
+
+// addFilter appends a filter, compiled, within MaxFilters.
+func (q *Query) addFilter(name string, f Filter) error {
+	if len(q.Filters) >= MaxFilters {
+		return tooManyFilters(name)
+	}
+	f.compile()
+	q.Filters = append(q.Filters, f)
+	return nil
+}
+
+func tooManyFilters(name string) error {
+	return invalid(name, fmt.Sprintf("Too many filters: at most %d are allowed in one query", MaxFilters))
 }
 
 func parseCount(name, raw string) (int64, error) {
@@ -231,6 +263,9 @@ func parseSort(raw string, schema Schema) ([]Sort, error) {
 		if !schema.known(s.Field) {
 			return nil, invalid("_sort", fmt.Sprintf("Unknown sort field '%s'", s.Field))
 		}
+		if len(sorts) >= MaxSortFields {
+			return nil, invalid("_sort", fmt.Sprintf("Too many sort fields: at most %d are allowed", MaxSortFields))
+		}
 		sorts = append(sorts, s)
 	}
 	return sorts, nil
@@ -252,6 +287,9 @@ func parseFields(raw string, schema Schema) ([]string, error) {
 		f = strings.TrimSpace(f)
 		if f == "" {
 			continue
+		}
+		if len(fields) >= MaxFields {
+			return nil, invalid("_fields", fmt.Sprintf("Too many fields: at most %d are allowed", MaxFields))
 		}
 		if !schema.known(f) {
 			unknown = append(unknown, f)
@@ -275,7 +313,11 @@ func parseFilter(name, raw string, schema Schema, now int64) (Filter, error) {
 	bad := invalid(name, fmt.Sprintf("Invalid value for %s", name))
 	switch f.Op {
 	case IN, EXCLUDE:
-		var values []any
+		// Counted before splitting: an oversized list is not worth parsing.
+		if strings.Count(raw, ",") >= MaxListValues {
+			return f, tooManyValues(name)
+		}
+		values := make([]any, 0, strings.Count(raw, ",")+1)
 		for _, piece := range strings.Split(raw, ",") {
 			values = append(values, Native(piece))
 		}
@@ -297,6 +339,9 @@ func parseFilter(name, raw string, schema Schema, now int64) (Filter, error) {
 		}
 		v := Native(raw)
 		if l, ok := v.([]any); ok {
+			if len(l) > MaxListValues {
+				return f, tooManyValues(name)
+			}
 			f.Value = l
 		} else {
 			f.Value = []any{v}
@@ -314,8 +359,12 @@ func parseFilter(name, raw string, schema Schema, now int64) (Filter, error) {
 	}
 	v := Native(raw)
 	if f.Op == LIKE {
-		if _, ok := v.(string); !ok {
+		pattern, ok := v.(string)
+		if !ok {
 			return f, bad
+		}
+		if len(pattern) > MaxPatternBytes {
+			return f, invalid(name, fmt.Sprintf("Pattern too long: at most %d bytes are allowed", MaxPatternBytes))
 		}
 	}
 	switch f.Field {
@@ -324,7 +373,12 @@ func parseFilter(name, raw string, schema Schema, now int64) (Filter, error) {
 		if err != nil {
 			return f, bad
 		}
-		v = n
+		// A like_ pattern stays a string (it used to become an int64 here,
+		// which Match could not read as a pattern); it is still refused
+		// unless it reads as a timestamp, as before.
+		if f.Op != LIKE {
+			v = n
+		}
 	case IDField:
 		if n, ok := v.(json.Number); ok {
 			v = string(n)
@@ -332,6 +386,10 @@ func parseFilter(name, raw string, schema Schema, now int64) (Filter, error) {
 	}
 	f.Value = v
 	return f, nil
+}
+
+func tooManyValues(name string) error {
+	return invalid(name, fmt.Sprintf("Too many values: at most %d are allowed", MaxListValues))
 }
 
 // token is the JSON inside a pagination `_token`.

@@ -74,22 +74,22 @@ func TestParseFilters(t *testing.T) {
 		raw  string
 		want []Filter
 	}{
-		{"title=apple", []Filter{{"title", EQ, "apple"}}},
-		{"n=10", []Filter{{"n", EQ, num("10")}}},
-		{"n=%2210%22", []Filter{{"n", EQ, "10"}}},
-		{"min_n=3&max_n=7", []Filter{{"n", MIN, num("3")}, {"n", MAX, num("7")}}},
-		{"in_title=apple,fig", []Filter{{"title", IN, []any{"apple", "fig"}}}},
-		{"exclude_n=1,2", []Filter{{"n", EXCLUDE, []any{num("1"), num("2")}}}},
-		{"contains_any_tags=y,z", []Filter{{"tags", CONTAINSANY, []any{"y,z"}}}},
-		{"contains_tags=[%22x%22]", []Filter{{"tags", CONTAINS, []any{"x"}}}},
-		{"has_meta=false", []Filter{{"meta", HAS, false}}},
-		{"like_title=*an*", []Filter{{"title", LIKE, "*an*"}}},
-		{"meta.origin=fr", []Filter{{"meta.origin", EQ, "fr"}}},
-		{"id=123", []Filter{{"id", EQ, "123"}}},
-		{"_since=%22100%22&_before=200", []Filter{{"last_modified", GT, int64(100)}, {"last_modified", LT, int64(200)}}},
+		{"title=apple", []Filter{{Field: "title", Op: EQ, Value: "apple"}}},
+		{"n=10", []Filter{{Field: "n", Op: EQ, Value: num("10")}}},
+		{"n=%2210%22", []Filter{{Field: "n", Op: EQ, Value: "10"}}},
+		{"min_n=3&max_n=7", []Filter{{Field: "n", Op: MIN, Value: num("3")}, {Field: "n", Op: MAX, Value: num("7")}}},
+		{"in_title=apple,fig", []Filter{{Field: "title", Op: IN, Value: []any{"apple", "fig"}}}},
+		{"exclude_n=1,2", []Filter{{Field: "n", Op: EXCLUDE, Value: []any{num("1"), num("2")}}}},
+		{"contains_any_tags=y,z", []Filter{{Field: "tags", Op: CONTAINSANY, Value: []any{"y,z"}}}},
+		{"contains_tags=[%22x%22]", []Filter{{Field: "tags", Op: CONTAINS, Value: []any{"x"}}}},
+		{"has_meta=false", []Filter{{Field: "meta", Op: HAS, Value: false}}},
+		{"like_title=*an*", []Filter{{Field: "title", Op: LIKE, Value: "*an*"}}},
+		{"meta.origin=fr", []Filter{{Field: "meta.origin", Op: EQ, Value: "fr"}}},
+		{"id=123", []Filter{{Field: "id", Op: EQ, Value: "123"}}},
+		{"_since=%22100%22&_before=200", []Filter{{Field: "last_modified", Op: GT, Value: int64(100)}, {Field: "last_modified", Op: LT, Value: int64(200)}}},
 		{"_expected=1&_=x&_limit=3", nil},
-		{"eq_n=1", []Filter{{"n", EQ, num("1")}}},
-		{"has_children=true", []Filter{{"children", HAS, true}}},
+		{"eq_n=1", []Filter{{Field: "n", Op: EQ, Value: num("1")}}},
+		{"has_children=true", []Filter{{Field: "children", Op: HAS, Value: true}}},
 	}
 	for _, tt := range tests {
 		q, err := Parse(params(tt.raw), Schema{}, 0)
@@ -97,10 +97,19 @@ func TestParseFilters(t *testing.T) {
 			t.Errorf("%s: %v", tt.raw, err)
 			continue
 		}
-		if !reflect.DeepEqual(q.Filters, tt.want) {
+		if !reflect.DeepEqual(exported(q.Filters), tt.want) {
 			t.Errorf("%s: filters %#v, want %#v", tt.raw, q.Filters, tt.want)
 		}
 	}
+}
+
+// exported is filters without their compiled matchers, for comparisons.
+func exported(filters []Filter) []Filter {
+	var out []Filter
+	for _, f := range filters {
+		out = append(out, Filter{Field: f.Field, Op: f.Op, Value: f.Value})
+	}
+	return out
 }
 
 func TestParseErrors(t *testing.T) {
@@ -171,28 +180,28 @@ func TestMatchMissingFields(t *testing.T) {
 		f    Filter
 		want bool
 	}{
-		{Filter{"n", EQ, num("5.0")}, true},
-		{Filter{"missing", NEQ, num("1")}, true},
-		{Filter{"missing", GT, num("1")}, true},
-		{Filter{"missing", MIN, num("1")}, true},
-		{Filter{"missing", LT, num("1")}, false},
-		{Filter{"missing", MAX, num("1")}, false},
-		{Filter{"missing", EQ, nil}, false},
-		{Filter{"z", EQ, nil}, true},
-		{Filter{"z", HAS, true}, true},
-		{Filter{"missing", HAS, false}, true},
-		{Filter{"missing", EXCLUDE, []any{"a"}}, true},
-		{Filter{"missing", IN, []any{"a"}}, false},
-		{Filter{"title", LIKE, "an"}, true},
-		{Filter{"title", LIKE, "b*A"}, true},
-		{Filter{"title", LIKE, "x*"}, false},
-		{Filter{"title", LIKE, "b.n"}, false},
-		{Filter{"tags", CONTAINS, []any{"x", "y"}}, true},
-		{Filter{"tags", CONTAINS, []any{"x", "q"}}, false},
-		{Filter{"tags", CONTAINSANY, []any{"q", "y"}}, true},
-		{Filter{"title", CONTAINS, []any{"B"}}, false},
-		{Filter{"meta.kg", GT, num("3")}, true},
-		{Filter{"n", LT, "a"}, false}, // numbers sort after strings
+		{Filter{Field: "n", Op: EQ, Value: num("5.0")}, true},
+		{Filter{Field: "missing", Op: NEQ, Value: num("1")}, true},
+		{Filter{Field: "missing", Op: GT, Value: num("1")}, true},
+		{Filter{Field: "missing", Op: MIN, Value: num("1")}, true},
+		{Filter{Field: "missing", Op: LT, Value: num("1")}, false},
+		{Filter{Field: "missing", Op: MAX, Value: num("1")}, false},
+		{Filter{Field: "missing", Op: EQ, Value: nil}, false},
+		{Filter{Field: "z", Op: EQ, Value: nil}, true},
+		{Filter{Field: "z", Op: HAS, Value: true}, true},
+		{Filter{Field: "missing", Op: HAS, Value: false}, true},
+		{Filter{Field: "missing", Op: EXCLUDE, Value: []any{"a"}}, true},
+		{Filter{Field: "missing", Op: IN, Value: []any{"a"}}, false},
+		{Filter{Field: "title", Op: LIKE, Value: "an"}, true},
+		{Filter{Field: "title", Op: LIKE, Value: "b*A"}, true},
+		{Filter{Field: "title", Op: LIKE, Value: "x*"}, false},
+		{Filter{Field: "title", Op: LIKE, Value: "b.n"}, false},
+		{Filter{Field: "tags", Op: CONTAINS, Value: []any{"x", "y"}}, true},
+		{Filter{Field: "tags", Op: CONTAINS, Value: []any{"x", "q"}}, false},
+		{Filter{Field: "tags", Op: CONTAINSANY, Value: []any{"q", "y"}}, true},
+		{Filter{Field: "title", Op: CONTAINS, Value: []any{"B"}}, false},
+		{Filter{Field: "meta.kg", Op: GT, Value: num("3")}, true},
+		{Filter{Field: "n", Op: LT, Value: "a"}, false}, // numbers sort after strings
 	}
 	for _, tt := range tests {
 		if got := Match(o, []Filter{tt.f}); got != tt.want {
