@@ -14,6 +14,7 @@ package storage
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 
 	"kintogo/internal/kerr"
@@ -102,6 +103,17 @@ type ACE struct {
 // Update runs fn in a read-write transaction, committed when fn returns nil
 // and rolled back when it returns an error (or panics); View runs fn in a
 // read-only one. Writes are durable when Update returns nil.
+//
+// fn may run several times: a backend retries the whole transaction when
+// it meets a conflict between concurrent transactions (a deadlock, a
+// serialization failure), which it signals inside fn with an error for
+// which IsRetryable is true. fn must therefore return its results and
+// change nothing outside its transaction; an fn that catches such an
+// error must return it (or another error wrapping it) for the retry to
+// happen. When the retries are exhausted, Update returns a
+// kerr.Unavailable error. Both Update and View give up with a
+// kerr.Unavailable error when ctx ends while they wait for the
+// transaction to begin.
 type Storage interface {
 	Update(ctx context.Context, fn func(Tx) error) error
 	View(ctx context.Context, fn func(Tx) error) error
@@ -168,11 +180,20 @@ type Tx interface {
 	AddUserPrincipal(ctx context.Context, userID, principal string) error
 	// RemoveUserPrincipal unbinds it.
 	RemoveUserPrincipal(ctx context.Context, userID, principal string) error
-	// RemovePrincipal unbinds a principal from every user.
+	// RemovePrincipal removes a principal everywhere: it unbinds it from
+	// every user and removes every ACE that names it, so that whoever
+	// later re-creates the group it stood for inherits nothing.
 	RemovePrincipal(ctx context.Context, principal string) error
 
 	// Flush deletes everything: objects, timestamps, ACEs, memberships.
 	Flush(ctx context.Context) error
+
+	// LockScope takes a scope's write lock until the end of the
+	// transaction, as a write in the scope does. Writers that touch several
+	// scopes take their locks in one order with it (see the history
+	// plugin), so that concurrent transactions do not deadlock. Backends
+	// whose writers are serialized anyway do nothing.
+	LockScope(ctx context.Context, s Scope) error
 
 	// Savepoint runs fn inside the transaction; when fn returns an error,
 	// everything fn did is undone (the rest of the transaction stays) and
@@ -194,10 +215,33 @@ func NextTimestamp(prev, now, supplied int64) int64 {
 	return prev + 1
 }
 
+// retryable marks an error after which a transaction may simply run
+// again.
+type retryable struct{ err error }
+
+func (r *retryable) Error() string { return r.err.Error() }
+func (r *retryable) Unwrap() error { return r.err }
+
+// Retryable marks err (a deadlock, a serialization failure) as one after
+// which the whole transaction may run again.
+func Retryable(err error) error { return &retryable{err: err} }
+
+// IsRetryable reports whether err, or an error it wraps, was marked by
+// Retryable: the transaction it happened in may run again.
+func IsRetryable(err error) bool {
+	var r *retryable
+	return errors.As(err, &r)
+}
+
+// canceledEvery is how many objects Select evaluates between two checks
+// of its context.
+const canceledEvery = 256
+
 // Select applies list options to a scope's objects in memory: the shared
 // evaluation of filters, sorting, pagination and limits used by backends
-// that do not translate them into their own query language.
-func Select(objs []*Object, opts ListOptions) []*Object {
+// that do not translate them into their own query language. It stops
+// with a kerr.Unavailable error when ctx ends (the client went away).
+func Select(ctx context.Context, objs []*Object, opts ListOptions) ([]*Object, error) {
 	var allowed map[string]bool
 	if opts.IDs != nil {
 		allowed = make(map[string]bool, len(opts.IDs))
@@ -206,15 +250,21 @@ func Select(objs []*Object, opts ListOptions) []*Object {
 		}
 	}
 	q := query.Query{Sort: opts.Sort, After: opts.After}
+	filters := query.Compile(opts.Filters) // once, not once per object
 	out := make([]*Object, 0, len(objs))
-	for _, o := range objs {
+	for i, o := range objs {
+		if i%canceledEvery == 0 {
+			if err := Canceled(ctx); err != nil {
+				return nil, err
+			}
+		}
 		if o.Deleted && !opts.IncludeDeleted {
 			continue
 		}
 		if allowed != nil && !allowed[o.ID] {
 			continue
 		}
-		if !query.Match(o, opts.Filters) {
+		if !query.Match(o, filters) {
 			continue
 		}
 		if !q.AfterLast(o) {
@@ -226,7 +276,16 @@ func Select(objs []*Object, opts ListOptions) []*Object {
 	if opts.Limit > 0 && len(out) > opts.Limit {
 		out = out[:opts.Limit]
 	}
-	return out
+	return out, nil
+}
+
+// Canceled returns a kerr.Unavailable error when ctx has ended, nil
+// otherwise: long work checks it to stop when its client went away.
+func Canceled(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return kerr.Wrap(kerr.Unavailable, "Request canceled or timed out.", err)
+	}
+	return nil
 }
 
 // RowWriter is what the SQL backends implement: reading a live object and

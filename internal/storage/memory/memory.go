@@ -1,7 +1,8 @@
 // Package memory is a storage backend that keeps everything in process
 // memory: for tests and throw-away servers (data is lost on exit). One lock
-// serialises writers; a transaction keeps an undo log so that a failed
-// request leaves nothing half-written.
+// serialises writers (a writer waiting for it gives up when its context
+// ends); a transaction keeps an undo log so that a failed request leaves
+// nothing half-written.
 package memory
 
 import (
@@ -24,6 +25,9 @@ type scopeData struct {
 
 // Store is the memory backend. The zero value is not usable; call New.
 type Store struct {
+	// writer is held by the one read-write transaction: a channel rather
+	// than the mutex alone, so that a writer can stop waiting.
+	writer chan struct{}
 	mu     sync.RWMutex
 	scopes map[storage.Scope]*scopeData
 	acl    map[string]map[string]map[string]bool // uri -> perm -> principal
@@ -33,7 +37,7 @@ type Store struct {
 
 // New returns an empty memory store.
 func New() *Store {
-	s := &Store{now: func() int64 { return time.Now().UnixMilli() }}
+	s := &Store{now: func() int64 { return time.Now().UnixMilli() }, writer: make(chan struct{}, 1)}
 	s.reset()
 	return s
 }
@@ -46,6 +50,12 @@ func (s *Store) reset() {
 
 // Update implements storage.Storage.
 func (s *Store) Update(ctx context.Context, fn func(storage.Tx) error) (err error) {
+	select {
+	case s.writer <- struct{}{}:
+	case <-ctx.Done():
+		return storage.Canceled(ctx)
+	}
+	defer func() { <-s.writer }()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := &tx{s: s, writable: true}
@@ -191,7 +201,7 @@ func (t *tx) List(ctx context.Context, s storage.Scope, opts storage.ListOptions
 	}
 	// Map order is random: give equal sort keys a stable order.
 	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
-	return storage.Select(all, opts), nil
+	return storage.Select(ctx, all, opts)
 }
 
 func (t *tx) Count(ctx context.Context, s storage.Scope, filters []query.Filter, ids []string) (int, error) {
@@ -414,8 +424,33 @@ func (t *tx) RemovePrincipal(ctx context.Context, principal string) error {
 			}
 		}
 	}
+	for uri, acl := range t.s.acl {
+		named := false
+		for _, principals := range acl {
+			named = named || principals[principal]
+		}
+		if !named {
+			continue
+		}
+		next := map[string]map[string]bool{}
+		for perm, principals := range acl {
+			set := map[string]bool{}
+			for p := range principals {
+				if p != principal {
+					set[p] = true
+				}
+			}
+			if len(set) > 0 {
+				next[perm] = set
+			}
+		}
+		t.setACL(uri, next)
+	}
 	return nil
 }
+
+// LockScope implements storage.Tx: writers are serialized already.
+func (t *tx) LockScope(ctx context.Context, s storage.Scope) error { return nil }
 
 func (t *tx) Flush(ctx context.Context) error {
 	if !t.writable {

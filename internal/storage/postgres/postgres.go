@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sort"
 	"strconv"
 	"strings"
@@ -91,27 +92,35 @@ func (s *Store) Close() error {
 // Pool gives the connection pool, for LISTEN/NOTIFY.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
-// retryable reports errors after which a transaction may simply run again.
+// retryable reports errors after which a transaction may simply run again:
+// deadlocks and serialization failures.
 func retryable(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 }
 
-const maxAttempts = 5
+const maxAttempts = 8
 
-// Update implements storage.Storage.
+// Update implements storage.Storage: fn runs again, after a short random
+// pause, when the transaction meets a deadlock or a serialization failure
+// (storage.IsRetryable), up to maxAttempts times.
 func (s *Store) Update(ctx context.Context, fn func(storage.Tx) error) error {
 	var err error
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		err = s.run(ctx, false, fn)
-		if !retryable(err) {
-			break
+		if !storage.IsRetryable(err) {
+			return err
+		}
+		// Transactions that deadlocked together would meet again if
+		// they restarted together.
+		pause := time.Duration(rand.Int64N(int64(attempt+1) * int64(5*time.Millisecond)))
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return storage.Canceled(ctx)
 		}
 	}
-	if retryable(err) {
-		return kerr.Wrap(kerr.Conflict, "", err)
-	}
-	return err
+	return kerr.Wrap(kerr.Unavailable, "", err)
 }
 
 // View implements storage.Storage.
@@ -152,8 +161,11 @@ func unavailable(err error) error {
 	if err == nil {
 		return nil
 	}
+	if retryable(err) {
+		return storage.Retryable(err)
+	}
 	var ke *kerr.Error
-	if errors.As(err, &ke) || retryable(err) {
+	if errors.As(err, &ke) || storage.IsRetryable(err) {
 		return err
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -295,7 +307,7 @@ func (t *tx) List(ctx context.Context, s storage.Scope, opts storage.ListOptions
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	return storage.Select(all, opts), nil
+	return storage.Select(ctx, all, opts)
 }
 
 func (t *tx) Count(ctx context.Context, s storage.Scope, filters []query.Filter, ids []string) (int, error) {
@@ -453,7 +465,19 @@ func (t *tx) RemoveUserPrincipal(ctx context.Context, userID, principal string) 
 }
 
 func (t *tx) RemovePrincipal(ctx context.Context, principal string) error {
-	return t.exec(ctx, `DELETE FROM user_principals WHERE principal = $1`, principal)
+	if err := t.exec(ctx, `DELETE FROM user_principals WHERE principal = $1`, principal); err != nil {
+		return err
+	}
+	return t.exec(ctx, `DELETE FROM access_control_entries WHERE principal = $1`, principal)
+}
+
+// LockScope implements storage.Tx with the scope's row lock (lockScope).
+func (t *tx) LockScope(ctx context.Context, s storage.Scope) error {
+	if !t.writable {
+		return errReadOnly
+	}
+	_, err := t.lockScope(ctx, s)
+	return err
 }
 
 func (t *tx) Flush(ctx context.Context) error {

@@ -357,7 +357,7 @@ func (t *tx) List(ctx context.Context, s storage.Scope, opts storage.ListOptions
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	return storage.Select(all, opts), nil
+	return storage.Select(ctx, all, opts)
 }
 
 func (t *tx) Count(ctx context.Context, s storage.Scope, filters []query.Filter, ids []string) (int, error) {
@@ -558,8 +558,15 @@ func (t *tx) RemoveUserPrincipal(ctx context.Context, userID, principal string) 
 }
 
 func (t *tx) RemovePrincipal(ctx context.Context, principal string) error {
-	return t.exec(ctx, `DELETE FROM user_principals WHERE principal = ?`, principal)
+	if err := t.exec(ctx, `DELETE FROM user_principals WHERE principal = ?`, principal); err != nil {
+		return err
+	}
+	return t.exec(ctx, `DELETE FROM access_control_entries WHERE principal = ?`, principal)
 }
+
+// LockScope implements storage.Tx: the one writer connection serializes
+// writers already.
+func (t *tx) LockScope(ctx context.Context, s storage.Scope) error { return nil }
 
 func (t *tx) Flush(ctx context.Context) error {
 	for _, table := range []string{"objects", "timestamps", "access_control_entries", "user_principals"} {

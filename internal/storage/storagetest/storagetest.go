@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -38,6 +39,9 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"SavepointUndoesOnlyItsWork", testSavepoint},
 		{"Flush", testFlush},
 		{"ReadOnlyTransactionRefusesWrites", testReadOnly},
+		{"RemovePrincipalRemovesItsACEs", testRemovePrincipalACEs},
+		{"ListStopsWhenCanceled", testListCanceled},
+		{"WriterWaitingGivesUpWithItsContext", testWriterGivesUp},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -609,4 +613,86 @@ func testSavepoint(t *testing.T, s storage.Storage) {
 		}
 		return nil
 	})
+}
+
+// A deleted group's principal leaves no ACE behind: whoever re-creates the
+// group must not inherit what was granted to the old one.
+func testRemovePrincipalACEs(t *testing.T, s storage.Storage) {
+	g := "/buckets/b/groups/g1"
+	update(t, s, func(tx storage.Tx) error {
+		if err := tx.SetPermissions(ctx, "/buckets/b/collections/c", map[string][]string{"read": {g, "alice"}, "write": {g}}); err != nil {
+			return err
+		}
+		return tx.SetPermissions(ctx, "/buckets/other", map[string][]string{"write": {g}})
+	})
+	update(t, s, func(tx storage.Tx) error { return tx.RemovePrincipal(ctx, g) })
+	s.View(ctx, func(tx storage.Tx) error {
+		got, _ := tx.Permissions(ctx, "/buckets/b/collections/c")
+		if diff := cmp.Diff(map[string][]string{"read": {"alice"}}, got); diff != "" {
+			t.Errorf("ACL after RemovePrincipal (-want +got):\n%s", diff)
+		}
+		if got, _ := tx.Permissions(ctx, "/buckets/other"); len(got) != 0 {
+			t.Errorf("ACL after RemovePrincipal: %v", got)
+		}
+		return nil
+	})
+}
+
+// A list whose client went away stops with an Unavailable error instead
+// of evaluating the rest of the collection.
+func testListCanceled(t *testing.T, s storage.Storage) {
+	update(t, s, func(tx storage.Tx) error {
+		for i := 0; i < 600; i++ {
+			if _, err := tx.Create(ctx, records, &storage.Object{ID: fmt.Sprintf("r%03d", i), Data: data(t, `{"n": 1}`)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	err := s.View(ctx, func(tx storage.Tx) error {
+		_, err := tx.List(canceled, records, storage.ListOptions{Filters: []query.Filter{{Field: "n", Op: query.EQ, Value: json.Number("1")}}})
+		return err
+	})
+	if !kerr.Is(err, kerr.Unavailable) {
+		t.Fatalf("List with a canceled context: %v, want Unavailable", err)
+	}
+}
+
+// A writer that waits for another to finish gives up when its context
+// ends, with an Unavailable error, instead of waiting forever.
+func testWriterGivesUp(t *testing.T, s storage.Storage) {
+	hold := make(chan struct{})
+	held := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Update(ctx, func(tx storage.Tx) error {
+			// Hold the write lock of the scope the second writer needs.
+			if _, err := tx.Put(ctx, records, &storage.Object{ID: "held", Data: map[string]any{}}); err != nil {
+				return err
+			}
+			close(held)
+			<-hold
+			return nil
+		})
+	}()
+	<-held
+	waiting, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := s.Update(waiting, func(tx storage.Tx) error {
+		_, err := tx.Put(waiting, records, &storage.Object{ID: "held", Data: map[string]any{}})
+		return err
+	})
+	close(hold)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !kerr.Is(err, kerr.Unavailable) {
+		t.Fatalf("blocked writer: %v, want Unavailable", err)
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Fatalf("blocked writer waited %v", waited)
+	}
 }
