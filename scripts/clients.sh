@@ -75,7 +75,7 @@ PY
 # --- npm kinto-http and kinto ---------------------------------------------
 (cd "$here/clients/js" && npm ci --no-audit --no-fund --silent)
 start KINTO_INCLUDES="kinto.plugins.default_bucket kinto.plugins.history kinto.plugins.accounts kinto.plugins.flush kinto_changes" \
-  KINTO_MULTIAUTH_POLICIES="account basicauth" KINTO_ACCOUNT_CREATE_PRINCIPALS=system.Everyone \
+  KINTO_MULTIAUTH_POLICIES="account basicauth" KINTO_ACCOUNT_CREATE_PRINCIPALS=system.Everyone KINTO_USERID_HMAC_SECRET=clients-test \
   KINTO_EXPERIMENTAL_PERMISSIONS_ENDPOINT=true KINTO_CHANGES_RESOURCES=/buckets/main KINTO_PUSH_MAX_STREAM_SECONDS=2
 (cd "$here/clients/js" && KINTO_SERVER="http://127.0.0.1:$port/v1" npm test --silent)
 stop

@@ -59,15 +59,15 @@ func (s *Server) accountPolicy() *auth.Accounts {
 
 // username is the caller's account name, "" when not logged in with one.
 func (c *call) username() string {
-	name, _ := strings.CutPrefix(c.userID, "account:")
-	if name == c.userID {
+	name, _ := strings.CutPrefix(c.user(), "account:")
+	if name == c.user() {
 		return ""
 	}
 	return name
 }
 
 func (s *Server) settingGrants(name string, c *call) bool {
-	return s.authz.SettingGrants(name, c.principals)
+	return s.authz.SettingGrants(name, c.principals())
 }
 
 // accountAllowed reports whether the caller holds perm on an account: the
@@ -81,7 +81,7 @@ func (s *Server) accountAllowed(ctx context.Context, tx storage.Tx, c *call, id,
 	if perm == "read" {
 		aces = append(aces, storage.ACE{URI: accountURI(id), Permission: "read"})
 	}
-	return tx.HasAny(ctx, aces, c.principals)
+	return tx.HasAny(ctx, aces, c.principals())
 }
 
 func (s *Server) isAccountAdmin(c *call) bool { return s.settingGrants("account_write_principals", c) }
@@ -111,7 +111,7 @@ func accountData(data map[string]any, required bool) error {
 // listAccounts is GET/HEAD /accounts: the caller's own account (Kinto
 // lists accounts under the caller's username, administrators included).
 func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request, c *call) error {
-	if c.userID == "" {
+	if c.user() == "" {
 		return &kerr.Error{Kind: kerr.Unauthenticated, Errno: 999, Title: "Cannot read accounts."}
 	}
 	if err := firstErr(checkAccept(r), c.paramsErr); err != nil {
@@ -192,13 +192,10 @@ func (s *Server) writeAccount(w http.ResponseWriter, r *http.Request, c *call) e
 	if r.Method == http.MethodPost && in.env != nil && in.env.data != nil {
 		id, _ = in.env.data[query.IDField].(string)
 	}
-	var out *storage.Object
-	var perms map[string][]string
-	status := http.StatusOK
-	err := s.update(ctx, func(tx storage.Tx) error {
+	res, err := update(s, ctx, func(tx storage.Tx) (written, error) {
 		existing, err := tx.Get(ctx, accountScope(id), id)
 		if err != nil && !kerr.Is(err, kerr.NotFound) {
-			return err
+			return written{}, err
 		}
 		err = nil
 		var allowed bool
@@ -213,34 +210,33 @@ func (s *Server) writeAccount(w http.ResponseWriter, r *http.Request, c *call) e
 			allowed = s.settingGrants("account_create_principals", c) || s.isAccountAdmin(c)
 		}
 		if err != nil {
-			return err
+			return written{}, err
 		}
 		if !allowed {
-			return c.denied()
+			return written{}, c.denied()
 		}
 		if err := firstErr(checkAccept(r), in.err, precondErr); err != nil {
-			return err
+			return written{}, err
 		}
 		if id == "" {
-			return kerr.InvalidParam("body", kerr.Name("data.id"), "Required")
+			return written{}, kerr.InvalidParam("body", kerr.Name("data.id"), "Required")
 		}
 		if !resource.Account.ValidID(id) {
-			return invalidID
+			return written{}, invalidID
 		}
-		if name := c.username(); c.userID != "" && !s.isAccountAdmin(c) && name != id {
-			return kerr.InvalidParam("body", kerr.Name("id"), "Username and account ID do not match.")
+		if name := c.username(); c.user() != "" && !s.isAccountAdmin(c) && name != id {
+			return written{}, kerr.InvalidParam("body", kerr.Name("id"), "Username and account ID do not match.")
 		}
 		p := resource.Path{Kind: resource.Account, ID: id}
-		if err := checkObjectPreconditions(ctx, w, tx, p, ifMatch, ifNoneMatch, existing); err != nil {
-			return err
+		if err := checkObjectPreconditions(ctx, tx, p, ifMatch, ifNoneMatch, existing); err != nil {
+			return written{}, err
 		}
 		if existing != nil && r.Method == http.MethodPost {
-			out = existing
-			perms, err = tx.Permissions(ctx, accountURI(id))
-			return err
+			perms, err := tx.Permissions(ctx, accountURI(id))
+			return written{obj: existing, perms: perms}, err
 		}
 		if existing == nil && r.Method == http.MethodPatch {
-			return kerr.ObjectNotFound(resource.Account.Name, id)
+			return written{}, kerr.ObjectNotFound(resource.Account.Name, id)
 		}
 		data := map[string]any{}
 		switch {
@@ -255,46 +251,47 @@ func (s *Server) writeAccount(w http.ResponseWriter, r *http.Request, c *call) e
 			data = copyData(in.env.data)
 		}
 		if v, ok := data[query.IDField]; ok && v != id {
-			return kerr.InvalidParam("body", kerr.Name("id"), "Object id does not match existing object")
+			return written{}, kerr.InvalidParam("body", kerr.Name("id"), "Object id does not match existing object")
 		}
 		delete(data, query.IDField)
 		delete(data, query.ModifiedField)
 		passwordChanged := r.Method != http.MethodPatch || (in.env.data != nil && in.env.data["password"] != nil)
 		if passwordChanged {
 			if err := accountData(data, true); err != nil {
-				return err
+				return written{}, err
 			}
 		}
-		if out, err = tx.Put(ctx, accountScope(id), &storage.Object{ID: id, Data: data}); err != nil {
-			return err
+		if err := s.checkSize(data); err != nil {
+			return written{}, err
 		}
-		if existing == nil {
-			status = http.StatusCreated
+		out, err := tx.Put(ctx, accountScope(id), &storage.Object{ID: id, Data: data})
+		if err != nil {
+			return written{}, err
 		}
 		// The account belongs to its user, whoever created it.
 		owner := map[string][]string{"write": {"account:" + id}}
 		if existing != nil {
 			if owner, err = tx.Permissions(ctx, accountURI(id)); err != nil {
-				return err
+				return written{}, err
 			}
 		}
 		if err := tx.SetPermissions(ctx, accountURI(id), owner); err != nil {
-			return err
+			return written{}, err
 		}
-		perms, err = tx.Permissions(ctx, accountURI(id))
-		return err
+		perms, err := tx.Permissions(ctx, accountURI(id))
+		return written{obj: out, perms: perms, created: existing == nil}, err
 	})
 	if err != nil {
 		return err
 	}
-	if out != nil && (status == http.StatusCreated || r.Method != http.MethodPost) {
-		action := "update"
-		if status == http.StatusCreated {
-			action = "create"
-		}
-		s.committed(ctx, action, accountPath, out)
+	if res.created || r.Method != http.MethodPost {
+		s.committed(ctx, res.action(), accountPath, res.obj)
 	}
-	s.writeObject(w, status, out, perms)
+	status := http.StatusOK
+	if res.created {
+		status = http.StatusCreated
+	}
+	s.writeObject(w, status, res.obj, res.perms)
 	return nil
 }
 
@@ -303,29 +300,29 @@ func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request, c *call) 
 	ctx := r.Context()
 	id := r.PathValue("id")
 	ifMatch, ifNoneMatch, precondErr := preconditions(r)
-	var tomb *storage.Object
-	err := s.update(ctx, func(tx storage.Tx) error {
+	tomb, err := update(s, ctx, func(tx storage.Tx) (*storage.Object, error) {
 		ok, err := s.accountAllowed(ctx, tx, c, id, "write")
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if !ok {
-			return c.denied()
+			return nil, c.denied()
 		}
 		if err := firstErr(checkAccept(r), precondErr); err != nil {
-			return err
+			return nil, err
 		}
 		existing, err := tx.Get(ctx, accountScope(id), id)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if err := checkObjectPreconditions(ctx, w, tx, resource.Path{Kind: resource.Account, ID: id}, ifMatch, ifNoneMatch, existing); err != nil {
-			return err
+		if err := checkObjectPreconditions(ctx, tx, resource.Path{Kind: resource.Account, ID: id}, ifMatch, ifNoneMatch, existing); err != nil {
+			return nil, err
 		}
-		if tomb, err = tx.Delete(ctx, accountScope(id), id, 0); err != nil {
-			return err
+		tomb, err := tx.Delete(ctx, accountScope(id), id, 0)
+		if err != nil {
+			return nil, err
 		}
-		return tx.DeletePermissions(ctx, accountURI(id))
+		return tomb, tx.DeletePermissions(ctx, accountURI(id))
 	})
 	if err != nil {
 		return err
@@ -338,27 +335,27 @@ func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request, c *call) 
 
 // deleteAccounts is DELETE /accounts: the caller's own account.
 func (s *Server) deleteAccounts(w http.ResponseWriter, r *http.Request, c *call) error {
-	if c.userID == "" {
+	if c.user() == "" {
 		return c.denied()
 	}
-	var tombs []*storage.Object
 	name := c.username()
-	err := s.update(r.Context(), func(tx storage.Tx) error {
+	tombs, err := update(s, r.Context(), func(tx storage.Tx) ([]*storage.Object, error) {
 		objs, err := tx.List(r.Context(), accountScope(name), storage.ListOptions{})
 		if err != nil {
-			return err
+			return nil, err
 		}
+		var tombs []*storage.Object
 		for _, o := range objs {
 			tomb, err := tx.Delete(r.Context(), accountScope(name), o.ID, 0)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if err := tx.DeletePermissions(r.Context(), accountURI(o.ID)); err != nil {
-				return err
+				return nil, err
 			}
 			tombs = append(tombs, tomb)
 		}
-		return nil
+		return tombs, nil
 	})
 	if err != nil {
 		return err

@@ -6,6 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"kintogo/internal/api"
+	"kintogo/internal/auth"
 )
 
 func TestHello(t *testing.T) {
@@ -557,9 +560,13 @@ func TestClientSuppliedTimestamps(t *testing.T) {
 }
 
 func TestDefaultBucket(t *testing.T) {
-	eachBackend(t, map[string]string{"includes": "kinto.plugins.default_bucket", "userid_hmac_secret": ""}, func(t *testing.T, c *client) {
-		// kinto-protocol.md §7.8: basicauth mat:secret with empty secrets.
-		const matBucket = "ddaf8694-fa9e-2949-ed0e-77198a7907fb"
+	// kinto-protocol.md §7.8: basicauth mat:secret with empty secrets.
+	mat := "basicauth:" + auth.HMACDigest("", "mat:secret")
+	if got := api.DefaultBucketID("", mat); got != "ddaf8694-fa9e-2949-ed0e-77198a7907fb" {
+		t.Fatalf("DefaultBucketID: %s", got)
+	}
+	eachBackend(t, map[string]string{"includes": "kinto.plugins.default_bucket", "userid_hmac_secret": "", "default_bucket_hmac_secret": "buckets"}, func(t *testing.T, c *client) {
+		matBucket := api.DefaultBucketID("buckets", mat)
 		hello := c.get("/v1/", "mat:secret").must(t, 200)
 		if hello.str("user.bucket") != matBucket || hello.at("capabilities.default_bucket") == nil {
 			t.Fatalf("hello: %s", hello.raw)

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
 
+	"kintogo/internal/events"
 	"kintogo/internal/kerr"
 	"kintogo/internal/pyfmt"
 	"kintogo/internal/storage"
@@ -25,12 +27,14 @@ type subRequest struct {
 	Body    any // nil: no body
 }
 
-// subResponse is one answer of a batch.
+// subResponse is one answer of a batch. Body is the answer's JSON as the
+// sub-request wrote it (never decoded again), or a JSON string of a
+// non-JSON answer.
 type subResponse struct {
 	Status  int               `json:"status"`
 	Path    string            `json:"path"`
 	Headers map[string]string `json:"headers"`
-	Body    any               `json:"body"`
+	Body    json.RawMessage   `json:"body"`
 }
 
 var batchMethods = []string{"GET", "HEAD", "DELETE", "TRACE", "POST", "PUT", "PATCH"}
@@ -121,8 +125,8 @@ func (s *Server) parseBatch(v any) ([]subRequest, error) {
 		if !strings.HasPrefix(path, "/") {
 			return nil, batchInvalid(name+".path", fmt.Sprintf("%q is not a valid path", path))
 		}
-		if strings.Contains(path, "/batch") {
-			return nil, batchInvalid("requests", "Recursive call on /batch endpoint is forbidden.")
+		if strings.Contains(path, "/batch") || routesToBatch(path) {
+			return nil, errRecursiveBatch
 		}
 		sub.Path = path
 		if hv, ok := req["headers"]; ok {
@@ -149,17 +153,57 @@ func (s *Server) parseBatch(v any) ([]subRequest, error) {
 	return out, nil
 }
 
+// errRecursiveBatch is Kinto's answer to a sub-request of a batch that
+// would run a batch itself.
+var errRecursiveBatch = batchInvalid("requests", "Recursive call on /batch endpoint is forbidden.")
+
+// routesToBatch reports whether a sub-request path reaches the batch
+// endpoint once routed as the server routes it: percent-escapes decoded,
+// the version prefix added, dot segments and repeated slashes cleaned,
+// trailing slashes dropped (each of these is a redirect runSub may
+// follow). Kinto's own check only looks for "/batch" in the raw path,
+// which an escaped spelling passes.
+func routesToBatch(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false // refused by runSub before any routing
+	}
+	p := u.Path
+	if !versionPrefix.MatchString(p) {
+		p = "/v1" + p
+	}
+	p = strings.TrimRight(path.Clean(p), "/")
+	return p == batchPath
+}
+
+// batchPath is the route of the batch endpoint.
+const batchPath = "/v1/batch"
+
 // batchFailed aborts a batch: a sub-request failed in a way that fails
 // the whole batch (5xx, or a 409 conflict).
 type batchFailed struct{ resp *recorder }
 
 func (batchFailed) Error() string { return "batch aborted" }
 
+// batchRun is what one run of a batch's transaction produced.
+type batchRun struct {
+	responses []subResponse
+	events    []events.Event
+}
+
 // batch is POST /batch: the sub-requests run in order through the whole
 // handler stack, in one storage transaction. A 4xx is reported in its slot
 // (what it started is undone); a 5xx or a 409 fails the whole batch, rolled
-// back. Events are published once, after the commit.
+// back. Events are published once, after the commit. The answers are kept
+// as the sub-requests wrote them, within batch_max_response_bytes.
 func (s *Server) batch(w http.ResponseWriter, r *http.Request, c *call) error {
+	if batchOf(r.Context()) != nil {
+		// routesToBatch should have refused this path: say so loudly, and
+		// never open a transaction inside the batch's.
+		s.log.Error("a batch sub-request reached the batch endpoint", "path", r.URL.Path)
+		s.nestedBatches.Add(1)
+		return errRecursiveBatch
+	}
 	if _, err := mediaType(r, mediaJSON); err != nil {
 		return err
 	}
@@ -175,21 +219,33 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, c *call) error {
 	if err != nil {
 		return err
 	}
-	state := &batchState{}
-	responses := make([]subResponse, 0, len(subs))
-	err = s.store.Update(r.Context(), func(tx storage.Tx) error {
-		state.tx = tx
+	budget := s.settings.Int("batch_max_response_bytes")
+	var failed batchFailed
+	res, err := update(s, r.Context(), func(tx storage.Tx) (batchRun, error) {
+		// Each run starts afresh: the storage may run this function again.
+		state := &batchState{tx: tx}
 		ctx := context.WithValue(r.Context(), batchKey{}, state)
+		var run batchRun
+		var size int64
 		for _, sub := range subs {
 			rec, path := s.runSub(ctx, r, sub)
-			if rec.status >= 500 || rec.status == http.StatusConflict {
-				return batchFailed{resp: rec}
+			if state.retry != nil {
+				return run, state.retry
 			}
-			responses = append(responses, toSubResponse(sub, rec, path))
+			if rec.status >= 500 || rec.status == http.StatusConflict {
+				failed = batchFailed{resp: rec}
+				return run, failed
+			}
+			size += int64(rec.body.Len())
+			if budget > 0 && size > budget {
+				return run, &kerr.Error{Kind: kerr.TooLarge, Message: fmt.Sprintf(
+					"The answers of this batch are larger than %d bytes (batch_max_response_bytes): send fewer or smaller requests.", budget)}
+			}
+			run.responses = append(run.responses, toSubResponse(sub, rec, path))
 		}
-		return nil
+		run.events = state.events
+		return run, nil
 	})
-	var failed batchFailed
 	if errors.As(err, &failed) {
 		for k, vs := range failed.resp.header {
 			w.Header()[k] = vs
@@ -201,9 +257,16 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, c *call) error {
 	if err != nil {
 		return err
 	}
-	s.bus.Publish(state.events...)
-	s.writeJSON(w, http.StatusOK, map[string]any{"responses": responses})
+	s.bus.Publish(res.events...)
+	s.writeJSON(w, http.StatusOK, map[string]any{"responses": nonNil(res.responses)})
 	return nil
+}
+
+func nonNil(rs []subResponse) []subResponse {
+	if rs == nil {
+		return []subResponse{}
+	}
+	return rs
 }
 
 // runSub runs one sub-request through the server, following a redirect of
@@ -259,8 +322,11 @@ func (s *Server) runSub(ctx context.Context, parent *http.Request, sub subReques
 // differs (on the wire the case does not matter; in a batch body it shows).
 var kintoHeaderNames = map[string]string{"Etag": "ETag", "Www-Authenticate": "WWW-Authenticate"}
 
+// emptyBody is the body of a sub-response without one (HEAD, 304).
+var emptyBody = json.RawMessage(`""`)
+
 func toSubResponse(sub subRequest, rec *recorder, path string) subResponse {
-	out := subResponse{Status: rec.status, Headers: map[string]string{}, Body: ""}
+	out := subResponse{Status: rec.status, Headers: map[string]string{}, Body: emptyBody}
 	if u, err := url.Parse(path); err == nil {
 		out.Path = u.Path
 	}
@@ -280,13 +346,23 @@ func toSubResponse(sub subRequest, rec *recorder, path string) subResponse {
 		// Kinto's batch 401s carry no CORS exposure.
 		delete(out.Headers, "Access-Control-Expose-Headers")
 	}
-	if sub.Method == http.MethodHead || rec.body.Len() == 0 {
-		return out
-	}
-	if v, err := decodeJSON(rec.body.Bytes()); err == nil {
-		out.Body = v
-	} else {
-		out.Body = rec.body.String()
+	body := bytes.TrimSpace(rec.body.Bytes())
+	switch {
+	case sub.Method == http.MethodHead || len(body) == 0:
+	case json.Valid(body):
+		out.Body = body
+	default:
+		out.Body = jsonString(string(body))
 	}
 	return out
+}
+
+// jsonString encodes s as a JSON string, without Go's escaping of <, >
+// and & (Kinto does not escape them).
+func jsonString(s string) json.RawMessage {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s)
+	return bytes.TrimSpace(buf.Bytes())
 }

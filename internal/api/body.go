@@ -8,10 +8,13 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"kintogo/internal/kerr"
 	"kintogo/internal/pyfmt"
@@ -27,6 +30,9 @@ func readBody(r *http.Request) ([]byte, error) {
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return nil, &kerr.Error{Kind: kerr.TooLarge, Message: fmt.Sprintf("Request body is larger than %d bytes.", tooLarge.Limit)}
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, kerr.Wrap(kerr.Invalid, "Request body was not received in time (body_read_timeout_seconds).", err)
 	}
 	if err != nil {
 		return nil, kerr.Wrap(kerr.Invalid, "Request body could not be read.", err)
@@ -93,6 +99,9 @@ func decodeJSON(raw []byte) (any, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return map[string]any{}, nil
 	}
+	if err := checkUTF8(raw); err != nil {
+		return nil, invalidJSON(err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var v any
@@ -106,12 +115,52 @@ func decodeJSON(raw []byte) (any, error) {
 		err = checkNumbers(v)
 	}
 	if err != nil {
-		return nil, &kerr.Error{Kind: kerr.Invalid, Details: []kerr.Detail{
-			{Location: "body", Name: kerr.Name(""), Description: "Invalid JSON: " + err.Error()},
-			{Location: "body", Name: kerr.Name(""), Description: "Required"},
-		}}
+		return nil, invalidJSON(err)
 	}
 	return v, nil
+}
+
+// invalidJSON is Kinto's 400 for a body that is not JSON.
+func invalidJSON(err error) error {
+	return &kerr.Error{Kind: kerr.Invalid, Details: []kerr.Detail{
+		{Location: "body", Name: kerr.Name(""), Description: "Invalid JSON: " + err.Error()},
+		{Location: "body", Name: kerr.Name(""), Description: "Required"},
+	}}
+}
+
+// checkUTF8 refuses a body that is not UTF-8, in Python's words (Go's
+// decoder would silently store U+FFFD instead of the bad bytes).
+func checkUTF8(raw []byte) error {
+	if utf8.Valid(raw) {
+		return nil
+	}
+	for i := 0; i < len(raw); {
+		r, size := utf8.DecodeRune(raw[i:])
+		if r != utf8.RuneError || size != 1 {
+			i += size
+			continue
+		}
+		reason := "invalid start byte"
+		if b := raw[i]; b >= 0xC2 && b <= 0xF4 {
+			reason = "invalid continuation byte"
+			if need := utf8Len(b); i+need > len(raw) {
+				reason = "unexpected end of data"
+			}
+		}
+		return fmt.Errorf("'utf-8' codec can't decode byte 0x%02x in position %d: %s", raw[i], i, reason)
+	}
+	return nil
+}
+
+// utf8Len is the length of the sequence a UTF-8 lead byte starts.
+func utf8Len(b byte) int {
+	switch {
+	case b >= 0xF0:
+		return 4
+	case b >= 0xE0:
+		return 3
+	}
+	return 2
 }
 
 // maxExponent bounds the exponent of numbers in bodies: beyond a double's
@@ -272,4 +321,32 @@ func preconditions(r *http.Request) (ifMatch, ifNoneMatch precondition, err erro
 	}
 	ifNoneMatch, err = parsePrecondition(r, "If-None-Match")
 	return
+}
+
+// deadlineBody bounds the time a client may take to send its body: the
+// connection's read deadline is set when the handler starts and lifted
+// once the body is read, so that a request trickling its body is cut, as
+// one trickling its headers is (ReadHeaderTimeout), while an event stream
+// that follows keeps its connection.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func withBodyDeadline(w http.ResponseWriter, r *http.Request, timeout time.Duration) {
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(timeout)) != nil {
+		return // not a network connection (a batch sub-request)
+	}
+	r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
 }

@@ -99,21 +99,17 @@ func (s *Server) broadcasts(w http.ResponseWriter, r *http.Request, c *call) err
 // publish stores a new version, unless another request (or node) published
 // a newer one meanwhile, and returns what is published.
 func (s *Server) publish(ctx context.Context, version int64, now time.Time) (published, error) {
-	var out published
-	err := s.update(ctx, func(tx storage.Tx) error {
+	return update(s, ctx, func(tx storage.Tx) (published, error) {
 		last, found, err := readPublished(ctx, tx)
 		if err != nil {
-			return err
+			return published{}, err
 		}
 		if found && last.version >= version {
-			out = last
-			return nil
+			return last, nil
 		}
-		out = published{version: version, at: now}
 		_, err = tx.Put(ctx, broadcastScope, &storage.Object{ID: broadcastID, Data: map[string]any{
 			"version": json.Number(strconv.FormatInt(version, 10)), "published_at": json.Number(strconv.FormatInt(now.UnixMilli(), 10)),
 		}})
-		return err
+		return published{version: version, at: now}, err
 	})
-	return out, err
 }

@@ -10,19 +10,34 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+
+	"kintogo/internal/query"
 )
 
 // memo holds values computed from stored data, valid for one generation of
-// the data (see Server.generation): any commit empties it. It is bounded:
-// when full it starts afresh.
+// the data (see Server.generation): any commit empties it. It is bounded
+// by a number of entries and by the bytes they hold; when full, the oldest
+// entries go first.
 type memo struct {
-	mu    sync.RWMutex
-	gen   uint64
-	items map[string]any
-	max   int
+	mu       sync.RWMutex
+	gen      uint64
+	items    map[string]memoEntry
+	order    []string // keys, oldest first
+	bytes    int64
+	maxItems int
+	maxBytes int64
 }
 
-func newMemo(max int) *memo { return &memo{items: map[string]any{}, max: max} }
+type memoEntry struct {
+	v    any
+	size int64
+}
+
+// newMemo returns a memo of at most maxItems entries and maxBytes bytes
+// (keys and the sizes given to put; 0: no byte bound).
+func newMemo(maxItems int, maxBytes int64) *memo {
+	return &memo{items: map[string]memoEntry{}, maxItems: maxItems, maxBytes: maxBytes}
+}
 
 func (m *memo) get(gen uint64, key string) (any, bool) {
 	m.mu.RLock()
@@ -30,33 +45,79 @@ func (m *memo) get(gen uint64, key string) (any, bool) {
 	if m.gen != gen {
 		return nil, false
 	}
-	v, ok := m.items[key]
-	return v, ok
+	e, ok := m.items[key]
+	return e.v, ok
 }
 
-// put stores v for gen, unless the memo already moved to a later one.
-func (m *memo) put(gen uint64, key string, v any) {
+// put stores v, of about size bytes, for gen, unless the memo already
+// moved to a later generation or v alone would exceed the byte bound. (A
+// second key of a value already stored counts only its own bytes.)
+func (m *memo) put(gen uint64, key string, v any, size int64) {
+	size += int64(len(key))
+	if m.maxBytes > 0 && size > m.maxBytes {
+		return
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if gen < m.gen {
 		return
 	}
-	if gen > m.gen || len(m.items) >= m.max {
-		m.items = map[string]any{}
-		m.gen = gen
+	if gen > m.gen {
+		m.items, m.order, m.bytes, m.gen = map[string]memoEntry{}, nil, 0, gen
 	}
-	m.items[key] = v
+	if old, ok := m.items[key]; ok {
+		m.bytes -= old.size
+		delete(m.items, key)
+	}
+	for len(m.order) > 0 && (len(m.items) >= m.maxItems || (m.maxBytes > 0 && m.bytes+size > m.maxBytes)) {
+		oldest := m.order[0]
+		m.order = m.order[1:]
+		if e, ok := m.items[oldest]; ok {
+			m.bytes -= e.size
+			delete(m.items, oldest)
+		}
+	}
+	m.items[key] = memoEntry{v: v, size: size}
+	m.order = append(m.order, key)
+	m.bytes += size
 }
 
 // cachedResponse is a recorded answer, replayed to identical requests.
+// Bodies worth compressing are kept gzipped too, made once when the answer
+// is recorded (so that the cache knows its size).
 type cachedResponse struct {
 	status int
 	header http.Header
 	body   []byte
 	length []string // Content-Length of body
-	gzOnce sync.Once
-	gz     []byte
+	gz     []byte   // nil when body is too small to compress
 	gzLen  []string
+}
+
+// newCachedResponse records what a handler wrote.
+func newCachedResponse(rec *recorder) *cachedResponse {
+	resp := &cachedResponse{status: rec.status, header: rec.header, body: rec.body.Bytes()}
+	resp.length = []string{strconv.Itoa(len(resp.body))}
+	if resp.status == 0 {
+		resp.status = http.StatusOK
+	}
+	if len(resp.body) >= minGzip {
+		resp.gz = gzipBytes(resp.body)
+		resp.gzLen = []string{strconv.Itoa(len(resp.gz))}
+	}
+	return resp
+}
+
+// size is about the memory the answer holds.
+func (c *cachedResponse) size() int64 {
+	n := int64(len(c.body) + len(c.gz))
+	for k, vs := range c.header {
+		n += int64(len(k))
+		for _, v := range vs {
+			n += int64(len(v))
+		}
+	}
+	return n
 }
 
 // minGzip is the size under which compressing is not worth it.
@@ -92,11 +153,7 @@ func (c *cachedResponse) write(w http.ResponseWriter, r *http.Request, now time.
 		}
 	}
 	body, length := c.body, c.length
-	if len(body) >= minGzip && acceptsGzip(r) {
-		c.gzOnce.Do(func() {
-			c.gz = gzipBytes(c.body)
-			c.gzLen = []string{strconv.Itoa(len(c.gz))}
-		})
+	if c.gz != nil && acceptsGzip(r) {
 		body, length = c.gz, c.gzLen
 		h.Set("Content-Encoding", "gzip")
 		h.Set("Vary", "Accept-Encoding")
@@ -134,29 +191,74 @@ func (r *recorder) WriteHeader(status int) {
 
 // responseCache serves identical requests of public, read-only endpoints
 // (the changes feed) from one recorded answer per generation of the data;
-// identical requests that arrive together share one computation.
+// identical requests that arrive together share one computation. It holds
+// at most response_cache_max_bytes.
 type responseCache struct {
 	memo   *memo
 	flight singleflight.Group
 }
 
-func newResponseCache() *responseCache { return &responseCache{memo: newMemo(4096)} }
+func newResponseCache(maxBytes int64) *responseCache {
+	return &responseCache{memo: newMemo(4096, maxBytes)}
+}
 
-// cacheable wraps a handler whose answer depends only on the stored data,
-// the method, the query string and the precondition headers.
-func (s *Server) cacheable(h handlerFunc) handlerFunc {
+// cacheKey names what an answer depends on besides the stored data.
+type cacheKey func(r *http.Request, c *call) string
+
+// rawKey: the method, the path, the whole query string and the
+// precondition headers (answers that echo their query, as Next-Page does).
+func rawKey(r *http.Request, c *call) string {
+	return r.Method + " " + r.URL.Path + "?" + r.URL.RawQuery + "\x00" +
+		r.Header.Get("If-None-Match") + "\x00" + r.Header.Get("If-Match")
+}
+
+// changesetKey: what a changeset answer depends on. `_expected` only
+// chooses between the Cache-Control variants (clients put any version in
+// it to bust CDN caches: it must not multiply the entries), other unknown
+// parameters are ignored by the endpoint.
+func changesetKey(r *http.Request, c *call) string {
+	var b strings.Builder
+	b.Grow(len(r.Method) + len(r.URL.Path) + len(r.URL.RawQuery) + 32)
+	b.WriteString(r.Method)
+	b.WriteByte(' ')
+	b.WriteString(r.URL.Path)
+	for _, name := range []string{"_since", "_limit", "bucket", "collection"} {
+		if v, ok := query.Get(c.params, name); ok {
+			b.WriteByte(0)
+			b.WriteString(name)
+			b.WriteByte('=')
+			b.WriteString(v)
+		}
+	}
+	b.WriteString("\x00_expected=")
+	b.WriteString(expectedVariant(c.params))
+	return b.String()
+}
+
+// cacheable wraps a handler whose answer depends only on the stored data
+// and what key names. Answers are found by the exact request first (rawKey,
+// the cheapest to build), then by key; an answer found by key is
+// remembered under the exact request too, sharing its bytes.
+func (s *Server) cacheable(h handlerFunc, key cacheKey) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c *call) error {
 		if batchOf(r.Context()) != nil {
 			return h(w, r, c) // uncommitted data: nothing to share
 		}
 		gen := s.generation()
-		key := r.Method + " " + r.URL.Path + "?" + r.URL.RawQuery + "\x00" +
-			r.Header.Get("If-None-Match") + "\x00" + r.Header.Get("If-Match")
-		if v, ok := s.responses.memo.get(gen, key); ok {
+		exact := rawKey(r, c)
+		if v, ok := s.responses.memo.get(gen, exact); ok {
 			v.(*cachedResponse).write(w, r, s.opts.Now())
 			return nil
 		}
-		v, _, _ := s.responses.flight.Do(strconv.FormatUint(gen, 10)+" "+key, func() (any, error) {
+		k := key(r, c)
+		if k != exact {
+			if v, ok := s.responses.memo.get(gen, k); ok {
+				s.responses.memo.put(gen, exact, v, 0)
+				v.(*cachedResponse).write(w, r, s.opts.Now())
+				return nil
+			}
+		}
+		v, _, _ := s.responses.flight.Do(strconv.FormatUint(gen, 10)+" "+k, func() (any, error) {
 			rec := newRecorder()
 			err := h(rec, r, c)
 			if err == errNotModified {
@@ -165,19 +267,15 @@ func (s *Server) cacheable(h handlerFunc) handlerFunc {
 			}
 			if err != nil {
 				// Errors are rendered for each caller, with the headers
-				// the handler set (the ETag of a 412).
+				// the handler set.
 				return failed{err: err, header: rec.header}, nil
 			}
-			resp := &cachedResponse{status: rec.status, header: rec.header, body: rec.body.Bytes()}
-			resp.length = []string{strconv.Itoa(len(resp.body))}
-			if resp.status == 0 {
-				resp.status = http.StatusOK
-			}
+			resp := newCachedResponse(rec)
 			// Answers that depend on the clock (redirects of an old
 			// _since, 204s) are not kept; neither is anything computed
 			// while a commit happened.
 			if (resp.status == http.StatusOK || resp.status == http.StatusNotModified) && s.generation() == gen {
-				s.responses.memo.put(gen, key, resp)
+				s.responses.memo.put(gen, k, resp, resp.size())
 			}
 			return resp, nil
 		})
@@ -187,7 +285,11 @@ func (s *Server) cacheable(h handlerFunc) handlerFunc {
 			}
 			return f.err
 		}
-		v.(*cachedResponse).write(w, r, s.opts.Now())
+		resp := v.(*cachedResponse)
+		if k != exact && (resp.status == http.StatusOK || resp.status == http.StatusNotModified) && s.generation() == gen {
+			s.responses.memo.put(gen, exact, resp, 0)
+		}
+		resp.write(w, r, s.opts.Now())
 		return nil
 	}
 }

@@ -37,7 +37,7 @@ func isDefaultBucketPath(path string) bool {
 func (s *Server) serveDefaultBucket(w http.ResponseWriter, r *http.Request) {
 	c := s.newCall(r)
 	w.Header().Set("Access-Control-Expose-Headers", strings.Join(exposeBase, ", "))
-	if c.userID == "" {
+	if c.user() == "" {
 		s.renderError(w, r, kerr.E(kerr.Unauthenticated, ""))
 		return
 	}
@@ -45,7 +45,7 @@ func (s *Server) serveDefaultBucket(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, kerr.E(kerr.MethodNotAllowed, ""))
 		return
 	}
-	bid := DefaultBucketID(s.settings.String("default_bucket_hmac_secret"), c.userID)
+	bid := DefaultBucketID(s.bucketSecret, c.user())
 	rest := strings.TrimPrefix(r.URL.Path, defaultPrefix)
 	if r.Method != http.MethodOptions {
 		if err := s.ensureDefaultBucket(r.Context(), c, r.Method, bid, rest); err != nil {
@@ -76,11 +76,14 @@ func (s *Server) ensureDefaultBucket(ctx context.Context, c *call, method, bid, 
 		p   resource.Path
 		obj *storage.Object
 	}
-	var made []created
-	err := s.update(ctx, func(tx storage.Tx) error {
+	made, err := update(s, ctx, func(tx storage.Tx) ([]created, error) {
 		if err := c.loadPrincipals(ctx, tx); err != nil {
-			return err
+			return nil, err
 		}
+		if err := s.lockFirst(ctx, tx, bucket); err != nil {
+			return nil, err
+		}
+		var made []created
 		for _, p := range []resource.Path{bucket, coll} {
 			if p.Kind == nil {
 				continue
@@ -92,24 +95,24 @@ func (s *Server) ensureDefaultBucket(ctx context.Context, c *call, method, bid, 
 			if _, err := tx.Get(ctx, p.Scope(), p.ID); err == nil {
 				continue
 			} else if !kerr.Is(err, kerr.NotFound) {
-				return err
+				return nil, err
 			}
 			obj, err := tx.Create(ctx, p.Scope(), &storage.Object{ID: p.ID, Data: map[string]any{}})
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if err := afterWrite(ctx, tx, p, nil, obj); err != nil {
-				return err
+				return nil, err
 			}
 			if _, err := s.storePermissions(ctx, tx, c, p.URI(), nil); err != nil {
-				return err
+				return nil, err
 			}
 			if err := s.recordHistory(ctx, tx, c, "create", p.WithID(""), obj); err != nil {
-				return err
+				return nil, err
 			}
 			made = append(made, created{p, obj})
 		}
-		return nil
+		return made, nil
 	})
 	if err != nil {
 		return err

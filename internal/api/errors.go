@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"kintogo/internal/kerr"
+	"kintogo/internal/storage"
 )
 
 // errorBody is Kinto's error JSON.
@@ -45,8 +46,18 @@ var mapping = map[kerr.Kind]struct {
 // renderError writes err as Kinto's JSON error, with the headers that go
 // with its status (WWW-Authenticate, Retry-After).
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) {
+	if b := batchOf(r.Context()); b != nil && storage.IsRetryable(err) {
+		// The whole batch runs again (see batch): this answer is thrown
+		// away.
+		b.retry = err
+	}
 	var ke *kerr.Error
-	if !errors.As(err, &ke) {
+	switch {
+	case storage.IsRetryable(err):
+		// A conflict between transactions that was not retried (a read):
+		// the client may simply try again.
+		ke = &kerr.Error{Kind: kerr.Unavailable, Err: err}
+	case !errors.As(err, &ke):
 		ke = &kerr.Error{Kind: kerr.Other, Err: err}
 	}
 	m, ok := mapping[ke.Kind]
@@ -78,7 +89,8 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 			body.Message = ke.Message
 		}
 		w.Header().Set("Retry-After", strconv.FormatInt(s.settings.Int("retry_after_seconds"), 10))
-		if ke.Kind == kerr.Unavailable {
+		if ke.Kind == kerr.Unavailable && r.Context().Err() == nil {
+			// (A request whose client went away is no backend failure.)
 			s.log.Warn("backend unavailable", "path", r.URL.Path, "err", err)
 		}
 	case kerr.NotFound:
@@ -107,8 +119,10 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 	if ke.Kind == kerr.MethodNotAllowed {
 		w.Header().Del("Access-Control-Expose-Headers")
 	}
-	if ke.Kind != kerr.PreconditionFailed {
-		// 412 keep the ETag they were compared with; other errors have none.
+	if ke.Kind == kerr.PreconditionFailed && ke.Timestamp != 0 {
+		// A 412 carries the ETag it was compared with.
+		setTimestamp(w, ke.Timestamp)
+	} else if ke.Kind != kerr.PreconditionFailed {
 		w.Header().Del("ETag")
 		w.Header().Del("Last-Modified")
 	}

@@ -31,14 +31,14 @@ func (s *Server) hello(w http.ResponseWriter, r *http.Request, c *call) error {
 		},
 		"capabilities": s.capabilities(),
 	}
-	if c.userID != "" {
+	if c.user() != "" {
 		err := s.view(r.Context(), func(tx storage.Tx) error { return c.loadPrincipals(r.Context(), tx) })
 		if err != nil {
 			return err
 		}
-		user := map[string]any{"id": c.userID, "principals": c.principals}
+		user := map[string]any{"id": c.user(), "principals": c.principals()}
 		if s.defaultBucketEnabled() {
-			user["bucket"] = DefaultBucketID(s.settings.String("default_bucket_hmac_secret"), c.userID)
+			user["bucket"] = DefaultBucketID(s.bucketSecret, c.user())
 		}
 		body["user"] = user
 	}
@@ -146,28 +146,41 @@ func (s *Server) capabilities() map[string]any {
 	return caps
 }
 
-// heartbeat checks the backends: 503 when one of them fails.
+// heartbeatScope holds the one object the heartbeat writes.
+var heartbeatScope = storage.Scope{Parent: "__heartbeat__", Resource: "__heartbeat__"}
+
+// heartbeat checks the backends within heartbeat_timeout_seconds: 503 when
+// one of them fails. Like Kinto, it writes (unless the node is read-only),
+// so that a node whose writes are blocked is not reported healthy.
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, c *call) error {
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(s.settings.Int("heartbeat_timeout_seconds"))*time.Second)
 	defer cancel()
-	// Objects and permissions share the storage backend: one read of each
-	// kind shows both answer. The cache is in-process memory.
-	storageOK, permOK := true, true
-	err := s.view(ctx, func(tx storage.Tx) error {
-		if _, err := tx.Timestamp(ctx, storage.Scope{Resource: "bucket"}); err != nil {
-			storageOK = false
+	// Objects and permissions share the storage backend: one access of
+	// each kind shows both answer. The cache is in-process memory.
+	probe := func(tx storage.Tx) (bool, error) {
+		var err error
+		if s.readonly {
+			_, err = tx.Timestamp(ctx, heartbeatScope)
+		} else {
+			_, err = tx.Put(ctx, heartbeatScope, &storage.Object{ID: "__heartbeat__", Data: map[string]any{"__heartbeat__": true}})
 		}
-		if _, err := tx.Permissions(ctx, "/__heartbeat__"); err != nil {
-			permOK = false
+		if err == nil {
+			_, err = tx.Permissions(ctx, "/__heartbeat__")
 		}
-		return nil
-	})
-	if err != nil {
-		storageOK, permOK = false, false
+		return err == nil, err
 	}
+	var ok bool
+	var err error
+	if s.readonly {
+		err = s.view(ctx, func(tx storage.Tx) (err error) { ok, err = probe(tx); return err })
+	} else {
+		ok, err = update(s, ctx, probe)
+	}
+	storageOK, permOK := ok, ok
 	status := http.StatusOK
 	if !storageOK || !permOK {
 		status = http.StatusServiceUnavailable
+		s.log.Error("heartbeat failed", "storage", storageOK, "permission", permOK, "err", err)
 	}
 	s.writeJSON(w, status, map[string]bool{"storage": storageOK, "permission": permOK, "cache": true})
 	return nil
@@ -199,12 +212,11 @@ func (s *Server) version(w http.ResponseWriter, r *http.Request, c *call) error 
 
 // flushAll is POST /__flush__ (plugin kinto.plugins.flush): wipes everything.
 func (s *Server) flushAll(w http.ResponseWriter, r *http.Request, c *call) error {
-	err := s.update(r.Context(), func(tx storage.Tx) error {
+	_, err := update(s, r.Context(), func(tx storage.Tx) (int64, error) {
 		if err := tx.Flush(r.Context()); err != nil {
-			return err
+			return 0, err
 		}
-		_, err := tx.InitTimestamp(r.Context(), storage.Scope{Resource: "bucket"})
-		return err
+		return tx.InitTimestamp(r.Context(), storage.Scope{Resource: "bucket"})
 	})
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"kintogo/internal/api"
 	"kintogo/internal/config"
@@ -38,6 +40,10 @@ const alice = "basicauth:c03dcc913440cf9900b94711abcbfa1e3c4a1c8bb61b22e5e3dc445
 func backends() map[string]func(t *testing.T) storage.Storage {
 	all := map[string]func(t *testing.T) storage.Storage{
 		"memory": func(t *testing.T) storage.Storage { return memory.New() },
+		// Every read-write transaction runs twice, as after a deadlock on
+		// PostgreSQL: handlers must return their results from the
+		// transaction function and change nothing outside it.
+		"memory-retried": func(t *testing.T) storage.Storage { return retried{memory.New()} },
 		"sqlite": func(t *testing.T) storage.Storage {
 			s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "kintogo.db"), sqlite.Options{})
 			if err != nil {
@@ -74,7 +80,22 @@ func eachBackend(t *testing.T, extra map[string]string, fn func(t *testing.T, c 
 	}
 }
 
+// eachStore is eachBackend, also giving the test the server's storage.
+func eachStore(t *testing.T, extra map[string]string, fn func(t *testing.T, c *client, store storage.Storage)) {
+	for name, open := range backends() {
+		t.Run(name, func(t *testing.T) {
+			store := open(t)
+			fn(t, newClient(t, store, extra), store)
+		})
+	}
+}
+
 func newClient(t *testing.T, store storage.Storage, extra map[string]string) *client {
+	t.Helper()
+	return newClientWith(t, store, extra, api.Options{Version: "test"})
+}
+
+func newClientWith(t *testing.T, store storage.Storage, extra map[string]string, opts api.Options) *client {
 	t.Helper()
 	m := map[string]string{}
 	for k, v := range testSettings {
@@ -87,7 +108,7 @@ func newClient(t *testing.T, store storage.Storage, extra map[string]string) *cl
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(settings, store, api.Options{Version: "test"})
+	srv, err := api.New(settings, store, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +120,33 @@ func newClient(t *testing.T, store storage.Storage, extra map[string]string) *cl
 type client struct {
 	t    *testing.T
 	base string
+}
+
+// retried is a store whose read-write transactions all run twice: the
+// first run is rolled back with a retryable error, as a deadlock would.
+type retried struct{ storage.Storage }
+
+var errInjectedRetry = storage.Retryable(errors.New("injected conflict"))
+
+func (r retried) Update(ctx context.Context, fn func(storage.Tx) error) error {
+	err := r.Storage.Update(ctx, func(tx storage.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return errInjectedRetry
+	})
+	if err != errInjectedRetry {
+		return err
+	}
+	return r.Storage.Update(ctx, fn)
+}
+
+// httpClient is the tests' HTTP client: it never follows redirects, and
+// gives up on a server that does not answer (a request that hangs is a
+// failure, not a stuck test).
+var httpClient = &http.Client{
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	Timeout:       20 * time.Second,
 }
 
 type response struct {
@@ -145,8 +193,7 @@ func (c *client) do(r req) *response {
 	for k, v := range r.header {
 		hr.Header.Set(k, v)
 	}
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Do(hr)
+	resp, err := httpClient.Do(hr)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -50,7 +50,7 @@ func (s *Server) recordHistory(ctx context.Context, tx storage.Tx, c *call, acti
 		return err
 	}
 	entry := map[string]any{
-		"action": action, "resource_name": p.Kind.Name, "uri": uri, "user_id": nullable(c.userID),
+		"action": action, "resource_name": p.Kind.Name, "uri": uri, "user_id": nullable(c.user()),
 		"date":   s.opts.Now().UTC().Format("2006-01-02T15:04:05.000000+00:00"),
 		"target": map[string]any{"data": obj.Body(), "permissions": perms},
 	}
@@ -113,12 +113,12 @@ func (s *Server) historyAccess(ctx context.Context, tx storage.Tx, c *call, buck
 	if perm == "read" {
 		grants = append(grants, storage.ACE{URI: bucket.URI(), Permission: "read"})
 	}
-	has, err := tx.HasAny(ctx, grants, c.principals)
+	has, err := tx.HasAny(ctx, grants, c.principals())
 	if err != nil || has || s.settingGrants("bucket_write_principals", c) || (perm == "read" && s.settingGrants("bucket_read_principals", c)) {
 		return nil, true, err == nil, err
 	}
 	prefix := bucket.URI() + "/history/"
-	found, err := tx.Accessible(ctx, prefix, 1, []string{perm}, c.principals)
+	found, err := tx.Accessible(ctx, prefix, 1, []string{perm}, c.principals())
 	if err != nil || len(found) == 0 {
 		return nil, false, false, err
 	}
@@ -187,49 +187,53 @@ func (s *Server) listHistory(w http.ResponseWriter, r *http.Request, c *call) er
 func (s *Server) purgeHistory(w http.ResponseWriter, r *http.Request, c *call) error {
 	ctx := r.Context()
 	bid := r.PathValue("bid")
-	var tombs []map[string]any
-	var ts int64
-	err := s.update(ctx, func(tx storage.Tx) error {
+	type purged struct {
+		tombs []map[string]any
+		ts    int64
+	}
+	res, err := update(s, ctx, func(tx storage.Tx) (purged, error) {
+		var res purged
 		if err := c.loadPrincipals(ctx, tx); err != nil {
-			return err
+			return res, err
 		}
 		ids, all, ok, err := s.historyAccess(ctx, tx, c, bid, "write")
 		if err != nil {
-			return err
+			return res, err
 		}
 		if !ok {
-			return c.denied()
+			return res, c.denied()
 		}
 		if c.paramsErr != nil {
-			return c.paramsErr
+			return res, c.paramsErr
 		}
 		q, err := query.Parse(c.params, historySchema, s.nowMS())
 		if err != nil {
-			return err
+			return res, err
 		}
 		objs, err := tx.List(ctx, historyScope(bid), storage.ListOptions{Filters: q.Filters, Sort: q.Sort, IDs: scopeIDs(all, ids)})
 		if err != nil {
-			return err
+			return res, err
 		}
 		for _, o := range objs {
 			tomb, err := tx.Delete(ctx, historyScope(bid), o.ID, 0)
 			if err != nil {
-				return err
+				return res, err
 			}
 			if err := tx.DeletePermissions(ctx, "/buckets/"+bid+"/history/"+o.ID); err != nil {
-				return err
+				return res, err
 			}
-			tombs = append(tombs, tomb.Body())
-			ts = max(ts, tomb.LastModified)
+			res.tombs = append(res.tombs, tomb.Body())
+			res.ts = max(res.ts, tomb.LastModified)
 		}
-		if ts == 0 {
-			ts, err = tx.Timestamp(ctx, historyScope(bid))
+		if res.ts == 0 {
+			res.ts, err = tx.Timestamp(ctx, historyScope(bid))
 		}
-		return err
+		return res, err
 	})
 	if err != nil {
 		return err
 	}
+	tombs, ts := res.tombs, res.ts
 	if tombs == nil {
 		tombs = []map[string]any{}
 	}

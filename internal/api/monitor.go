@@ -21,9 +21,6 @@ func (s *Server) monitorRecords(w http.ResponseWriter, r *http.Request, c *call)
 	if c.paramsErr != nil {
 		return c.paramsErr
 	}
-	if s.monitorShortcuts(w, r, c) {
-		return nil
-	}
 	ifMatch, ifNoneMatch, err := preconditions(r)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"sort"
 	"strconv"
@@ -84,48 +85,42 @@ func existingDetails(o *storage.Object) map[string]any {
 	return map[string]any{"existing": o.Body()}
 }
 
-func preconditionFailed(existing *storage.Object) error {
-	e := &kerr.Error{Kind: kerr.PreconditionFailed}
+// preconditionFailed is the 412 of a write or read compared with existing
+// (nil when missing) whose timestamp, or else ts, is the answer's ETag.
+func preconditionFailed(existing *storage.Object, ts int64) error {
+	e := &kerr.Error{Kind: kerr.PreconditionFailed, Timestamp: ts}
 	if existing != nil {
 		e.Details = existingDetails(existing)
+		e.Timestamp = existing.LastModified
 	}
 	return e
 }
 
 // checkObjectPreconditions applies If-Match / If-None-Match to a write on
-// an object (nil when missing). A failure carries the ETag of the object it
-// was compared with.
-// When the object is missing, that is its list's timestamp.
-func checkObjectPreconditions(ctx context.Context, w http.ResponseWriter, tx storage.Tx, p resource.Path, ifMatch, ifNoneMatch precondition, existing *storage.Object) error {
-	err := objectPreconditions(ifMatch, ifNoneMatch, existing)
-	if err == nil {
+// an object (nil when missing). A failure carries the timestamp of the
+// object it was compared with, or when it is missing its list's.
+func checkObjectPreconditions(ctx context.Context, tx storage.Tx, p resource.Path, ifMatch, ifNoneMatch precondition, existing *storage.Object) error {
+	if !objectPreconditionsFail(ifMatch, ifNoneMatch, existing) {
 		return nil
 	}
 	if existing != nil {
-		setTimestamp(w, existing.LastModified)
+		return preconditionFailed(existing, 0)
+	}
+	ts, err := tx.Timestamp(ctx, p.Scope())
+	if err != nil {
 		return err
 	}
-	ts, terr := tx.Timestamp(ctx, p.Scope())
-	if terr != nil {
-		return terr
-	}
-	setTimestamp(w, ts)
-	return err
+	return preconditionFailed(nil, ts)
 }
 
-func objectPreconditions(ifMatch, ifNoneMatch precondition, existing *storage.Object) error {
+func objectPreconditionsFail(ifMatch, ifNoneMatch precondition, existing *storage.Object) bool {
 	if existing != nil && ifNoneMatch.any {
-		return preconditionFailed(existing)
+		return true
 	}
 	if ifMatch.set {
-		if existing == nil {
-			return preconditionFailed(nil)
-		}
-		if !ifMatch.any && ifMatch.ts != existing.LastModified {
-			return preconditionFailed(existing)
-		}
+		return existing == nil || (!ifMatch.any && ifMatch.ts != existing.LastModified)
 	}
-	return nil
+	return false
 }
 
 // effectiveLimit is the page size: _limit capped by paginate_by, then by
@@ -170,7 +165,7 @@ func project(o query.Fielder, body map[string]any, fields []string) map[string]a
 // collection's cache_expires (kinto-protocol.md §4.6).
 func (s *Server) cacheHeaders(w http.ResponseWriter, c *call, p resource.Path, coll *storage.Object) {
 	w.Header().Set("Cache-Control", "no-cache, no-store")
-	if c.userID != "" {
+	if c.user() != "" {
 		return
 	}
 	ttl, ok := s.settings.IntOK(p.Kind.Name + "_cache_expires_seconds")
@@ -283,7 +278,7 @@ func (s *Server) listAccess(ctx context.Context, tx storage.Tx, c *call, p resou
 	if err := c.loadPrincipals(ctx, tx); err != nil {
 		return permission.ListScope{}, nil, err
 	}
-	scope, ok, err := s.authz.ForList(ctx, tx, p, "read", c.principals)
+	scope, ok, err := s.authz.ForList(ctx, tx, p, "read", c.principals())
 	if err != nil {
 		return scope, nil, err
 	}
@@ -323,7 +318,7 @@ func listPreconditions(w http.ResponseWriter, ifMatch, ifNoneMatch precondition,
 		return errNotModified
 	}
 	if ifNoneMatch.any || (ifMatch.set && !ifMatch.any && ifMatch.ts != ts) {
-		return preconditionFailed(nil)
+		return preconditionFailed(nil, ts)
 	}
 	return nil
 }
@@ -410,9 +405,9 @@ func (s *Server) getObject(k kindRoute) handlerFunc {
 				return errNotModified
 			}
 			if ifNoneMatch.any || (ifMatch.set && !ifMatch.any && ifMatch.ts != obj.LastModified) {
-				return preconditionFailed(obj)
+				return preconditionFailed(obj, 0)
 			}
-			perms, err = visiblePermissions(ctx, tx, p.URI(), c.principals)
+			perms, err = visiblePermissions(ctx, tx, p.URI(), c.principals())
 			return err
 		})
 		if err != nil {
@@ -428,7 +423,7 @@ func (s *Server) getObject(k kindRoute) handlerFunc {
 // ids after authorization). A caller refused on a missing object gets a 404
 // instead when it may read the parent.
 func (s *Server) authorizeObject(ctx context.Context, tx storage.Tx, c *call, p resource.Path, perm string) error {
-	ok, err := s.authz.Allowed(ctx, tx, p, perm, c.principals)
+	ok, err := s.authz.Allowed(ctx, tx, p, perm, c.principals())
 	if err != nil {
 		return err
 	}
@@ -439,7 +434,7 @@ func (s *Server) authorizeObject(ctx context.Context, tx storage.Tx, c *call, p 
 		return nil
 	}
 	if _, err := tx.Get(ctx, p.Scope(), p.ID); kerr.Is(err, kerr.NotFound) {
-		if can, err := s.authz.CanReadParent(ctx, tx, p, c.principals); err != nil || can {
+		if can, err := s.authz.CanReadParent(ctx, tx, p, c.principals()); err != nil || can {
 			return err
 		}
 	}
@@ -479,29 +474,83 @@ func readWrite(r *http.Request, k *resource.Kind, accepted ...string) writeInput
 }
 
 // suppliedTimestamp extracts a client-supplied last_modified from data (an
-// integer, else ignored) and removes id and last_modified from it.
-func suppliedTimestamp(data map[string]any) int64 {
+// integer, else ignored) and removes id and last_modified from it. A
+// timestamp beyond maxSuppliedTimestamp is refused.
+func (s *Server) suppliedTimestamp(data map[string]any) (int64, error) {
 	var ts int64
-	if n, ok := data[query.ModifiedField].(json.Number); ok {
+	raw, present := data[query.ModifiedField]
+	if n, ok := raw.(json.Number); ok {
 		if v, err := n.Int64(); err == nil && v > 0 {
 			ts = v
+		} else if err != nil && query.Compare(n, int64(math.MaxInt64)) > 0 {
+			ts = math.MaxInt64 // beyond int64: refused below
 		}
 	}
 	delete(data, query.ModifiedField)
 	delete(data, query.IDField)
-	return ts
+	if present && ts > s.maxSuppliedTimestamp() {
+		return 0, kerr.InvalidParam("body", kerr.Name("data."+query.ModifiedField), fmt.Sprintf("%s is too far in the future", pyfmt.Str(raw)))
+	}
+	return ts, nil
 }
 
-// storeObject validates data (the kind's rules, then the JSON schemas that
-// govern it) and stores it as the object at p, which replaces existing
-// (nil for a new object). A client-supplied last_modified is kept on
-// creation, and on update only when newer than the existing one.
+// maxSuppliedTimestamp bounds the timestamps clients may give (to keep a
+// replica's, Kinto's last_modified in a body or ?last_modified= of a
+// DELETE): a day after the clock, as _since and _before are. Beyond it,
+// the scope's timestamp would leave the range clients may poll with, and
+// near the int64 limit it could not increase any more.
+func (s *Server) maxSuppliedTimestamp() int64 {
+	return s.nowMS() + maxFutureDrift.Milliseconds()
+}
+
+// maxFutureDrift is how far ahead of the server's clock a timestamp given
+// by a client may be.
+const maxFutureDrift = 24 * time.Hour
+
+// checkSize refuses an object whose stored form would be larger than a
+// request body may be (max_body_bytes): whatever the write (PATCH merging
+// into what exists, JSON-Patch copies, the defaults of a batch), nothing
+// stored outgrows what one request could send.
+func (s *Server) checkSize(data map[string]any) error {
+	if s.maxBody <= 0 {
+		return nil
+	}
+	var n byteCounter
+	enc := json.NewEncoder(&n)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(data); err != nil {
+		return kerr.Wrap(kerr.Invalid, "Object cannot be stored.", err)
+	}
+	if int64(n) > s.maxBody {
+		return &kerr.Error{Kind: kerr.TooLarge, Message: fmt.Sprintf("Resulting object is larger than %d bytes.", s.maxBody)}
+	}
+	return nil
+}
+
+// byteCounter is an io.Writer that only counts.
+type byteCounter int64
+
+func (b *byteCounter) Write(p []byte) (int, error) {
+	*b += byteCounter(len(p))
+	return len(p), nil
+}
+
+// storeObject validates data (the kind's rules, its size, then the JSON
+// schemas that govern it) and stores it as the object at p, which replaces
+// existing (nil for a new object). A client-supplied last_modified is kept
+// on creation, and on update only when newer than the existing one.
 func (s *Server) storeObject(ctx context.Context, tx storage.Tx, p resource.Path, existing *storage.Object, data map[string]any) (*storage.Object, error) {
-	supplied := suppliedTimestamp(data)
+	supplied, err := s.suppliedTimestamp(data)
+	if err != nil {
+		return nil, err
+	}
 	if existing != nil && supplied <= existing.LastModified {
 		supplied = 0
 	}
 	if err := validateData(p.Kind, data); err != nil {
+		return nil, err
+	}
+	if err := s.checkSize(data); err != nil {
 		return nil, err
 	}
 	if err := s.validateAgainstSchemas(ctx, tx, p, withID(data, p.ID)); err != nil {
@@ -701,15 +750,40 @@ func (s *Server) committed(ctx context.Context, action string, p resource.Path, 
 	s.bus.Publish(evs...)
 }
 
-// prepare starts every write: the caller's group principals, then the
-// parent collection of a records endpoint, which must exist before any
-// authorization (Kinto checks it while building the route context).
-func prepare(ctx context.Context, tx storage.Tx, c *call, p resource.Path) error {
+// prepare starts every write: the caller's group principals, the locks
+// that must come first (lockFirst), then the parent collection of a
+// records endpoint, which must exist before any authorization (Kinto
+// checks it while building the route context).
+func (s *Server) prepare(ctx context.Context, tx storage.Tx, c *call, p resource.Path) error {
 	if err := c.loadPrincipals(ctx, tx); err != nil {
+		return err
+	}
+	if err := s.lockFirst(ctx, tx, p); err != nil {
 		return err
 	}
 	_, err := checkParent(ctx, tx, p)
 	return err
+}
+
+// lockFirst takes, before a write locks the scope of what it writes, the
+// locks it will need later: with the history plugin, every write ends by
+// adding an entry to its bucket's history, so it locks that history
+// first. Writers of one bucket then take their locks in the same order,
+// and a batch writing several collections cannot deadlock with a single
+// writer of one of them (on PostgreSQL, where writers of different scopes
+// run in parallel).
+func (s *Server) lockFirst(ctx context.Context, tx storage.Tx, p resource.Path) error {
+	if !s.historyEnabled() {
+		return nil
+	}
+	bucketID := p.BucketID
+	if p.Kind == resource.Bucket {
+		bucketID = p.ID
+	}
+	if bucketID == "" {
+		return nil
+	}
+	return tx.LockScope(ctx, historyScope(bucketID))
 }
 
 // storePermissions stores an object's ACL with the writer added, and
@@ -718,7 +792,7 @@ func (s *Server) storePermissions(ctx context.Context, tx storage.Tx, c *call, u
 	if err := tx.SetPermissions(ctx, uri, s.withWriter(perms, c)); err != nil {
 		return nil, err
 	}
-	return visiblePermissions(ctx, tx, uri, c.principals)
+	return visiblePermissions(ctx, tx, uri, c.principals())
 }
 
 // writeObject answers with one object, its ETag and its visible ACL.
@@ -737,6 +811,14 @@ func replacePermissions(k *resource.Kind, perms map[string][]string) map[string]
 	return out
 }
 
+// written is what a write of one object produced: the object (or its
+// tombstone), the ACL the caller may see, and whether it was created.
+type written struct {
+	obj     *storage.Object
+	perms   map[string][]string
+	created bool
+}
+
 // createObject is POST on a plural endpoint.
 func (s *Server) createObject(k kindRoute) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c *call) error {
@@ -744,12 +826,9 @@ func (s *Server) createObject(k kindRoute) handlerFunc {
 		ctx := r.Context()
 		in := readWrite(r, k.kind, mediaJSON)
 		ifMatch, ifNoneMatch, precondErr := preconditions(r)
-		var out *storage.Object
-		var perms map[string][]string
-		status := http.StatusCreated
-		err := s.update(ctx, func(tx storage.Tx) error {
-			if err := prepare(ctx, tx, c, p); err != nil {
-				return err
+		res, err := update(s, ctx, func(tx storage.Tx) (written, error) {
+			if err := s.prepare(ctx, tx, c, p); err != nil {
+				return written{}, err
 			}
 			var id any
 			var existing *storage.Object
@@ -758,7 +837,7 @@ func (s *Server) createObject(k kindRoute) handlerFunc {
 				if sid, ok := id.(string); ok && k.kind.ValidID(sid) {
 					o, err := tx.Get(ctx, p.Scope(), sid)
 					if err != nil && !kerr.Is(err, kerr.NotFound) {
-						return err
+						return written{}, err
 					}
 					existing = o
 				}
@@ -766,56 +845,59 @@ func (s *Server) createObject(k kindRoute) handlerFunc {
 			var allowed bool
 			var err error
 			if existing != nil {
-				allowed, err = s.authz.Allowed(ctx, tx, p.WithID(existing.ID), "read", c.principals)
+				allowed, err = s.authz.Allowed(ctx, tx, p.WithID(existing.ID), "read", c.principals())
 			} else {
-				allowed, err = s.authz.CanCreate(ctx, tx, p, c.principals)
+				allowed, err = s.authz.CanCreate(ctx, tx, p, c.principals())
 			}
 			if err != nil {
-				return err
+				return written{}, err
 			}
 			if !allowed {
-				return c.denied()
+				return written{}, c.denied()
 			}
 			if err := firstErr(checkAccept(r), in.err, precondErr); err != nil {
-				return err
+				return written{}, err
 			}
 			if id != nil {
 				if sid, ok := id.(string); !ok || !k.kind.ValidID(sid) {
-					return invalidID
+					return written{}, invalidID
 				}
 			}
-			if err := checkObjectPreconditions(ctx, w, tx, p, ifMatch, ifNoneMatch, existing); err != nil {
-				return err
+			if err := checkObjectPreconditions(ctx, tx, p, ifMatch, ifNoneMatch, existing); err != nil {
+				return written{}, err
 			}
 			if existing != nil {
-				status, out = http.StatusOK, existing
-				perms, err = visiblePermissions(ctx, tx, p.WithID(existing.ID).URI(), c.principals)
-				return err
+				perms, err := visiblePermissions(ctx, tx, p.WithID(existing.ID).URI(), c.principals())
+				return written{obj: existing, perms: perms}, err
 			}
 			data := copyData(in.env.data)
 			newID, _ := id.(string)
 			if newID == "" {
 				newID = k.kind.NewID()
 			}
-			if out, err = s.storeObject(ctx, tx, p.WithID(newID), nil, data); err != nil {
-				return err
-			}
 			target := p.WithID(newID)
+			out, err := s.storeObject(ctx, tx, target, nil, data)
+			if err != nil {
+				return written{}, err
+			}
 			if err := afterWrite(ctx, tx, target, nil, out); err != nil {
-				return err
+				return written{}, err
 			}
-			if perms, err = s.storePermissions(ctx, tx, c, target.URI(), in.env.permissions); err != nil {
-				return err
+			perms, err := s.storePermissions(ctx, tx, c, target.URI(), in.env.permissions)
+			if err != nil {
+				return written{}, err
 			}
-			return s.recordHistory(ctx, tx, c, "create", p, out)
+			return written{obj: out, perms: perms, created: true}, s.recordHistory(ctx, tx, c, "create", p, out)
 		})
 		if err != nil {
 			return err
 		}
-		if status == http.StatusCreated {
-			s.committed(ctx, "create", p, out)
+		status := http.StatusOK
+		if res.created {
+			status = http.StatusCreated
+			s.committed(ctx, "create", p, res.obj)
 		}
-		s.writeObject(w, status, out, perms)
+		s.writeObject(w, status, res.obj, res.perms)
 		return nil
 	}
 }
@@ -827,34 +909,31 @@ func (s *Server) putObject(k kindRoute) handlerFunc {
 		ctx := r.Context()
 		in := readWrite(r, k.kind, mediaJSON)
 		ifMatch, ifNoneMatch, precondErr := preconditions(r)
-		var out *storage.Object
-		var perms map[string][]string
-		status := http.StatusOK
-		err := s.update(ctx, func(tx storage.Tx) error {
-			if err := prepare(ctx, tx, c, p); err != nil {
-				return err
+		res, err := update(s, ctx, func(tx storage.Tx) (written, error) {
+			if err := s.prepare(ctx, tx, c, p); err != nil {
+				return written{}, err
 			}
 			existing, err := tx.Get(ctx, p.Scope(), p.ID)
 			if err != nil && !kerr.Is(err, kerr.NotFound) {
-				return err
+				return written{}, err
 			}
 			var allowed bool
 			if existing != nil && !ifNoneMatch.any {
-				allowed, err = s.authz.Allowed(ctx, tx, p, "write", c.principals)
+				allowed, err = s.authz.Allowed(ctx, tx, p, "write", c.principals())
 			} else {
-				allowed, err = s.authz.CanCreate(ctx, tx, p, c.principals)
+				allowed, err = s.authz.CanCreate(ctx, tx, p, c.principals())
 			}
 			if err != nil {
-				return err
+				return written{}, err
 			}
 			if !allowed {
-				return c.denied()
+				return written{}, c.denied()
 			}
 			if !p.Kind.ValidID(p.ID) {
-				return invalidID
+				return written{}, invalidID
 			}
-			if err := firstErr(checkAccept(r), in.err, precondErr, checkObjectPreconditions(ctx, w, tx, p, ifMatch, ifNoneMatch, existing)); err != nil {
-				return err
+			if err := firstErr(checkAccept(r), in.err, precondErr, checkObjectPreconditions(ctx, tx, p, ifMatch, ifNoneMatch, existing)); err != nil {
+				return written{}, err
 			}
 			var data map[string]any
 			switch {
@@ -866,44 +945,63 @@ func (s *Server) putObject(k kindRoute) handlerFunc {
 				data = map[string]any{}
 			}
 			if id, ok := data[query.IDField]; ok && id != p.ID {
-				return kerr.InvalidParam("body", kerr.Name("id"), "Object id does not match existing object")
+				return written{}, kerr.InvalidParam("body", kerr.Name("id"), "Object id does not match existing object")
 			}
-			if out, err = s.storeObject(ctx, tx, p, existing, data); err != nil {
-				return err
-			}
-			if existing == nil {
-				status = http.StatusCreated
+			out, err := s.storeObject(ctx, tx, p, existing, data)
+			if err != nil {
+				return written{}, err
 			}
 			if err := afterWrite(ctx, tx, p, existing, out); err != nil {
-				return err
+				return written{}, err
 			}
+			var perms map[string][]string
 			if in.env.hasPerms {
 				perms = replacePermissions(k.kind, in.env.permissions)
-			} else {
-				if perms, err = tx.Permissions(ctx, p.URI()); err != nil {
-					return err
-				}
+			} else if perms, err = tx.Permissions(ctx, p.URI()); err != nil {
+				return written{}, err
 			}
 			if perms, err = s.storePermissions(ctx, tx, c, p.URI(), perms); err != nil {
-				return err
+				return written{}, err
 			}
-			action := "update"
-			if existing == nil {
-				action = "create"
-			}
-			return s.recordHistory(ctx, tx, c, action, p, out)
+			res := written{obj: out, perms: perms, created: existing == nil}
+			return res, s.recordHistory(ctx, tx, c, res.action(), p, out)
 		})
 		if err != nil {
 			return err
 		}
-		action := "update"
-		if status == http.StatusCreated {
-			action = "create"
+		s.committed(ctx, res.action(), p, res.obj)
+		status := http.StatusOK
+		if res.created {
+			status = http.StatusCreated
 		}
-		s.committed(ctx, action, p, out)
-		s.writeObject(w, status, out, perms)
+		s.writeObject(w, status, res.obj, res.perms)
 		return nil
 	}
+}
+
+// action is the event of a write that stored an object.
+func (wr written) action() string {
+	if wr.created {
+		return "create"
+	}
+	return "update"
+}
+
+// suppliedDeletion reads the ?last_modified= a client gives the tombstone
+// of a DELETE (0 when absent).
+func (s *Server) suppliedDeletion(params []query.Param) (int64, error) {
+	v, ok := query.Get(params, query.ModifiedField)
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(strings.Trim(v, `"`), 10, 64)
+	if err != nil || n < 0 {
+		return 0, kerr.InvalidParam("querystring", kerr.Name(query.ModifiedField), fmt.Sprintf("%q is not a number", v))
+	}
+	if n > s.maxSuppliedTimestamp() {
+		return 0, kerr.InvalidParam("querystring", kerr.Name(query.ModifiedField), fmt.Sprintf("%q is too far in the future", v))
+	}
+	return n, nil
 }
 
 // deleteObject is DELETE on an object: a tombstone, and cascades.
@@ -912,42 +1010,38 @@ func (s *Server) deleteObject(k kindRoute) handlerFunc {
 		p := k.path(r)
 		ctx := r.Context()
 		ifMatch, ifNoneMatch, precondErr := preconditions(r)
-		var tomb *storage.Object
-		err := s.update(ctx, func(tx storage.Tx) error {
-			if err := prepare(ctx, tx, c, p); err != nil {
-				return err
+		tomb, err := update(s, ctx, func(tx storage.Tx) (*storage.Object, error) {
+			if err := s.prepare(ctx, tx, c, p); err != nil {
+				return nil, err
 			}
 			if err := s.authorizeObject(ctx, tx, c, p, "write"); err != nil {
-				return err
+				return nil, err
 			}
 			if err := firstErr(checkAccept(r), precondErr, c.paramsErr); err != nil {
-				return err
+				return nil, err
 			}
 			existing, err := tx.Get(ctx, p.Scope(), p.ID)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			if err := checkObjectPreconditions(ctx, w, tx, p, ifMatch, ifNoneMatch, existing); err != nil {
-				return err
+			if err := checkObjectPreconditions(ctx, tx, p, ifMatch, ifNoneMatch, existing); err != nil {
+				return nil, err
 			}
-			var supplied int64
-			if v, ok := query.Get(c.params, query.ModifiedField); ok {
-				n, err := strconv.ParseInt(strings.Trim(v, `"`), 10, 64)
-				if err != nil || n < 0 {
-					return kerr.InvalidParam("querystring", kerr.Name(query.ModifiedField), fmt.Sprintf("%q is not a number", v))
-				}
-				supplied = n
+			supplied, err := s.suppliedDeletion(c.params)
+			if err != nil {
+				return nil, err
 			}
-			if tomb, err = tx.Delete(ctx, p.Scope(), p.ID, supplied); err != nil {
-				return err
+			tomb, err := tx.Delete(ctx, p.Scope(), p.ID, supplied)
+			if err != nil {
+				return nil, err
 			}
 			if err := cascade(ctx, tx, p); err != nil {
-				return err
+				return nil, err
 			}
 			if p.Kind == resource.Bucket {
-				return nil // its history went with it
+				return tomb, nil // its history went with it
 			}
-			return s.recordHistory(ctx, tx, c, "delete", p, tomb)
+			return tomb, s.recordHistory(ctx, tx, c, "delete", p, tomb)
 		})
 		if err != nil {
 			return err
@@ -959,6 +1053,13 @@ func (s *Server) deleteObject(k kindRoute) handlerFunc {
 	}
 }
 
+// deletedList is what a plural DELETE produced.
+type deletedList struct {
+	tombs []*storage.Object
+	ts    int64
+	next  string
+}
+
 // deleteObjects is DELETE on a plural endpoint: every object the caller may
 // delete that matches the filters.
 func (s *Server) deleteObjects(k kindRoute) handlerFunc {
@@ -966,83 +1067,82 @@ func (s *Server) deleteObjects(k kindRoute) handlerFunc {
 		p := k.path(r)
 		ctx := r.Context()
 		ifMatch, ifNoneMatch, precondErr := preconditions(r)
-		var tombs []*storage.Object
-		var ts int64
-		var next string
-		err := s.update(ctx, func(tx storage.Tx) error {
-			if err := prepare(ctx, tx, c, p); err != nil {
-				return err
+		res, err := update(s, ctx, func(tx storage.Tx) (deletedList, error) {
+			var res deletedList
+			if err := s.prepare(ctx, tx, c, p); err != nil {
+				return res, err
 			}
-			scope, ok, err := s.authz.ForList(ctx, tx, p, "write", c.principals)
+			scope, ok, err := s.authz.ForList(ctx, tx, p, "write", c.principals())
 			if err != nil {
-				return err
+				return res, err
 			}
 			if !ok {
-				return c.denied()
+				return res, c.denied()
 			}
 			if err := firstErr(checkAccept(r), precondErr, c.paramsErr); err != nil {
-				return err
+				return res, err
 			}
 			q, err := query.Parse(c.params, query.Schema{}, s.nowMS())
 			if err != nil {
-				return err
+				return res, err
 			}
 			if q.After != nil {
 				if err := s.useDeleteToken(ctx, tx, q.Nonce); err != nil {
-					return err
+					return res, err
 				}
 			}
-			if ts, err = tx.Timestamp(ctx, p.Scope()); err != nil {
-				return err
+			if res.ts, err = tx.Timestamp(ctx, p.Scope()); err != nil {
+				return res, err
 			}
-			if ifNoneMatch.set || (ifMatch.set && !ifMatch.any && ifMatch.ts != ts) {
-				setTimestamp(w, ts)
-				return preconditionFailed(nil)
+			if ifNoneMatch.set || (ifMatch.set && !ifMatch.any && ifMatch.ts != res.ts) {
+				return res, preconditionFailed(nil, res.ts)
 			}
 			limit := s.effectiveLimit(q.Limit)
 			objs, err := tx.List(ctx, p.Scope(), storage.ListOptions{
 				Filters: q.Filters, Sort: q.Sort, After: q.After, Limit: limit + 1, IDs: scopeIDs(scope.All, scope.IDs),
 			})
 			if err != nil {
-				return err
+				return res, err
 			}
 			if len(objs) > limit {
 				objs = objs[:limit]
 				tok, nonce := query.TokenWithNonce(objs[len(objs)-1], q.Sort, q.Offset+int64(len(objs)))
 				if err := s.issueDeleteToken(ctx, tx, nonce); err != nil {
-					return err
+					return res, err
 				}
-				next = s.nextPage(r, c.params, limit, tok)
+				res.next = s.nextPage(r, c.params, limit, tok)
 			}
 			for _, o := range objs {
 				tomb, err := tx.Delete(ctx, p.Scope(), o.ID, 0)
 				if err != nil {
-					return err
+					return res, err
 				}
 				if err := cascade(ctx, tx, p.WithID(o.ID)); err != nil {
-					return err
+					return res, err
 				}
 				if p.Kind != resource.Bucket {
 					if err := s.recordHistory(ctx, tx, c, "delete", p, tomb); err != nil {
-						return err
+						return res, err
 					}
 				}
-				tombs = append(tombs, tomb)
-				ts = max(ts, tomb.LastModified)
+				res.tombs = append(res.tombs, tomb)
+				res.ts = max(res.ts, tomb.LastModified)
 			}
-			return nil
+			return res, nil
 		})
 		if err != nil {
 			return err
 		}
-		s.committed(ctx, "delete", p, tombs...)
+		s.committed(ctx, "delete", p, res.tombs...)
+		ts := res.ts
 		if ts == 0 {
 			ts = s.nowMS()
 		}
 		setTimestamp(w, ts)
-		if next != "" {
-			w.Header().Set("Next-Page", next)
+		if res.next != "" {
+			w.Header().Set("Next-Page", res.next)
 		}
+		tombs := res.tombs
 		sort.SliceStable(tombs, func(i, j int) bool { return tombs[i].LastModified > tombs[j].LastModified })
 		data := make([]map[string]any, len(tombs))
 		for i, t := range tombs {
@@ -1106,6 +1206,9 @@ func validateWith(sch any, data map[string]any) error {
 	instance := copyData(data)
 	delete(instance, "schema")
 	delete(instance, query.ModifiedField)
+	if !declaresID {
+		delete(instance, query.IDField)
+	}
 	cleaned := copyData(m)
 	if req, ok := m["required"].([]any); ok {
 		kept := []any{}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -54,6 +55,16 @@ func validatePatchOps(v any) ([]any, error) {
 	return ops, nil
 }
 
+// copyLimit bounds the bytes JSON-Patch copies may add to a document: what
+// a request body may hold (the result is checked against it too), or 1 MiB
+// when max_body_bytes sets no limit.
+func (s *Server) copyLimit() int64 {
+	if s.maxBody > 0 {
+		return s.maxBody
+	}
+	return 1 << 20
+}
+
 // patchFailed is the 400 of an operation the patch library refused.
 func patchFailed(err error) error {
 	return kerr.InvalidParam("body", nil, "JSON Patch operation failed: "+err.Error())
@@ -74,7 +85,10 @@ func decodeObject(raw []byte) (map[string]any, error) {
 // applyJSONPatch applies RFC 6902 operations to the envelope
 // {"data": object, "permissions": {perm: {principal: principal}}} as Kinto
 // does: read and write always exist, and a permission path needs no value.
-func applyJSONPatch(ops []any, existing *storage.Object, perms map[string][]string) (map[string]any, map[string][]string, error) {
+//
+// Copies are bounded (limit bytes in all, 413 beyond): each copy can double
+// the document, so a short patch could otherwise fill the memory.
+func applyJSONPatch(ops []any, existing *storage.Object, perms map[string][]string, limit int64) (map[string]any, map[string][]string, error) {
 	permDoc := map[string]any{"read": map[string]any{}, "write": map[string]any{}}
 	for perm, principals := range perms {
 		set := map[string]any{}
@@ -103,7 +117,13 @@ func applyJSONPatch(ops []any, existing *storage.Object, perms map[string][]stri
 	if err != nil {
 		return nil, nil, patchFailed(err)
 	}
-	patched, err := patch.Apply(docJSON)
+	opts := jsonpatch.NewApplyOptions()
+	opts.AccumulatedCopySizeLimit = limit
+	patched, err := patch.ApplyWithOptions(docJSON, opts)
+	var tooLarge *jsonpatch.AccumulatedCopySizeError
+	if errors.As(err, &tooLarge) {
+		return nil, nil, &kerr.Error{Kind: kerr.TooLarge, Message: fmt.Sprintf("Resulting object is larger than %d bytes.", limit)}
+	}
 	if err != nil {
 		return nil, nil, patchFailed(err)
 	}
@@ -159,6 +179,13 @@ func mergePatch(data, patch map[string]any) map[string]any {
 	return out
 }
 
+// patched is what a PATCH produced: the written object, and what the
+// light and diff answers compare it with.
+type patched struct {
+	written
+	before, sent map[string]any
+}
+
 // patchObject is PATCH on an object, with plain JSON (shallow merge),
 // JSON merge-patch or JSON-Patch bodies.
 func (s *Server) patchObject(k kindRoute) handlerFunc {
@@ -168,53 +195,51 @@ func (s *Server) patchObject(k kindRoute) handlerFunc {
 		in := readWrite(r, k.kind, mediaJSON, mediaMergePatch, mediaJSONPatch)
 		ifMatch, ifNoneMatch, precondErr := preconditions(r)
 		behavior := r.Header.Get("Response-Behavior")
-		var out *storage.Object
-		var perms map[string][]string
-		var sent, before map[string]any
-		err := s.update(ctx, func(tx storage.Tx) error {
-			if err := prepare(ctx, tx, c, p); err != nil {
-				return err
+		res, err := update(s, ctx, func(tx storage.Tx) (patched, error) {
+			var res patched
+			if err := s.prepare(ctx, tx, c, p); err != nil {
+				return res, err
 			}
 			if err := s.authorizeObject(ctx, tx, c, p, "write"); err != nil {
-				return err
+				return res, err
 			}
 			if err := firstErr(checkAccept(r), in.err, precondErr); err != nil {
-				return err
+				return res, err
 			}
 			switch behavior {
 			case "", "full", "light", "diff":
 			default:
-				return kerr.InvalidParam("header", kerr.Name("Response-Behavior"), fmt.Sprintf("%q is not one of full, light, diff", behavior))
+				return res, kerr.InvalidParam("header", kerr.Name("Response-Behavior"), fmt.Sprintf("%q is not one of full, light, diff", behavior))
 			}
 			existing, err := tx.Get(ctx, p.Scope(), p.ID)
 			if err != nil {
-				return err
+				return res, err
 			}
-			if err := checkObjectPreconditions(ctx, w, tx, p, ifMatch, ifNoneMatch, existing); err != nil {
-				return err
+			if err := checkObjectPreconditions(ctx, tx, p, ifMatch, ifNoneMatch, existing); err != nil {
+				return res, err
 			}
 			current, err := tx.Permissions(ctx, p.URI())
 			if err != nil {
-				return err
+				return res, err
 			}
-			visible, err := visiblePermissions(ctx, tx, p.URI(), c.principals)
+			visible, err := visiblePermissions(ctx, tx, p.URI(), c.principals())
 			if err != nil {
-				return err
+				return res, err
 			}
 			var data map[string]any
 			var newPerms map[string][]string
 			switch in.media {
 			case mediaJSONPatch:
-				d, pm, err := applyJSONPatch(in.ops, existing, visible)
+				d, pm, err := applyJSONPatch(in.ops, existing, visible, s.copyLimit())
 				if err != nil {
-					return err
+					return res, err
 				}
-				data, newPerms, sent = d, replacePermissions(k.kind, pm), d
+				data, newPerms, res.sent = d, replacePermissions(k.kind, pm), d
 			case mediaMergePatch:
 				if in.env.data == nil && !in.env.hasPerms {
-					return kerr.InvalidParam("body", nil, "Provide at least one of data or permissions")
+					return res, kerr.InvalidParam("body", nil, "Provide at least one of data or permissions")
 				}
-				data, sent = mergePatch(existing.Data, in.env.data), in.env.data
+				data, res.sent = mergePatch(existing.Data, in.env.data), in.env.data
 				if in.env.hasPerms {
 					merged := map[string][]string{}
 					for perm, list := range visible {
@@ -230,9 +255,9 @@ func (s *Server) patchObject(k kindRoute) handlerFunc {
 				}
 			default:
 				if in.env.data == nil && !in.env.hasPerms {
-					return kerr.InvalidParam("body", nil, "Provide at least one of data or permissions")
+					return res, kerr.InvalidParam("body", nil, "Provide at least one of data or permissions")
 				}
-				data, sent = copyData(existing.Data), in.env.data
+				data, res.sent = copyData(existing.Data), in.env.data
 				for key, v := range in.env.data {
 					data[key] = v
 				}
@@ -241,33 +266,33 @@ func (s *Server) patchObject(k kindRoute) handlerFunc {
 				}
 			}
 			if id, ok := data[query.IDField]; ok && id != p.ID {
-				return kerr.InvalidParam("body", kerr.Name("id"), "Object id does not match existing object")
+				return res, kerr.InvalidParam("body", kerr.Name("id"), "Object id does not match existing object")
 			}
-			if out, err = s.storeObject(ctx, tx, p, existing, data); err != nil {
-				return err
+			if res.obj, err = s.storeObject(ctx, tx, p, existing, data); err != nil {
+				return res, err
 			}
-			before = existing.Data
-			if err := afterWrite(ctx, tx, p, existing, out); err != nil {
-				return err
+			res.before = existing.Data
+			if err := afterWrite(ctx, tx, p, existing, res.obj); err != nil {
+				return res, err
 			}
 			if newPerms == nil {
 				newPerms = current
 			}
-			if perms, err = s.storePermissions(ctx, tx, c, p.URI(), newPerms); err != nil {
-				return err
+			if res.perms, err = s.storePermissions(ctx, tx, c, p.URI(), newPerms); err != nil {
+				return res, err
 			}
-			return s.recordHistory(ctx, tx, c, "update", p, out)
+			return res, s.recordHistory(ctx, tx, c, "update", p, res.obj)
 		})
 		if err != nil {
 			return err
 		}
-		s.committed(ctx, "update", p, out)
+		s.committed(ctx, "update", p, res.obj)
 		if behavior == "light" || behavior == "diff" {
-			setTimestamp(w, out.LastModified)
-			s.writeJSON(w, http.StatusOK, map[string]any{"data": changedFields(before, out, sent, behavior == "diff")})
+			setTimestamp(w, res.obj.LastModified)
+			s.writeJSON(w, http.StatusOK, map[string]any{"data": changedFields(res.before, res.obj, res.sent, behavior == "diff")})
 			return nil
 		}
-		s.writeObject(w, http.StatusOK, out, perms)
+		s.writeObject(w, http.StatusOK, res.obj, res.perms)
 		return nil
 	}
 }

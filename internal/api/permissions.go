@@ -116,7 +116,7 @@ func (s *Server) listPermissions(w http.ResponseWriter, r *http.Request, c *call
 			prefix string
 			depth  int
 		}{{"/buckets/", 1}, {"/buckets/", 3}, {"/buckets/", 5}, {"/accounts/", 1}} {
-			found, err := tx.Accessible(ctx, scan.prefix, scan.depth, all, c.principals)
+			found, err := tx.Accessible(ctx, scan.prefix, scan.depth, all, c.principals())
 			if err != nil {
 				return err
 			}

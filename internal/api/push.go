@@ -46,10 +46,15 @@ func wantsStream(r *http.Request) bool {
 // request.
 type newerFunc func(ctx context.Context, r *http.Request, c *call, since int64) (bool, error)
 
+// authorizeFunc checks, before a long-poll waits, that the caller may read
+// what it waits for: nobody may learn when something it cannot read
+// changes.
+type authorizeFunc func(ctx context.Context, r *http.Request, c *call) error
+
 // longPoll waits, for a request with `_wait` and `_since`, until newer
-// reports a change or the deadline passes. It returns false when the
-// client went away.
-func (s *Server) longPoll(r *http.Request, c *call, newer newerFunc) (bool, error) {
+// reports a change or the deadline passes, once authorize (nil: public)
+// allowed it. It returns false when the client went away.
+func (s *Server) longPoll(r *http.Request, c *call, newer newerFunc, authorize authorizeFunc) (bool, error) {
 	raw, ok := query.Get(c.params, "_wait")
 	if !ok {
 		return true, nil
@@ -62,6 +67,11 @@ func (s *Server) longPoll(r *http.Request, c *call, newer newerFunc) (bool, erro
 	wait := min(time.Duration(secs)*time.Second, s.maxWait())
 	if !hasSince || wait <= 0 {
 		return true, nil
+	}
+	if authorize != nil {
+		if err := authorize(r.Context(), r, c); err != nil {
+			return false, err
+		}
 	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
@@ -81,16 +91,23 @@ func (s *Server) longPoll(r *http.Request, c *call, newer newerFunc) (bool, erro
 	}
 }
 
-// pushable adds long-poll and event streams to a handler.
-func (s *Server) pushable(h handlerFunc, newer newerFunc, stream handlerFunc) handlerFunc {
+// pushable adds long-poll and event streams to a handler; authorize is
+// the permission check of a long-poll (nil: public).
+func (s *Server) pushable(h handlerFunc, newer newerFunc, stream handlerFunc, authorize authorizeFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c *call) error {
 		if c.paramsErr != nil {
 			return c.paramsErr
 		}
+		if batchOf(r.Context()) != nil {
+			// Nothing waits or streams while it holds a transaction (a
+			// batch's): such sub-requests answer at once, as without
+			// _wait.
+			return h(w, r, c)
+		}
 		if wantsStream(r) && r.Method == http.MethodGet {
 			return stream(w, r, c)
 		}
-		ok, err := s.longPoll(r, c, newer)
+		ok, err := s.longPoll(r, c, newer, authorize)
 		if err != nil || !ok {
 			return err
 		}
@@ -112,6 +129,16 @@ func (s *Server) monitorNewer(ctx context.Context, r *http.Request, c *call, sin
 		}
 	}
 	return false, nil
+}
+
+// recordsAccess is the permission check of a long-poll on a records list:
+// the caller's right to read the list, as the list itself checks it.
+func (s *Server) recordsAccess(ctx context.Context, r *http.Request, c *call) error {
+	p := resource.Path{Kind: resource.Record, BucketID: r.PathValue("bid"), CollectionID: r.PathValue("cid")}
+	return s.view(ctx, func(tx storage.Tx) error {
+		_, _, err := s.listAccess(ctx, tx, c, p)
+		return err
+	})
 }
 
 // recordsNewer: the collection's records timestamp is newer.
@@ -294,7 +321,7 @@ func (s *Server) streamRecords(w http.ResponseWriter, r *http.Request, c *call) 
 		var ts int64
 		err := s.view(ctx, func(tx storage.Tx) error {
 			// Group memberships may have changed since the last check.
-			c.loaded, c.principals = false, basePrincipals(c.userID)
+			c.forgetPrincipals()
 			scope, _, err := s.listAccess(ctx, tx, c, p)
 			if err != nil {
 				return err

@@ -54,10 +54,16 @@ type Server struct {
 	log        *slog.Logger
 	mux        *http.ServeMux
 	maxBody    int64
+	// bodyTimeout bounds the time to receive a request body.
+	bodyTimeout time.Duration
 	// Settings every request consults, read once.
 	readonly      bool
 	defaultBucket bool
-	backoff       []string // the Backoff header, nil when off
+	bucketSecret  string // key of personal bucket ids (default bucket plugin)
+	cors          corsPolicy
+	// changes.since_max_age_days and its redirects' TTL.
+	sinceMaxAgeDays, sinceRedirectTTL int64
+	backoff                           []string // the Backoff header, nil when off
 
 	// bus carries committed changes; every event moves gen, the
 	// generation of the stored data that in-memory caches are valid for.
@@ -69,10 +75,20 @@ type Server struct {
 	snapshot  *changes.Snapshot
 	responses *responseCache
 	accounts  *auth.Accounts // the account policy, when on
-	decisions *memo          // permission decisions of authorizeMemo
-	// changesetBody is collectionChangesetBody behind the response cache.
+	decisions *memo          // permission decisions of changesetDecision
+	// changesetBody is the changeset of callers who may read every record,
+	// behind the response cache.
 	changesetBody handlerFunc
+	// nestedBatches counts the sub-requests that reached the batch
+	// endpoint although routesToBatch let them through (always 0 unless
+	// the two disagree: the batch fuzz test checks it).
+	nestedBatches atomic.Int64
 }
+
+// maxDecisions bounds the permission decisions kept per data generation
+// (each holds a bucket, a collection and a user id: at most about a
+// kilobyte).
+const maxDecisions = 16384
 
 // generation identifies the state of the stored data: it changes after
 // every commit, before the writer gets its answer.
@@ -129,8 +145,23 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 		flush:    settings.Has("includes", "kinto.plugins.flush"),
 		maxBody:  settings.Int("max_body_bytes"),
 		readonly: settings.Bool("readonly"),
+		cors:     newCORSPolicy(settings.List("cors_origins")),
 	}
+	s.bodyTimeout = time.Duration(settings.Int("body_read_timeout_seconds")) * time.Second
+	s.sinceMaxAgeDays = settings.Int("changes.since_max_age_days")
+	s.sinceRedirectTTL = settings.Int("changes.since_max_age_redirect_ttl_seconds")
 	s.defaultBucket = settings.Has("includes", "kinto.plugins.default_bucket")
+	if s.defaultBucket {
+		// Kinto falls back to userid_hmac_secret too.
+		s.bucketSecret = settings.String("default_bucket_hmac_secret")
+		if s.bucketSecret == "" {
+			s.bucketSecret = settings.String("userid_hmac_secret")
+		}
+		if s.bucketSecret == "" {
+			return nil, fmt.Errorf("kinto.plugins.default_bucket needs kinto.default_bucket_hmac_secret (or kinto.userid_hmac_secret): " +
+				"without a secret, anyone can compute another user's personal bucket id and create that bucket first")
+		}
+	}
 	if b := settings.Int("backoff"); b > 0 {
 		s.backoff = []string{strconv.FormatInt(b, 10)}
 	}
@@ -167,9 +198,9 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 		s.monitor = m
 		s.snapshot = changes.NewSnapshot(m, store, s.generation)
 	}
-	s.responses = newResponseCache()
-	s.decisions = newMemo(65536)
-	s.changesetBody = s.cacheable(s.collectionChangesetBody)
+	s.responses = newResponseCache(settings.Int("response_cache_max_bytes"))
+	s.decisions = newMemo(maxDecisions, 0)
+	s.changesetBody = s.cacheable(s.changesetOf(nil), changesetKey)
 	s.changed = make(chan struct{})
 	s.bus.Subscribe(func([]events.Event) { s.bump() })
 	// The list of buckets gets its timestamp floor once; a read-only node
@@ -182,8 +213,33 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 			return nil, fmt.Errorf("initialising storage: %w", err)
 		}
 	}
+	s.warnOpenAdministrators()
 	s.routes()
 	return s, nil
+}
+
+// warnOpenAdministrators warns when anyone may create accounts and an
+// administrator account named in account_write_principals does not exist
+// yet: whoever creates it first administers every account.
+func (s *Server) warnOpenAdministrators() {
+	if s.accounts == nil || !s.authz.SettingGrants("account_create_principals", anonymous) {
+		return
+	}
+	for _, principal := range s.settings.List("account_write_principals") {
+		name, ok := strings.CutPrefix(principal, "account:")
+		if !ok {
+			continue
+		}
+		err := s.store.View(context.Background(), func(tx storage.Tx) error {
+			_, err := tx.Get(context.Background(), accountScope(name), name)
+			return err
+		})
+		if kerr.Is(err, kerr.NotFound) {
+			s.log.Warn("account creation is open to everyone (account_create_principals) and the administrator account does not exist yet: "+
+				"whoever creates it first administers every account; create it now, or restrict account_create_principals",
+				"account", name)
+		}
+	}
 }
 
 // Exposed headers, as Kinto lists them in Access-Control-Expose-Headers.
@@ -205,6 +261,11 @@ type endpoint struct {
 	expose func(method string) []string
 	// exposed holds the joined expose headers of each method.
 	exposed map[string][]string
+	// public endpoints never need the caller's identity: their requests
+	// are not authenticated at all (a wrong password costs them nothing).
+	// Others authenticate before their handler runs, so that no password
+	// check happens inside a transaction.
+	public bool
 }
 
 func baseExpose(string) []string { return exposeBase }
@@ -241,6 +302,12 @@ func (s *Server) handle(pattern string, e endpoint) {
 	}
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		c := s.newCall(r)
+		if !s.cors.any {
+			if origin := r.Header.Get("Origin"); origin != "" && !s.cors.allows(origin) {
+				s.renderError(w, r, originNotAllowed(origin))
+				return
+			}
+		}
 		if r.Method == http.MethodOptions {
 			s.preflight(w, r, e)
 			return
@@ -253,6 +320,9 @@ func (s *Server) handle(pattern string, e endpoint) {
 			w.Header().Set("Allow", allowed(e))
 			s.renderError(w, r, kerr.E(kerr.MethodNotAllowed, ""))
 			return
+		}
+		if !e.public {
+			c.user()
 		}
 		err := h(w, r, c)
 		switch {
@@ -282,9 +352,9 @@ func allowed(e endpoint) string {
 // routes is the route table: every endpoint of the API in one place.
 func (s *Server) routes() {
 	s.handle("/v1/{$}", endpoint{methods: map[string]handlerFunc{"GET": s.hello}, expose: baseExpose})
-	s.handle("/v1/__heartbeat__", endpoint{methods: map[string]handlerFunc{"GET": s.heartbeat}, expose: baseExpose})
-	s.handle("/v1/__lbheartbeat__", endpoint{methods: map[string]handlerFunc{"GET": s.lbheartbeat}, expose: baseExpose})
-	s.handle("/v1/__version__", endpoint{methods: map[string]handlerFunc{"GET": s.version}, expose: baseExpose})
+	s.handle("/v1/__heartbeat__", endpoint{methods: map[string]handlerFunc{"GET": s.heartbeat}, expose: baseExpose, public: true})
+	s.handle("/v1/__lbheartbeat__", endpoint{methods: map[string]handlerFunc{"GET": s.lbheartbeat}, expose: baseExpose, public: true})
+	s.handle("/v1/__version__", endpoint{methods: map[string]handlerFunc{"GET": s.version}, expose: baseExpose, public: true})
 	if s.settings.Has("includes", "kinto.plugins.accounts") {
 		s.handle("/v1/accounts", endpoint{expose: listExpose, methods: map[string]handlerFunc{
 			"GET": s.listAccounts, "POST": s.writeAccount, "DELETE": s.deleteAccounts,
@@ -301,14 +371,15 @@ func (s *Server) routes() {
 	if s.permissionsEndpoint() {
 		s.handle("/v1/permissions", endpoint{expose: listExpose, methods: map[string]handlerFunc{"GET": s.listPermissions}})
 	}
-	s.handle("/v1/batch", endpoint{methods: map[string]handlerFunc{"POST": s.batch}, expose: baseExpose})
+	// Each sub-request of a batch authenticates itself.
+	s.handle(batchPath, endpoint{methods: map[string]handlerFunc{"POST": s.batch}, expose: baseExpose, public: true})
 	if s.flush {
-		s.handle("/v1/__flush__", endpoint{methods: map[string]handlerFunc{"POST": s.flushAll}, expose: baseExpose})
+		s.handle("/v1/__flush__", endpoint{methods: map[string]handlerFunc{"POST": s.flushAll}, expose: baseExpose, public: true})
 	}
 	for _, k := range kinds {
 		list := s.listObjects(k)
 		if k.kind == resource.Record {
-			list = s.pushable(list, s.recordsNewer, s.streamRecords)
+			list = s.pushable(list, s.recordsNewer, s.streamRecords, s.recordsAccess)
 		}
 		s.handle(k.pluralPattern, endpoint{expose: listExpose, methods: map[string]handlerFunc{
 			"GET": list, "HEAD": s.listObjects(k), "POST": s.createObject(k), "DELETE": s.deleteObjects(k),
@@ -320,17 +391,20 @@ func (s *Server) routes() {
 	if s.monitor != nil {
 		// Kinto registers no HEAD view here: HEAD reuses GET, without counts.
 		monitorExpose := func(string) []string { return exposeList }
-		s.handle("/v1/buckets/monitor/collections/changes/records", endpoint{expose: monitorExpose, methods: map[string]handlerFunc{
-			"GET": s.pushable(s.cacheable(s.monitorRecords), s.monitorNewer, s.streamMonitor),
+		s.handle("/v1/buckets/monitor/collections/changes/records", endpoint{expose: monitorExpose, public: true, methods: map[string]handlerFunc{
+			"GET": s.pushable(s.withMonitorShortcuts(s.cacheable(s.monitorRecords, rawKey), false), s.monitorNewer, s.streamMonitor, nil),
 		}})
 		// The monitor has no individual entries; its parent objects need not
 		// exist. Record URLs under it fall through to the records routes.
 		get := func(h handlerFunc) endpoint {
 			return endpoint{expose: baseExpose, methods: map[string]handlerFunc{"GET": h}}
 		}
-		s.handle("/v1/buckets/monitor/collections/changes/changeset", get(s.pushable(s.cacheable(s.monitorChangeset), s.monitorNewer, s.streamMonitor)))
-		s.handle("/v1/buckets/{bid}/collections/{cid}/changeset", get(s.pushable(s.collectionChangeset, s.recordsNewer, s.streamRecords)))
-		s.handle("/v1/__broadcasts__", get(s.broadcasts))
+		public := func(h handlerFunc) endpoint {
+			return endpoint{expose: baseExpose, methods: map[string]handlerFunc{"GET": h}, public: true}
+		}
+		s.handle("/v1/buckets/monitor/collections/changes/changeset", public(s.pushable(s.withMonitorShortcuts(s.cacheable(s.monitorChangeset, changesetKey), true), s.monitorNewer, s.streamMonitor, nil)))
+		s.handle("/v1/buckets/{bid}/collections/{cid}/changeset", get(s.pushable(s.collectionChangeset, s.recordsNewer, s.streamRecords, s.changesetAccess)))
+		s.handle("/v1/__broadcasts__", public(s.broadcasts))
 	}
 	s.mux.HandleFunc("/", s.unmatched)
 }
@@ -346,8 +420,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h["Content-Security-Policy"] = cspValue
 	h["X-Content-Type-Options"] = nosniffValue
-	if r.Header.Get("Origin") != "" {
-		h.Set("Access-Control-Allow-Origin", "*")
+	if origin := r.Header.Get("Origin"); origin != "" && s.cors.allows(origin) {
+		s.cors.allowOrigin(h, origin)
 	}
 	if s.backoff != nil {
 		h["Backoff"] = s.backoff
@@ -361,8 +435,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.renderError(w, r, fmt.Errorf("panic: %v", p))
 		}
 	}()
-	if s.maxBody > 0 && r.Body != nil && r.Body != http.NoBody {
-		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+	if r.Body != nil && r.Body != http.NoBody {
+		if s.maxBody > 0 {
+			r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+		}
+		if s.bodyTimeout > 0 {
+			withBodyDeadline(w, r, s.bodyTimeout)
+		}
 	}
 	// No route ends with a slash but the root: answer these redirects
 	// here, before ServeMux's own (relative, uncached) ones.
@@ -483,7 +562,6 @@ func (s *Server) preflight(w http.ResponseWriter, r *http.Request, e endpoint) {
 		return
 	}
 	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", "*")
 	h.Set("Access-Control-Allow-Methods", allowed(e))
 	headers := append(append([]string{}, exposeCount...), "Authorization", "If-Match", "If-None-Match")
 	if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
@@ -514,18 +592,47 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 
 // call is what a handler knows about its request beyond *http.Request.
 type call struct {
+	// r is authenticated with policies at the first need of the caller's
+	// identity, so that endpoints that need none (the changes monitor,
+	// heartbeats) never pay for a password check.
+	r          *http.Request
+	policies   []auth.Policy
+	identified bool
 	userID     string   // "" when anonymous
-	principals []string // without group principals until loadPrincipals
+	prin       []string // without group principals until loadPrincipals
 	params     []query.Param
 	paramsErr  error
 	loaded     bool
 }
 
 func (s *Server) newCall(r *http.Request) *call {
-	c := &call{userID: auth.Identify(s.policies, r)}
+	c := &call{r: r, policies: s.policies}
 	c.params, c.paramsErr = query.ParseRaw(r.URL.RawQuery)
-	c.principals = basePrincipals(c.userID)
 	return c
+}
+
+// user is the caller's user id, "" when anonymous.
+func (c *call) user() string {
+	if !c.identified {
+		c.identified = true
+		c.userID = auth.Identify(c.policies, c.r)
+		c.prin = basePrincipals(c.userID)
+	}
+	return c.userID
+}
+
+// principals are the caller's principals: its user id, system ones and,
+// once loadPrincipals ran, its groups.
+func (c *call) principals() []string {
+	c.user()
+	return c.prin
+}
+
+// forgetPrincipals drops the groups loaded so far: a long-lived request
+// (an event stream) reloads them, memberships may have changed.
+func (c *call) forgetPrincipals() {
+	c.loaded = false
+	c.prin = basePrincipals(c.user())
 }
 
 // anonymous is the principals of every anonymous request (len == cap, so
@@ -542,21 +649,21 @@ func basePrincipals(userID string) []string {
 
 // loadPrincipals adds the groups the user belongs to.
 func (c *call) loadPrincipals(ctx context.Context, tx storage.Tx) error {
-	if c.loaded || c.userID == "" {
+	if c.loaded || c.user() == "" {
 		return nil
 	}
-	c.loaded = true
 	groups, err := tx.UserPrincipals(ctx, c.userID, true)
 	if err != nil {
 		return err
 	}
-	c.principals = append(c.principals, groups...)
+	c.loaded = true
+	c.prin = append(c.prin, groups...)
 	return nil
 }
 
 // writer is the principal recorded as writer of what the caller writes.
 func (c *call) writer() string {
-	if c.userID == "" {
+	if c.user() == "" {
 		return permission.Everyone
 	}
 	return c.userID
@@ -565,7 +672,7 @@ func (c *call) writer() string {
 // denied is the error for a refused permission: 401 to anonymous callers,
 // 403 to authenticated ones.
 func (c *call) denied() error {
-	if c.userID == "" {
+	if c.user() == "" {
 		return kerr.E(kerr.Unauthenticated, "")
 	}
 	return kerr.E(kerr.Forbidden, "")

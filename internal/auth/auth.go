@@ -92,21 +92,30 @@ func Identify(policies []Policy, r *http.Request) string {
 // Accounts is the accounts plugin's `account` policy: Basic credentials
 // checked against the bcrypt hash of a stored account. Hash returns the
 // stored hash of a username (ok false when there is no such account).
-// Successful checks are remembered for TTL, keyed by an HMAC of the
-// credentials (never the password itself); Forget drops a user's entries
-// when its account changes.
+//
+// Checks are remembered for TTL, keyed by an HMAC of the credentials
+// (never the password itself): successes, and failures too, so that a
+// client repeating a wrong password costs one bcrypt, not one per request.
+// Forget drops a user's entries when its account changes (a new password
+// may make a failed check succeed); at most MaxEntries are kept.
 type Accounts struct {
 	Secret string
 	TTL    time.Duration
 	Hash   func(r *http.Request, user string) (hash string, ok bool)
 	Now    func() time.Time
+	// MaxEntries bounds the remembered checks (0: DefaultMaxEntries).
+	MaxEntries int
 
-	mu       sync.Mutex
-	verified map[string]verifiedEntry // HMAC of user:password -> entry
+	mu      sync.Mutex
+	checked map[string]checkedEntry // HMAC of user:password -> entry
 }
 
-type verifiedEntry struct {
+// DefaultMaxEntries is the number of checks Accounts remembers by default.
+const DefaultMaxEntries = 10000
+
+type checkedEntry struct {
 	user    string
+	ok      bool
 	expires time.Time
 }
 
@@ -125,34 +134,57 @@ func (a *Accounts) Authenticate(r *http.Request) (string, bool) {
 	key := HMACDigest(a.Secret, "accounts:"+user+":"+pass)
 	now := a.Now()
 	a.mu.Lock()
-	e, hit := a.verified[key]
+	e, hit := a.checked[key]
 	if hit && now.Before(e.expires) {
-		a.verified[key] = verifiedEntry{user: user, expires: now.Add(a.TTL)}
+		if e.ok {
+			// Sessions in use stay remembered.
+			e.expires = now.Add(a.TTL)
+			a.checked[key] = e
+		}
 		a.mu.Unlock()
-		return user, true
+		return user, e.ok
 	}
 	a.mu.Unlock()
-	hash, ok := a.Hash(r, user)
-	if !ok || bcrypt.CompareHashAndPassword([]byte(hash), []byte(pass)) != nil {
-		return "", false
-	}
-	a.mu.Lock()
-	if a.verified == nil {
-		a.verified = map[string]verifiedEntry{}
-	}
-	a.verified[key] = verifiedEntry{user: user, expires: now.Add(a.TTL)}
-	a.mu.Unlock()
-	return user, true
+	hash, found := a.Hash(r, user)
+	ok = found && bcrypt.CompareHashAndPassword([]byte(hash), []byte(pass)) == nil
+	a.remember(key, checkedEntry{user: user, ok: ok, expires: now.Add(a.TTL)})
+	return user, ok
 }
 
-// Forget drops the remembered checks of a user (its password changed or
-// its account is gone): old passwords stop working at once.
+// remember keeps a check within MaxEntries: when full, failed checks go
+// first (they are the ones a client can multiply), then everything.
+func (a *Accounts) remember(key string, e checkedEntry) {
+	max := a.MaxEntries
+	if max <= 0 {
+		max = DefaultMaxEntries
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.checked == nil {
+		a.checked = map[string]checkedEntry{}
+	}
+	if len(a.checked) >= max {
+		for k, old := range a.checked {
+			if !old.ok {
+				delete(a.checked, k)
+			}
+		}
+		if len(a.checked) >= max {
+			a.checked = map[string]checkedEntry{}
+		}
+	}
+	a.checked[key] = e
+}
+
+// Forget drops the remembered checks of a user (its account was created,
+// changed or deleted): old passwords stop working at once, and failed
+// checks are made again.
 func (a *Accounts) Forget(user string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for k, e := range a.verified {
+	for k, e := range a.checked {
 		if e.user == user {
-			delete(a.verified, k)
+			delete(a.checked, k)
 		}
 	}
 }
@@ -161,7 +193,7 @@ func (a *Accounts) Forget(user string) {
 func (a *Accounts) ForgetAll() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.verified = nil
+	a.checked = nil
 }
 
 // HashPassword hashes a password as Kinto's accounts plugin does (bcrypt).

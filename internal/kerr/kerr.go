@@ -56,6 +56,10 @@ type Error struct {
 	// set). Zero values keep the kind's.
 	Errno int
 	Title string
+	// Timestamp is, for a PreconditionFailed error, the timestamp of what
+	// the precondition was compared with (the object's, or its list's):
+	// the answer carries it as ETag.
+	Timestamp int64
 }
 
 func (e *Error) Error() string {
