@@ -2,6 +2,7 @@ package query
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"math/big"
 	"sort"
@@ -56,7 +57,7 @@ func typeRank(v any) int {
 func Compare(a, b any) int {
 	ra, rb := typeRank(a), typeRank(b)
 	if ra != rb {
-		return cmpInt(ra, rb)
+		return cmp.Compare(ra, rb)
 	}
 	switch x := a.(type) {
 	case nil:
@@ -75,7 +76,7 @@ func Compare(a, b any) int {
 	case []any:
 		y := b.([]any)
 		if len(x) != len(y) {
-			return cmpInt(len(x), len(y))
+			return cmp.Compare(len(x), len(y))
 		}
 		for i := range x {
 			if c := Compare(x[i], y[i]); c != 0 {
@@ -86,7 +87,7 @@ func Compare(a, b any) int {
 	case map[string]any:
 		y := b.(map[string]any)
 		if len(x) != len(y) {
-			return cmpInt(len(x), len(y))
+			return cmp.Compare(len(x), len(y))
 		}
 		kx, ky := sortedKeys(x), sortedKeys(y)
 		for i := range kx {
@@ -107,16 +108,6 @@ func Equal(a, b any) bool {
 	return typeRank(a) == typeRank(b) && Compare(a, b) == 0
 }
 
-func cmpInt(a, b int) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 func sortedKeys(m map[string]any) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -132,7 +123,7 @@ func sortedKeys(m map[string]any) []string {
 func compareNumbers(a, b any) int {
 	if x, ok := asInt64(a); ok {
 		if y, ok := asInt64(b); ok {
-			return cmpInt64(x, y)
+			return cmp.Compare(x, y)
 		}
 	}
 	x, y := asBig(a), asBig(b)
@@ -140,16 +131,6 @@ func compareNumbers(a, b any) int {
 		return 0
 	}
 	return x.Cmp(y)
-}
-
-func cmpInt64(x, y int64) int {
-	switch {
-	case x < y:
-		return -1
-	case x > y:
-		return 1
-	}
-	return 0
 }
 
 func asInt64(v any) (int64, bool) {

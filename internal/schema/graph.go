@@ -3,6 +3,7 @@ package schema
 import (
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
@@ -101,7 +102,7 @@ func each(s *jsonschema.Schema, f func(c *jsonschema.Schema, inPlace bool)) {
 	for re := range s.PatternProperties {
 		patterns = append(patterns, re)
 	}
-	slices.SortFunc(patterns, func(a, b jsonschema.Regexp) int { return compareStrings(a.String(), b.String()) })
+	slices.SortFunc(patterns, func(a, b jsonschema.Regexp) int { return strings.Compare(a.String(), b.String()) })
 	for _, re := range patterns {
 		one(s.PatternProperties[re], false)
 	}
@@ -124,16 +125,6 @@ func each(s *jsonschema.Schema, f func(c *jsonschema.Schema, inPlace bool)) {
 	one(s.Contains, false)
 	one(s.UnevaluatedItems, false)
 	one(s.ContentSchema, false)
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // A cycleError is a schema that applies itself in place, through

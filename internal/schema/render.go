@@ -642,7 +642,7 @@ func (r *renderer) compare(a, b *pyError) int {
 	if c := slices.Compare(a.loc, b.loc); c != 0 {
 		return c
 	}
-	return compareStrings(a.msg, b.msg)
+	return strings.Compare(a.msg, b.msg)
 }
 
 func (r *renderer) compareStep(x, y step) int {
@@ -684,5 +684,5 @@ func jsonbCompare(a, b string) int {
 	if len(a) != len(b) {
 		return len(a) - len(b)
 	}
-	return compareStrings(a, b)
+	return strings.Compare(a, b)
 }
