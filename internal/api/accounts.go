@@ -9,9 +9,9 @@ import (
 	"kintogo/internal/auth"
 	"kintogo/internal/events"
 	"kintogo/internal/kerr"
+	"kintogo/internal/model"
 	"kintogo/internal/pyfmt"
 	"kintogo/internal/query"
-	"kintogo/internal/resource"
 	"kintogo/internal/storage"
 )
 
@@ -20,12 +20,12 @@ import (
 // username, with the ACL key /accounts/{id} (kinto-protocol.md §11.2).
 
 func accountScope(id string) storage.Scope {
-	return storage.Scope{Parent: id, Resource: resource.Account.Name}
+	return storage.Scope{Parent: id, Resource: model.Account.Name}
 }
 
 func accountURI(id string) string { return "/accounts/" + id }
 
-var accountPath = resource.Path{Kind: resource.Account}
+var accountPath = model.Path{Kind: model.Account}
 
 // accountPolicy builds the `account` authentication policy over storage.
 func (s *Server) accountPolicy() *auth.Accounts {
@@ -49,7 +49,7 @@ func (s *Server) accountPolicy() *auth.Accounts {
 	// A changed or deleted account must stop accepting its old password.
 	s.bus.Subscribe(func(evs []events.Event) {
 		for _, ev := range evs {
-			if ev.ResourceName == resource.Account.Name {
+			if ev.ResourceName == model.Account.Name {
 				p.Forget(ev.ID)
 			}
 		}
@@ -186,7 +186,7 @@ func (s *Server) writeAccount(w http.ResponseWriter, r *http.Request, c *call) e
 	if r.Method == http.MethodPatch {
 		media = append(media, mediaMergePatch)
 	}
-	in := readWrite(r, resource.Account, media...)
+	in := readWrite(r, model.Account, media...)
 	ifMatch, ifNoneMatch, precondErr := preconditions(r)
 	id := r.PathValue("id")
 	if r.Method == http.MethodPost && in.env != nil && in.env.data != nil {
@@ -221,13 +221,13 @@ func (s *Server) writeAccount(w http.ResponseWriter, r *http.Request, c *call) e
 		if id == "" {
 			return written{}, kerr.InvalidParam("body", kerr.Name("data.id"), "Required")
 		}
-		if !resource.Account.ValidID(id) {
+		if !model.Account.ValidID(id) {
 			return written{}, invalidID
 		}
 		if name := c.username(); c.user() != "" && !s.isAccountAdmin(c) && name != id {
 			return written{}, kerr.InvalidParam("body", kerr.Name("id"), "Username and account ID do not match.")
 		}
-		p := resource.Path{Kind: resource.Account, ID: id}
+		p := model.Path{Kind: model.Account, ID: id}
 		if err := checkObjectPreconditions(ctx, tx, p, ifMatch, ifNoneMatch, existing); err != nil {
 			return written{}, err
 		}
@@ -236,7 +236,7 @@ func (s *Server) writeAccount(w http.ResponseWriter, r *http.Request, c *call) e
 			return written{obj: existing, perms: perms}, err
 		}
 		if existing == nil && r.Method == http.MethodPatch {
-			return written{}, kerr.ObjectNotFound(resource.Account.Name, id)
+			return written{}, kerr.ObjectNotFound(model.Account.Name, id)
 		}
 		data := map[string]any{}
 		switch {
@@ -315,7 +315,7 @@ func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request, c *call) 
 		if err != nil {
 			return nil, err
 		}
-		if err := checkObjectPreconditions(ctx, tx, resource.Path{Kind: resource.Account, ID: id}, ifMatch, ifNoneMatch, existing); err != nil {
+		if err := checkObjectPreconditions(ctx, tx, model.Path{Kind: model.Account, ID: id}, ifMatch, ifNoneMatch, existing); err != nil {
 			return nil, err
 		}
 		tomb, err := tx.Delete(ctx, accountScope(id), id, 0)

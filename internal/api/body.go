@@ -17,8 +17,8 @@ import (
 	"unicode/utf8"
 
 	"kintogo/internal/kerr"
+	"kintogo/internal/model"
 	"kintogo/internal/pyfmt"
-	"kintogo/internal/resource"
 )
 
 // readBody reads the request body within the configured size limit.
@@ -211,7 +211,7 @@ type envelope struct {
 }
 
 // parseEnvelope validates the envelope of a body for objects of kind k.
-func parseEnvelope(v any, k *resource.Kind) (*envelope, error) {
+func parseEnvelope(v any, k *model.Kind) (*envelope, error) {
 	top, ok := v.(map[string]any)
 	if !ok {
 		return nil, notMapping("", v)

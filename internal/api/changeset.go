@@ -10,9 +10,9 @@ import (
 
 	"kintogo/internal/changes"
 	"kintogo/internal/kerr"
+	"kintogo/internal/model"
 	"kintogo/internal/permission"
 	"kintogo/internal/query"
-	"kintogo/internal/resource"
 	"kintogo/internal/storage"
 )
 
@@ -132,8 +132,8 @@ type changesetGrant struct {
 // for the current data generation (changes of permissions, groups or
 // objects are commits, which move it).
 func (s *Server) changesetDecision(ctx context.Context, r *http.Request, c *call) (changesetGrant, error) {
-	coll := resource.Path{Kind: resource.Collection, BucketID: r.PathValue("bid"), ID: r.PathValue("cid")}
-	records := resource.Path{Kind: resource.Record, BucketID: coll.BucketID, CollectionID: coll.ID}
+	coll := model.Path{Kind: model.Collection, BucketID: r.PathValue("bid"), ID: r.PathValue("cid")}
+	records := model.Path{Kind: model.Record, BucketID: coll.BucketID, CollectionID: coll.ID}
 	inBatch := batchOf(ctx) != nil // a batch may have changed permissions, uncommitted
 	gen := s.generation()
 	key := "changeset\x00" + coll.BucketID + "/" + coll.ID + "\x00" + c.user()
@@ -174,8 +174,8 @@ func (s *Server) changesetDecision(ctx context.Context, r *http.Request, c *call
 func (s *Server) changesetOf(ids []string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c *call) error {
 		ctx := r.Context()
-		coll := resource.Path{Kind: resource.Collection, BucketID: r.PathValue("bid"), ID: r.PathValue("cid")}
-		records := resource.Path{Kind: resource.Record, BucketID: coll.BucketID, CollectionID: coll.ID}
+		coll := model.Path{Kind: model.Collection, BucketID: r.PathValue("bid"), ID: r.PathValue("cid")}
+		records := model.Path{Kind: model.Record, BucketID: coll.BucketID, CollectionID: coll.ID}
 		if c.paramsErr != nil {
 			return c.paramsErr
 		}

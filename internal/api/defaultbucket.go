@@ -7,7 +7,7 @@ import (
 
 	"kintogo/internal/auth"
 	"kintogo/internal/kerr"
-	"kintogo/internal/resource"
+	"kintogo/internal/model"
 	"kintogo/internal/storage"
 )
 
@@ -63,17 +63,17 @@ func (s *Server) serveDefaultBucket(w http.ResponseWriter, r *http.Request) {
 // ensureDefaultBucket creates the personal bucket, and the collection the
 // path names, unless the request itself is the PUT that creates it.
 func (s *Server) ensureDefaultBucket(ctx context.Context, c *call, method, bid, rest string) error {
-	bucket := resource.Path{Kind: resource.Bucket, ID: bid}
-	var coll resource.Path
+	bucket := model.Path{Kind: model.Bucket, ID: bid}
+	var coll model.Path
 	if after, ok := strings.CutPrefix(rest, "/collections/"); ok {
 		cid, _, _ := strings.Cut(after, "/")
-		if !resource.Collection.ValidID(cid) {
+		if !model.Collection.ValidID(cid) {
 			return kerr.InvalidParam("path", nil, "Invalid collection id")
 		}
-		coll = resource.Path{Kind: resource.Collection, BucketID: bid, ID: cid}
+		coll = model.Path{Kind: model.Collection, BucketID: bid, ID: cid}
 	}
 	type created struct {
-		p   resource.Path
+		p   model.Path
 		obj *storage.Object
 	}
 	made, err := update(s, ctx, func(tx storage.Tx) ([]created, error) {
@@ -84,12 +84,12 @@ func (s *Server) ensureDefaultBucket(ctx context.Context, c *call, method, bid, 
 			return nil, err
 		}
 		var made []created
-		for _, p := range []resource.Path{bucket, coll} {
+		for _, p := range []model.Path{bucket, coll} {
 			if p.Kind == nil {
 				continue
 			}
-			if method == http.MethodPut && (rest == "" && p.Kind == resource.Bucket ||
-				p.Kind == resource.Collection && strings.TrimSuffix(rest, "/") == "/collections/"+p.ID) {
+			if method == http.MethodPut && (rest == "" && p.Kind == model.Bucket ||
+				p.Kind == model.Collection && strings.TrimSuffix(rest, "/") == "/collections/"+p.ID) {
 				continue
 			}
 			if _, err := tx.Get(ctx, p.Scope(), p.ID); err == nil {

@@ -12,7 +12,7 @@ import (
 
 	"kintogo/internal/config"
 	"kintogo/internal/kerr"
-	"kintogo/internal/resource"
+	"kintogo/internal/model"
 	"kintogo/internal/storage"
 	"kintogo/internal/storage/memory"
 )
@@ -41,7 +41,7 @@ func FuzzBody(f *testing.F) {
 		if err != nil {
 			return
 		}
-		for _, k := range []*resource.Kind{resource.Bucket, resource.Collection, resource.Group, resource.Record} {
+		for _, k := range []*model.Kind{model.Bucket, model.Collection, model.Group, model.Record} {
 			env, err := parseEnvelope(v, k)
 			check(err)
 			if err == nil && env.data != nil {

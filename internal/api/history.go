@@ -7,8 +7,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"kintogo/internal/model"
 	"kintogo/internal/query"
-	"kintogo/internal/resource"
 	"kintogo/internal/storage"
 )
 
@@ -30,7 +30,7 @@ var historySchema = query.Schema{Closed: true, Fields: []string{
 // recordHistory stores the history entry of a change of the object at p
 // (obj is the object after the change, or its tombstone), readable by
 // whoever may read the bucket, the collection or the object.
-func (s *Server) recordHistory(ctx context.Context, tx storage.Tx, c *call, action string, p resource.Path, obj *storage.Object) error {
+func (s *Server) recordHistory(ctx context.Context, tx storage.Tx, c *call, action string, p model.Path, obj *storage.Object) error {
 	if !s.historyEnabled() {
 		return nil
 	}
@@ -42,7 +42,7 @@ func (s *Server) recordHistory(ctx context.Context, tx storage.Tx, c *call, acti
 		}
 	}
 	bucketID := p.BucketID
-	if p.Kind == resource.Bucket {
+	if p.Kind == model.Bucket {
 		bucketID = obj.ID
 	}
 	perms, err := tx.Permissions(ctx, uri)
@@ -55,13 +55,13 @@ func (s *Server) recordHistory(ctx context.Context, tx storage.Tx, c *call, acti
 		"target": map[string]any{"data": obj.Body(), "permissions": perms},
 	}
 	switch p.Kind {
-	case resource.Bucket:
+	case model.Bucket:
 		entry["bucket_id"] = obj.ID
-	case resource.Collection:
+	case model.Collection:
 		entry["collection_id"] = obj.ID
-	case resource.Group:
+	case model.Group:
 		entry["group_id"] = obj.ID
-	case resource.Record:
+	case model.Record:
 		entry["collection_id"] = p.CollectionID
 		entry["record_id"] = obj.ID
 	}
@@ -76,7 +76,7 @@ func (s *Server) recordHistory(ctx context.Context, tx storage.Tx, c *call, acti
 	// collection (for records) and of the object itself.
 	readers := map[string]bool{}
 	sources := []string{"/buckets/" + bucketID, uri}
-	if p.Kind == resource.Record {
+	if p.Kind == model.Record {
 		sources = append(sources, target.ParentURI())
 	}
 	for _, src := range sources {
@@ -108,7 +108,7 @@ func nullable(s string) any {
 // see: all of them for readers of the bucket, else those whose ACL names
 // the caller; ok is false when there are none to see.
 func (s *Server) historyAccess(ctx context.Context, tx storage.Tx, c *call, bucketID, perm string) (ids []string, all, ok bool, err error) {
-	bucket := resource.Path{Kind: resource.Bucket, ID: bucketID}
+	bucket := model.Path{Kind: model.Bucket, ID: bucketID}
 	grants := []storage.ACE{{URI: bucket.URI(), Permission: "write"}}
 	if perm == "read" {
 		grants = append(grants, storage.ACE{URI: bucket.URI(), Permission: "read"})
@@ -164,7 +164,7 @@ func (s *Server) listHistory(w http.ResponseWriter, r *http.Request, c *call) er
 		if err != nil {
 			return err
 		}
-		l = listReply{path: resource.Path{Kind: &resource.Kind{Name: "history"}}, query: q, ts: ts, counted: true}
+		l = listReply{path: model.Path{Kind: &model.Kind{Name: "history"}}, query: q, ts: ts, counted: true}
 		if len(objs) > limit {
 			objs = objs[:limit]
 			l.next = s.nextPage(r, c.params, limit, query.Token(objs[len(objs)-1], q.Sort, q.Offset+int64(limit)))

@@ -4,13 +4,13 @@ import (
 	"net/http"
 
 	"kintogo/internal/changes"
+	"kintogo/internal/model"
 	"kintogo/internal/query"
-	"kintogo/internal/resource"
 )
 
 // monitorPath names the monitor list for cache settings
 // (monitor.changes.record_cache_expires_seconds).
-var monitorPath = resource.Path{Kind: resource.Record, BucketID: "monitor", CollectionID: "changes"}
+var monitorPath = model.Path{Kind: model.Record, BucketID: "monitor", CollectionID: "changes"}
 
 // monitorRecords is GET/HEAD /buckets/monitor/collections/changes/records:
 // one entry per monitored collection. It is public, never stale (read in

@@ -13,29 +13,29 @@ import (
 
 	"kintogo/internal/events"
 	"kintogo/internal/kerr"
+	"kintogo/internal/model"
 	"kintogo/internal/permission"
 	"kintogo/internal/pyfmt"
 	"kintogo/internal/query"
-	"kintogo/internal/resource"
 	"kintogo/internal/schema"
 	"kintogo/internal/storage"
 )
 
 // kindRoute ties a kind to its URL patterns.
 type kindRoute struct {
-	kind                         *resource.Kind
+	kind                         *model.Kind
 	pluralPattern, objectPattern string
 }
 
 var kinds = []kindRoute{
-	{resource.Bucket, "/v1/buckets", "/v1/buckets/{id}"},
-	{resource.Collection, "/v1/buckets/{bid}/collections", "/v1/buckets/{bid}/collections/{id}"},
-	{resource.Group, "/v1/buckets/{bid}/groups", "/v1/buckets/{bid}/groups/{id}"},
-	{resource.Record, "/v1/buckets/{bid}/collections/{cid}/records", "/v1/buckets/{bid}/collections/{cid}/records/{id}"},
+	{model.Bucket, "/v1/buckets", "/v1/buckets/{id}"},
+	{model.Collection, "/v1/buckets/{bid}/collections", "/v1/buckets/{bid}/collections/{id}"},
+	{model.Group, "/v1/buckets/{bid}/groups", "/v1/buckets/{bid}/groups/{id}"},
+	{model.Record, "/v1/buckets/{bid}/collections/{cid}/records", "/v1/buckets/{bid}/collections/{cid}/records/{id}"},
 }
 
-func (k kindRoute) path(r *http.Request) resource.Path {
-	return resource.Path{Kind: k.kind, BucketID: r.PathValue("bid"), CollectionID: r.PathValue("cid"), ID: r.PathValue("id")}
+func (k kindRoute) path(r *http.Request) model.Path {
+	return model.Path{Kind: k.kind, BucketID: r.PathValue("bid"), CollectionID: r.PathValue("cid"), ID: r.PathValue("id")}
 }
 
 // objectBody is a single-object answer.
@@ -51,8 +51,8 @@ func (s *Server) nowMS() int64 { return s.opts.Now().UnixMilli() }
 // checkParent answers 404 (errno 111) when the collection of a records
 // endpoint does not exist. Other kinds have no such check (Kinto lets
 // callers allowed by settings work under a missing bucket).
-func checkParent(ctx context.Context, tx storage.Tx, p resource.Path) (*storage.Object, error) {
-	if p.Kind != resource.Record {
+func checkParent(ctx context.Context, tx storage.Tx, p model.Path) (*storage.Object, error) {
+	if p.Kind != model.Record {
 		return nil, nil
 	}
 	parent := p.ParentPath()
@@ -99,7 +99,7 @@ func preconditionFailed(existing *storage.Object, ts int64) error {
 // checkObjectPreconditions applies If-Match / If-None-Match to a write on
 // an object (nil when missing). A failure carries the timestamp of the
 // object it was compared with, or when it is missing its list's.
-func checkObjectPreconditions(ctx context.Context, tx storage.Tx, p resource.Path, ifMatch, ifNoneMatch precondition, existing *storage.Object) error {
+func checkObjectPreconditions(ctx context.Context, tx storage.Tx, p model.Path, ifMatch, ifNoneMatch precondition, existing *storage.Object) error {
 	if !objectPreconditionsFail(ifMatch, ifNoneMatch, existing) {
 		return nil
 	}
@@ -163,7 +163,7 @@ func project(o query.Fielder, body map[string]any, fields []string) map[string]a
 // list: authenticated callers always get no-cache; anonymous ones get the
 // TTL of the `*_cache_expires_seconds` settings and, for records, of the
 // collection's cache_expires (kinto-protocol.md §4.6).
-func (s *Server) cacheHeaders(w http.ResponseWriter, c *call, p resource.Path, coll *storage.Object) {
+func (s *Server) cacheHeaders(w http.ResponseWriter, c *call, p model.Path, coll *storage.Object) {
 	w.Header().Set("Cache-Control", "no-cache, no-store")
 	if c.user() != "" {
 		return
@@ -172,7 +172,7 @@ func (s *Server) cacheHeaders(w http.ResponseWriter, c *call, p resource.Path, c
 	if ok && ttl == 0 {
 		ok = false
 	}
-	if p.Kind == resource.Record {
+	if p.Kind == model.Record {
 		found := false
 		for _, name := range []string{
 			p.BucketID + "." + p.CollectionID + ".record_cache_expires_seconds",
@@ -274,7 +274,7 @@ func (s *Server) listObjects(k kindRoute) handlerFunc {
 
 // listAccess is the check of every read of a list: the caller's right to
 // it (the scope of what it may see), then, for records, their collection.
-func (s *Server) listAccess(ctx context.Context, tx storage.Tx, c *call, p resource.Path) (permission.ListScope, *storage.Object, error) {
+func (s *Server) listAccess(ctx context.Context, tx storage.Tx, c *call, p model.Path) (permission.ListScope, *storage.Object, error) {
 	if err := c.loadPrincipals(ctx, tx); err != nil {
 		return permission.ListScope{}, nil, err
 	}
@@ -327,7 +327,7 @@ var errNotModified error = notModified{}
 
 // listReply is a successful list answer.
 type listReply struct {
-	path    resource.Path
+	path    model.Path
 	coll    *storage.Object // the records' collection, for its cache_expires
 	query   *query.Query
 	ts      int64
@@ -422,7 +422,7 @@ func (s *Server) getObject(k kindRoute) handlerFunc {
 // authorizeObject checks perm on an object, then its id (Kinto validates
 // ids after authorization). A caller refused on a missing object gets a 404
 // instead when it may read the parent.
-func (s *Server) authorizeObject(ctx context.Context, tx storage.Tx, c *call, p resource.Path, perm string) error {
+func (s *Server) authorizeObject(ctx context.Context, tx storage.Tx, c *call, p model.Path, perm string) error {
 	ok, err := s.authz.Allowed(ctx, tx, p, perm, c.principals())
 	if err != nil {
 		return err
@@ -449,7 +449,7 @@ type writeInput struct {
 	ops   []any // JSON-Patch operations
 }
 
-func readWrite(r *http.Request, k *resource.Kind, accepted ...string) writeInput {
+func readWrite(r *http.Request, k *model.Kind, accepted ...string) writeInput {
 	in := writeInput{}
 	in.media, in.err = mediaType(r, accepted...)
 	if in.err != nil {
@@ -539,7 +539,7 @@ func (b *byteCounter) Write(p []byte) (int, error) {
 // schemas that govern it) and stores it as the object at p, which replaces
 // existing (nil for a new object). A client-supplied last_modified is kept
 // on creation, and on update only when newer than the existing one.
-func (s *Server) storeObject(ctx context.Context, tx storage.Tx, p resource.Path, existing *storage.Object, data map[string]any) (*storage.Object, error) {
+func (s *Server) storeObject(ctx context.Context, tx storage.Tx, p model.Path, existing *storage.Object, data map[string]any) (*storage.Object, error) {
 	supplied, err := s.suppliedTimestamp(data)
 	if err != nil {
 		return nil, err
@@ -578,13 +578,13 @@ func copyData(m map[string]any) map[string]any {
 
 // schemaFields are the fields of each kind that hold a JSON schema, checked
 // against the meta-schema on every write whatever the validation setting.
-var schemaFields = map[*resource.Kind][]string{
-	resource.Bucket:     {"collection:schema", "group:schema", "record:schema"},
-	resource.Collection: {"schema"},
+var schemaFields = map[*model.Kind][]string{
+	model.Bucket:     {"collection:schema", "group:schema", "record:schema"},
+	model.Collection: {"schema"},
 }
 
 // validateData applies the per-kind rules on data (kinto-protocol.md §3.4).
-func validateData(k *resource.Kind, data map[string]any) error {
+func validateData(k *model.Kind, data map[string]any) error {
 	for _, field := range schemaFields[k] {
 		if v, ok := data[field]; ok {
 			if msg := schema.Check(v); msg != "" {
@@ -593,14 +593,14 @@ func validateData(k *resource.Kind, data map[string]any) error {
 		}
 	}
 	switch k {
-	case resource.Collection:
+	case model.Collection:
 		if v, ok := data["cache_expires"]; ok {
 			n, isNum := v.(json.Number)
 			if _, err := strconv.ParseInt(string(n), 10, 64); !isNum || err != nil {
 				return kerr.InvalidParam("body", kerr.Name("data.cache_expires"), fmt.Sprintf("%q is not a number", pyfmt.Str(v)))
 			}
 		}
-	case resource.Group:
+	case model.Group:
 		raw, ok := data["members"]
 		if !ok {
 			data["members"] = []any{}
@@ -641,7 +641,7 @@ func members(o *storage.Object) []string {
 // new parent's child scopes (so that a new collection's records list has a
 // stable ETag and shows in the changes monitor at once), and the group
 // principals of a group's members.
-func afterWrite(ctx context.Context, tx storage.Tx, p resource.Path, old, obj *storage.Object) error {
+func afterWrite(ctx context.Context, tx storage.Tx, p model.Path, old, obj *storage.Object) error {
 	if old == nil {
 		for _, child := range p.Kind.Children() {
 			if _, err := tx.InitTimestamp(ctx, p.ChildScope(child)); err != nil {
@@ -649,7 +649,7 @@ func afterWrite(ctx context.Context, tx storage.Tx, p resource.Path, old, obj *s
 			}
 		}
 	}
-	if p.Kind != resource.Group {
+	if p.Kind != model.Group {
 		return nil
 	}
 	before, after := members(old), members(obj)
@@ -680,11 +680,11 @@ func afterWrite(ctx context.Context, tx storage.Tx, p resource.Path, old, obj *s
 
 // cascade removes what depended on a deleted object: its children (without
 // tombstones), ACEs and group memberships (kinto-protocol.md §3.7).
-func cascade(ctx context.Context, tx storage.Tx, p resource.Path) error {
+func cascade(ctx context.Context, tx storage.Tx, p model.Path) error {
 	uri := p.URI()
 	switch p.Kind {
-	case resource.Bucket:
-		groups, err := tx.List(ctx, p.ChildScope(resource.Group), storage.ListOptions{})
+	case model.Bucket:
+		groups, err := tx.List(ctx, p.ChildScope(model.Group), storage.ListOptions{})
 		if err != nil {
 			return err
 		}
@@ -697,12 +697,12 @@ func cascade(ctx context.Context, tx storage.Tx, p resource.Path) error {
 			return err
 		}
 		return tx.DeletePermissions(ctx, uri, uri+"/*")
-	case resource.Collection:
+	case model.Collection:
 		if err := tx.PurgeTree(ctx, uri); err != nil {
 			return err
 		}
 		return tx.DeletePermissions(ctx, uri, uri+"/*")
-	case resource.Group:
+	case model.Group:
 		if err := tx.RemovePrincipal(ctx, uri); err != nil {
 			return err
 		}
@@ -731,14 +731,14 @@ func (s *Server) withWriter(perms map[string][]string, c *call) map[string][]str
 // committed publishes what a write changed, once it is committed and
 // before the writer gets its answer. Inside a batch, the events wait for
 // the batch's commit.
-func (s *Server) committed(ctx context.Context, action string, p resource.Path, objs ...*storage.Object) {
+func (s *Server) committed(ctx context.Context, action string, p model.Path, objs ...*storage.Object) {
 	evs := make([]events.Event, 0, len(objs))
 	for _, o := range objs {
 		ev := events.Event{Action: action, ResourceName: p.Kind.Name, BucketID: p.BucketID, CollectionID: p.CollectionID, ID: o.ID, Timestamp: o.LastModified}
 		switch p.Kind {
-		case resource.Bucket:
+		case model.Bucket:
 			ev.BucketID = o.ID
-		case resource.Collection:
+		case model.Collection:
 			ev.CollectionID = o.ID
 		}
 		evs = append(evs, ev)
@@ -754,7 +754,7 @@ func (s *Server) committed(ctx context.Context, action string, p resource.Path, 
 // that must come first (lockFirst), then the parent collection of a
 // records endpoint, which must exist before any authorization (Kinto
 // checks it while building the route context).
-func (s *Server) prepare(ctx context.Context, tx storage.Tx, c *call, p resource.Path) error {
+func (s *Server) prepare(ctx context.Context, tx storage.Tx, c *call, p model.Path) error {
 	if err := c.loadPrincipals(ctx, tx); err != nil {
 		return err
 	}
@@ -772,12 +772,12 @@ func (s *Server) prepare(ctx context.Context, tx storage.Tx, c *call, p resource
 // and a batch writing several collections cannot deadlock with a single
 // writer of one of them (on PostgreSQL, where writers of different scopes
 // run in parallel).
-func (s *Server) lockFirst(ctx context.Context, tx storage.Tx, p resource.Path) error {
+func (s *Server) lockFirst(ctx context.Context, tx storage.Tx, p model.Path) error {
 	if !s.historyEnabled() {
 		return nil
 	}
 	bucketID := p.BucketID
-	if p.Kind == resource.Bucket {
+	if p.Kind == model.Bucket {
 		bucketID = p.ID
 	}
 	if bucketID == "" {
@@ -803,7 +803,7 @@ func (s *Server) writeObject(w http.ResponseWriter, status int, o *storage.Objec
 
 // replacePermissions gives perms to every permission of the kind, clearing
 // those not listed (PUT with permissions, merge-patch, JSON-Patch).
-func replacePermissions(k *resource.Kind, perms map[string][]string) map[string][]string {
+func replacePermissions(k *model.Kind, perms map[string][]string) map[string][]string {
 	out := map[string][]string{}
 	for _, name := range k.Perms {
 		out[name] = append([]string{}, perms[name]...)
@@ -1038,7 +1038,7 @@ func (s *Server) deleteObject(k kindRoute) handlerFunc {
 			if err := cascade(ctx, tx, p); err != nil {
 				return nil, err
 			}
-			if p.Kind == resource.Bucket {
+			if p.Kind == model.Bucket {
 				return tomb, nil // its history went with it
 			}
 			return tomb, s.recordHistory(ctx, tx, c, "delete", p, tomb)
@@ -1120,7 +1120,7 @@ func (s *Server) deleteObjects(k kindRoute) handlerFunc {
 				if err := cascade(ctx, tx, p.WithID(o.ID)); err != nil {
 					return res, err
 				}
-				if p.Kind != resource.Bucket {
+				if p.Kind != model.Bucket {
 					if err := s.recordHistory(ctx, tx, c, "delete", p, tomb); err != nil {
 						return res, err
 					}
@@ -1159,18 +1159,18 @@ func (s *Server) deleteObjects(k kindRoute) handlerFunc {
 // `record:schema`, a collection or group against the bucket's
 // `collection:schema` or `group:schema`. A record that passes its
 // collection's schema records the schema's version in its `schema` field.
-func (s *Server) validateAgainstSchemas(ctx context.Context, tx storage.Tx, p resource.Path, data map[string]any) error {
-	if !s.settings.Bool("experimental_collection_schema_validation") || p.Kind == resource.Bucket {
+func (s *Server) validateAgainstSchemas(ctx context.Context, tx storage.Tx, p model.Path, data map[string]any) error {
+	if !s.settings.Bool("experimental_collection_schema_validation") || p.Kind == model.Bucket {
 		return nil
 	}
-	bucket, err := tx.Get(ctx, storage.Scope{Resource: resource.Bucket.Name}, p.BucketID)
+	bucket, err := tx.Get(ctx, storage.Scope{Resource: model.Bucket.Name}, p.BucketID)
 	if kerr.Is(err, kerr.NotFound) {
 		return kerr.ParentNotFound("bucket", p.BucketID)
 	}
 	if err != nil {
 		return err
 	}
-	if p.Kind == resource.Record {
+	if p.Kind == model.Record {
 		delete(data, "schema")
 		coll, err := tx.Get(ctx, p.ParentPath().Scope(), p.CollectionID)
 		if err != nil {

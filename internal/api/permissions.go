@@ -6,13 +6,13 @@ import (
 	"sort"
 	"strings"
 
+	"kintogo/internal/model"
 	"kintogo/internal/query"
-	"kintogo/internal/resource"
 	"kintogo/internal/storage"
 )
 
 // permissionsPath names /permissions for cache settings.
-var permissionsPath = resource.Path{Kind: &resource.Kind{Name: "permissions", Plural: "permissions"}}
+var permissionsPath = model.Path{Kind: &model.Kind{Name: "permissions", Plural: "permissions"}}
 
 // permissionEntry is one object of GET /permissions.
 type permissionEntry map[string]any
@@ -218,19 +218,19 @@ func (s *Server) settingsGrantedObjects(ctx context.Context, tx storage.Tx, c *c
 	if len(bucketPerms)+len(collPerms)+len(groupPerms) == 0 {
 		return out, nil
 	}
-	buckets, err := tx.List(ctx, storage.Scope{Resource: resource.Bucket.Name}, storage.ListOptions{})
+	buckets, err := tx.List(ctx, storage.Scope{Resource: model.Bucket.Name}, storage.ListOptions{})
 	if err != nil {
 		return nil, err
 	}
 	for _, b := range buckets {
-		bucket := resource.Path{Kind: resource.Bucket, ID: b.ID}
+		bucket := model.Path{Kind: model.Bucket, ID: b.ID}
 		if len(bucketPerms) > 0 {
 			out[bucket.URI()] = bucketPerms
 		}
 		for _, child := range []struct {
-			kind  *resource.Kind
+			kind  *model.Kind
 			perms []string
-		}{{resource.Collection, collPerms}, {resource.Group, groupPerms}} {
+		}{{model.Collection, collPerms}, {model.Group, groupPerms}} {
 			if len(child.perms) == 0 {
 				continue
 			}
@@ -239,7 +239,7 @@ func (s *Server) settingsGrantedObjects(ctx context.Context, tx storage.Tx, c *c
 				return nil, err
 			}
 			for _, o := range objs {
-				out[resource.Path{Kind: child.kind, BucketID: b.ID, ID: o.ID}.URI()] = child.perms
+				out[model.Path{Kind: child.kind, BucketID: b.ID, ID: o.ID}.URI()] = child.perms
 			}
 		}
 	}

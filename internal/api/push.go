@@ -13,8 +13,8 @@ import (
 
 	"kintogo/internal/changes"
 	"kintogo/internal/kerr"
+	"kintogo/internal/model"
 	"kintogo/internal/query"
-	"kintogo/internal/resource"
 	"kintogo/internal/storage"
 )
 
@@ -134,7 +134,7 @@ func (s *Server) monitorNewer(ctx context.Context, r *http.Request, c *call, sin
 // recordsAccess is the permission check of a long-poll on a records list:
 // the caller's right to read the list, as the list itself checks it.
 func (s *Server) recordsAccess(ctx context.Context, r *http.Request, c *call) error {
-	p := resource.Path{Kind: resource.Record, BucketID: r.PathValue("bid"), CollectionID: r.PathValue("cid")}
+	p := model.Path{Kind: model.Record, BucketID: r.PathValue("bid"), CollectionID: r.PathValue("cid")}
 	return s.view(ctx, func(tx storage.Tx) error {
 		_, _, err := s.listAccess(ctx, tx, c, p)
 		return err
@@ -143,7 +143,7 @@ func (s *Server) recordsAccess(ctx context.Context, r *http.Request, c *call) er
 
 // recordsNewer: the collection's records timestamp is newer.
 func (s *Server) recordsNewer(ctx context.Context, r *http.Request, c *call, since int64) (bool, error) {
-	scope := storage.Scope{Parent: "/buckets/" + r.PathValue("bid") + "/collections/" + r.PathValue("cid"), Resource: resource.Record.Name}
+	scope := storage.Scope{Parent: "/buckets/" + r.PathValue("bid") + "/collections/" + r.PathValue("cid"), Resource: model.Record.Name}
 	var ts int64
 	err := s.view(ctx, func(tx storage.Tx) (err error) {
 		ts, err = tx.Timestamp(ctx, scope)
@@ -310,7 +310,7 @@ func (s *Server) streamMonitor(w http.ResponseWriter, r *http.Request, c *call) 
 // subscription and again at every change.
 func (s *Server) streamRecords(w http.ResponseWriter, r *http.Request, c *call) error {
 	ctx := r.Context()
-	p := resource.Path{Kind: resource.Record, BucketID: r.PathValue("bid"), CollectionID: r.PathValue("cid")}
+	p := model.Path{Kind: model.Record, BucketID: r.PathValue("bid"), CollectionID: r.PathValue("cid")}
 	q, err := query.Parse(query.Without(c.params, "_since", "_before", "_to", "_wait", "_expected", "_limit", "_token"), query.Schema{}, s.nowMS())
 	if err != nil {
 		return err

@@ -23,9 +23,9 @@ import (
 	"kintogo/internal/config"
 	"kintogo/internal/events"
 	"kintogo/internal/kerr"
+	"kintogo/internal/model"
 	"kintogo/internal/permission"
 	"kintogo/internal/query"
-	"kintogo/internal/resource"
 	"kintogo/internal/storage"
 )
 
@@ -122,7 +122,7 @@ func (s *Server) RemoteChange(evs []events.Event) {
 			s.accounts.ForgetAll()
 		}
 		for _, ev := range evs {
-			if ev.ResourceName == resource.Account.Name {
+			if ev.ResourceName == model.Account.Name {
 				s.accounts.Forget(ev.ID)
 			}
 		}
@@ -378,7 +378,7 @@ func (s *Server) routes() {
 	}
 	for _, k := range kinds {
 		list := s.listObjects(k)
-		if k.kind == resource.Record {
+		if k.kind == model.Record {
 			list = s.pushable(list, s.recordsNewer, s.streamRecords, s.recordsAccess)
 		}
 		s.handle(k.pluralPattern, endpoint{expose: listExpose, methods: map[string]handlerFunc{

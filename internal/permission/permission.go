@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"kintogo/internal/config"
-	"kintogo/internal/resource"
+	"kintogo/internal/model"
 	"kintogo/internal/storage"
 )
 
@@ -23,15 +23,15 @@ const (
 // Grants returns the (URI, permission) pairs any of which grants perm on
 // the object at p: its own ACEs and those inherited from its ancestors.
 // perm is "read", "write" or "<child>:create".
-func Grants(p resource.Path, perm string) []storage.ACE {
+func Grants(p model.Path, perm string) []storage.ACE {
 	bucket := "/buckets/" + p.BucketID
-	if p.Kind == resource.Bucket {
+	if p.Kind == model.Bucket {
 		bucket = p.URI()
 	}
 	uri := p.URI()
 	ace := func(u, perm string) storage.ACE { return storage.ACE{URI: u, Permission: perm} }
 	switch p.Kind {
-	case resource.Bucket:
+	case model.Bucket:
 		switch perm {
 		case "write":
 			return []storage.ACE{ace(uri, "write")}
@@ -40,12 +40,12 @@ func Grants(p resource.Path, perm string) []storage.ACE {
 		default: // collection:create, group:create
 			return []storage.ACE{ace(uri, "write"), ace(uri, perm)}
 		}
-	case resource.Group:
+	case model.Group:
 		if perm == "write" {
 			return []storage.ACE{ace(bucket, "write"), ace(uri, "write")}
 		}
 		return []storage.ACE{ace(bucket, "write"), ace(bucket, "read"), ace(uri, "write"), ace(uri, "read")}
-	case resource.Collection:
+	case model.Collection:
 		switch perm {
 		case "write":
 			return []storage.ACE{ace(bucket, "write"), ace(uri, "write")}
@@ -54,7 +54,7 @@ func Grants(p resource.Path, perm string) []storage.ACE {
 		default: // record:create
 			return []storage.ACE{ace(bucket, "write"), ace(uri, "write"), ace(uri, "record:create")}
 		}
-	case resource.Record:
+	case model.Record:
 		coll := p.ParentURI()
 		if perm == "write" {
 			return []storage.ACE{ace(bucket, "write"), ace(coll, "write"), ace(uri, "write")}
@@ -67,7 +67,7 @@ func Grants(p resource.Path, perm string) []storage.ACE {
 // ListGrants returns the pairs that grant perm ("read" or "write") on every
 // object of the list at p (p.ID is ignored): the parent's permissions that
 // flow down to all its children of that kind.
-func ListGrants(p resource.Path, perm string) []storage.ACE {
+func ListGrants(p model.Path, perm string) []storage.ACE {
 	var out []storage.ACE
 	for _, a := range Grants(p.WithID("\x00"), perm) {
 		if !strings.HasSuffix(a.URI, "/\x00") {
@@ -79,14 +79,14 @@ func ListGrants(p resource.Path, perm string) []storage.ACE {
 
 // objectPerms are the permissions on an object that give a caller access to
 // it in a list (so that it shows up in a scoped list).
-func objectPerms(k *resource.Kind, perm string) []string {
+func objectPerms(k *model.Kind, perm string) []string {
 	if perm == "write" {
 		return []string{"write"}
 	}
 	switch k {
-	case resource.Bucket:
+	case model.Bucket:
 		return []string{"read", "write", "collection:create", "group:create"}
-	case resource.Collection:
+	case model.Collection:
 		return []string{"read", "write", "record:create"}
 	}
 	return []string{"read", "write"}
@@ -144,7 +144,7 @@ func (a *Authorizer) bySettings(requested string, aces []storage.ACE, principals
 }
 
 // Allowed reports whether the principals hold perm on the object at p.
-func (a *Authorizer) Allowed(ctx context.Context, tx storage.Tx, p resource.Path, perm string, principals []string) (bool, error) {
+func (a *Authorizer) Allowed(ctx context.Context, tx storage.Tx, p model.Path, perm string, principals []string) (bool, error) {
 	aces := Grants(p, perm)
 	if a.bySettings(p.Kind.Name, aces, principals) {
 		return true, nil
@@ -154,9 +154,9 @@ func (a *Authorizer) Allowed(ctx context.Context, tx storage.Tx, p resource.Path
 
 // CanCreate reports whether the principals may create an object of kind
 // p.Kind under p's parent.
-func (a *Authorizer) CanCreate(ctx context.Context, tx storage.Tx, p resource.Path, principals []string) (bool, error) {
+func (a *Authorizer) CanCreate(ctx context.Context, tx storage.Tx, p model.Path, principals []string) (bool, error) {
 	perm := p.Kind.Name + ":create"
-	if p.Kind == resource.Bucket {
+	if p.Kind == model.Bucket {
 		return a.SettingGrants("bucket_create_principals", principals), nil
 	}
 	parent := p.ParentPath()
@@ -180,7 +180,7 @@ type ListScope struct {
 // "write" for DELETE). ok is false when the caller may not use the list at
 // all (a 401 or 403): neither on the whole list, nor on one of its objects,
 // nor allowed to create in it.
-func (a *Authorizer) ForList(ctx context.Context, tx storage.Tx, p resource.Path, perm string, principals []string) (scope ListScope, ok bool, err error) {
+func (a *Authorizer) ForList(ctx context.Context, tx storage.Tx, p model.Path, perm string, principals []string) (scope ListScope, ok bool, err error) {
 	aces := ListGrants(p, perm)
 	if a.bySettings(p.Kind.Name, aces, principals) || a.kindGrant(p.Kind, perm, principals) {
 		return ListScope{All: true}, true, nil
@@ -210,7 +210,7 @@ func (a *Authorizer) ForList(ctx context.Context, tx storage.Tx, p resource.Path
 
 // kindGrant reports whether a `<kind>_<perm>_principals` setting grants perm
 // on every object of the kind (write implies read).
-func (a *Authorizer) kindGrant(k *resource.Kind, perm string, principals []string) bool {
+func (a *Authorizer) kindGrant(k *model.Kind, perm string, principals []string) bool {
 	if a.SettingGrants(k.Name+"_write_principals", principals) {
 		return true
 	}
@@ -219,9 +219,9 @@ func (a *Authorizer) kindGrant(k *resource.Kind, perm string, principals []strin
 
 // CanReadParent reports whether the caller may read the object containing
 // p: when it may, asking for a missing object answers 404 rather than 403.
-func (a *Authorizer) CanReadParent(ctx context.Context, tx storage.Tx, p resource.Path, principals []string) (bool, error) {
-	if p.Kind == resource.Bucket {
-		return a.kindGrant(resource.Bucket, "read", principals), nil
+func (a *Authorizer) CanReadParent(ctx context.Context, tx storage.Tx, p model.Path, principals []string) (bool, error) {
+	if p.Kind == model.Bucket {
+		return a.kindGrant(model.Bucket, "read", principals), nil
 	}
 	return a.Allowed(ctx, tx, p.ParentPath(), "read", principals)
 }

@@ -1,8 +1,9 @@
-// Package resource describes Kinto's kinds of objects (buckets, collections,
+// Package model describes Kinto's kinds of objects (buckets, collections,
 // groups, records): where each lives in the URL and storage hierarchy, which
 // ids and permissions it accepts, and how ids are generated. It is the
-// shared vocabulary of the permission, changes and api packages.
-package resource
+// shared vocabulary of the other packages (permissions, the resource
+// engine, plugins, HTTP).
+package model
 
 import (
 	"crypto/rand"
