@@ -12,6 +12,7 @@ import (
 	"kintogo/internal/model"
 	"kintogo/internal/pyfmt"
 	"kintogo/internal/query"
+	"kintogo/internal/resource"
 	"kintogo/internal/storage"
 )
 
@@ -47,13 +48,13 @@ func (s *Server) accountPolicy() *auth.Accounts {
 		},
 	}
 	// A changed or deleted account must stop accepting its old password.
-	s.bus.Subscribe(func(evs []events.Event) {
+	s.engine.Hook(resource.Hooks{AfterCommit: []func([]events.Event){func(evs []events.Event) {
 		for _, ev := range evs {
 			if ev.ResourceName == model.Account.Name {
 				p.Forget(ev.ID)
 			}
 		}
-	})
+	}}})
 	return p
 }
 
@@ -132,7 +133,7 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request, c *call) e
 			ts = s.nowMS()
 		}
 		objs, err := tx.List(r.Context(), scope, storage.ListOptions{Filters: q.Filters, Sort: q.Sort, After: q.After,
-			Limit: s.effectiveLimit(q.Limit), IncludeDeleted: q.Tombstones})
+			Limit: s.engine.Limit(q.Limit), IncludeDeleted: q.Tombstones})
 		if err != nil {
 			return err
 		}
@@ -187,12 +188,14 @@ func (s *Server) writeAccount(w http.ResponseWriter, r *http.Request, c *call) e
 		media = append(media, mediaMergePatch)
 	}
 	in := readWrite(r, model.Account, media...)
-	ifMatch, ifNoneMatch, precondErr := preconditions(r)
+	pre, precondErr := preconditions(r)
 	id := r.PathValue("id")
-	if r.Method == http.MethodPost && in.env != nil && in.env.data != nil {
-		id, _ = in.env.data[query.IDField].(string)
+	if r.Method == http.MethodPost && in.body != nil && in.body.Data != nil {
+		id, _ = in.body.Data[query.IDField].(string)
 	}
-	res, err := update(s, ctx, func(tx storage.Tx) (written, error) {
+	type written = resource.Written
+	res, err := resource.Write(ctx, s.engine, func(u *resource.Unit) (written, error) {
+		tx := u.Tx
 		existing, err := tx.Get(ctx, accountScope(id), id)
 		if err != nil && !kerr.Is(err, kerr.NotFound) {
 			return written{}, err
@@ -222,18 +225,18 @@ func (s *Server) writeAccount(w http.ResponseWriter, r *http.Request, c *call) e
 			return written{}, kerr.InvalidParam("body", kerr.Name("data.id"), "Required")
 		}
 		if !model.Account.ValidID(id) {
-			return written{}, invalidID
+			return written{}, resource.InvalidID
 		}
 		if name := c.username(); c.user() != "" && !s.isAccountAdmin(c) && name != id {
 			return written{}, kerr.InvalidParam("body", kerr.Name("id"), "Username and account ID do not match.")
 		}
 		p := model.Path{Kind: model.Account, ID: id}
-		if err := checkObjectPreconditions(ctx, tx, p, ifMatch, ifNoneMatch, existing); err != nil {
+		if err := resource.CheckPreconditions(ctx, tx, p, pre, existing); err != nil {
 			return written{}, err
 		}
 		if existing != nil && r.Method == http.MethodPost {
 			perms, err := tx.Permissions(ctx, accountURI(id))
-			return written{obj: existing, perms: perms}, err
+			return written{Object: existing, Perms: perms}, err
 		}
 		if existing == nil && r.Method == http.MethodPatch {
 			return written{}, kerr.ObjectNotFound(model.Account.Name, id)
@@ -241,27 +244,27 @@ func (s *Server) writeAccount(w http.ResponseWriter, r *http.Request, c *call) e
 		data := map[string]any{}
 		switch {
 		case r.Method == http.MethodPatch && in.media == mediaMergePatch:
-			data = mergePatch(existing.Data, in.env.data)
+			data = resource.MergePatch(existing.Data, in.body.Data)
 		case r.Method == http.MethodPatch:
-			data = copyData(existing.Data)
-			for k, v := range in.env.data {
+			data = resource.CopyData(existing.Data)
+			for k, v := range in.body.Data {
 				data[k] = v
 			}
-		case in.env.data != nil:
-			data = copyData(in.env.data)
+		case in.body.Data != nil:
+			data = resource.CopyData(in.body.Data)
 		}
 		if v, ok := data[query.IDField]; ok && v != id {
 			return written{}, kerr.InvalidParam("body", kerr.Name("id"), "Object id does not match existing object")
 		}
 		delete(data, query.IDField)
 		delete(data, query.ModifiedField)
-		passwordChanged := r.Method != http.MethodPatch || (in.env.data != nil && in.env.data["password"] != nil)
+		passwordChanged := r.Method != http.MethodPatch || (in.body.Data != nil && in.body.Data["password"] != nil)
 		if passwordChanged {
 			if err := accountData(data, true); err != nil {
 				return written{}, err
 			}
 		}
-		if err := s.checkSize(data); err != nil {
+		if err := s.engine.CheckSize(data); err != nil {
 			return written{}, err
 		}
 		out, err := tx.Put(ctx, accountScope(id), &storage.Object{ID: id, Data: data})
@@ -279,19 +282,19 @@ func (s *Server) writeAccount(w http.ResponseWriter, r *http.Request, c *call) e
 			return written{}, err
 		}
 		perms, err := tx.Permissions(ctx, accountURI(id))
-		return written{obj: out, perms: perms, created: existing == nil}, err
+		if err != nil {
+			return written{}, err
+		}
+		action := "update"
+		if existing == nil {
+			action = "create"
+		}
+		return written{Object: out, Perms: perms, Created: existing == nil}, u.Changed(ctx, resource.NewChange(action, p, c.caller(), out, existing))
 	})
 	if err != nil {
 		return err
 	}
-	if res.created || r.Method != http.MethodPost {
-		s.committed(ctx, res.action(), accountPath, res.obj)
-	}
-	status := http.StatusOK
-	if res.created {
-		status = http.StatusCreated
-	}
-	s.writeObject(w, status, res.obj, res.perms)
+	s.writeObject(w, writtenStatus(res), res.Object, res.Perms)
 	return nil
 }
 
@@ -299,8 +302,9 @@ func (s *Server) writeAccount(w http.ResponseWriter, r *http.Request, c *call) e
 func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request, c *call) error {
 	ctx := r.Context()
 	id := r.PathValue("id")
-	ifMatch, ifNoneMatch, precondErr := preconditions(r)
-	tomb, err := update(s, ctx, func(tx storage.Tx) (*storage.Object, error) {
+	pre, precondErr := preconditions(r)
+	tomb, err := resource.Write(ctx, s.engine, func(u *resource.Unit) (*storage.Object, error) {
+		tx := u.Tx
 		ok, err := s.accountAllowed(ctx, tx, c, id, "write")
 		if err != nil {
 			return nil, err
@@ -315,19 +319,22 @@ func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request, c *call) 
 		if err != nil {
 			return nil, err
 		}
-		if err := checkObjectPreconditions(ctx, tx, model.Path{Kind: model.Account, ID: id}, ifMatch, ifNoneMatch, existing); err != nil {
+		p := model.Path{Kind: model.Account, ID: id}
+		if err := resource.CheckPreconditions(ctx, tx, p, pre, existing); err != nil {
 			return nil, err
 		}
 		tomb, err := tx.Delete(ctx, accountScope(id), id, 0)
 		if err != nil {
 			return nil, err
 		}
-		return tomb, tx.DeletePermissions(ctx, accountURI(id))
+		if err := tx.DeletePermissions(ctx, accountURI(id)); err != nil {
+			return nil, err
+		}
+		return tomb, u.Changed(ctx, resource.NewChange("delete", p, c.caller(), tomb, existing))
 	})
 	if err != nil {
 		return err
 	}
-	s.committed(ctx, "delete", accountPath, tomb)
 	setTimestamp(w, tomb.LastModified)
 	s.writeJSON(w, http.StatusOK, map[string]any{"data": tomb.Body()})
 	return nil
@@ -339,7 +346,8 @@ func (s *Server) deleteAccounts(w http.ResponseWriter, r *http.Request, c *call)
 		return c.denied()
 	}
 	name := c.username()
-	tombs, err := update(s, r.Context(), func(tx storage.Tx) ([]*storage.Object, error) {
+	tombs, err := resource.Write(r.Context(), s.engine, func(u *resource.Unit) ([]*storage.Object, error) {
+		tx := u.Tx
 		objs, err := tx.List(r.Context(), accountScope(name), storage.ListOptions{})
 		if err != nil {
 			return nil, err
@@ -353,6 +361,9 @@ func (s *Server) deleteAccounts(w http.ResponseWriter, r *http.Request, c *call)
 			if err := tx.DeletePermissions(r.Context(), accountURI(o.ID)); err != nil {
 				return nil, err
 			}
+			if err := u.Changed(r.Context(), resource.NewChange("delete", accountPath, c.caller(), tomb, o)); err != nil {
+				return nil, err
+			}
 			tombs = append(tombs, tomb)
 		}
 		return tombs, nil
@@ -360,7 +371,6 @@ func (s *Server) deleteAccounts(w http.ResponseWriter, r *http.Request, c *call)
 	if err != nil {
 		return err
 	}
-	s.committed(r.Context(), "delete", accountPath, tombs...)
 	data := make([]map[string]any, len(tombs))
 	for i, t := range tombs {
 		data[i] = t.Body()

@@ -13,10 +13,9 @@ import (
 	"strconv"
 	"strings"
 
-	"kintogo/internal/events"
 	"kintogo/internal/kerr"
 	"kintogo/internal/pyfmt"
-	"kintogo/internal/storage"
+	"kintogo/internal/resource"
 )
 
 // subRequest is one request of a batch, defaults merged in.
@@ -51,7 +50,7 @@ func mergeDefaults(req, defaults map[string]any) {
 		rm, rok := rv.(map[string]any)
 		dm, dok := dv.(map[string]any)
 		if rok && dok {
-			merged := copyData(rm)
+			merged := resource.CopyData(rm)
 			mergeDefaults(merged, dm)
 			req[k] = merged
 		}
@@ -97,7 +96,7 @@ func (s *Server) parseBatch(v any) ([]subRequest, error) {
 		if !ok {
 			return nil, notMapping(name, raw)
 		}
-		req := copyData(m)
+		req := resource.CopyData(m)
 		for k := range req {
 			switch k {
 			case "method", "path", "headers", "body":
@@ -185,19 +184,13 @@ type batchFailed struct{ resp *recorder }
 
 func (batchFailed) Error() string { return "batch aborted" }
 
-// batchRun is what one run of a batch's transaction produced.
-type batchRun struct {
-	responses []subResponse
-	events    []events.Event
-}
-
 // batch is POST /batch: the sub-requests run in order through the whole
 // handler stack, in one storage transaction. A 4xx is reported in its slot
 // (what it started is undone); a 5xx or a 409 fails the whole batch, rolled
 // back. Events are published once, after the commit. The answers are kept
 // as the sub-requests wrote them, within batch_max_response_bytes.
 func (s *Server) batch(w http.ResponseWriter, r *http.Request, c *call) error {
-	if batchOf(r.Context()) != nil {
+	if inUnit(r.Context()) {
 		// routesToBatch should have refused this path: say so loudly, and
 		// never open a transaction inside the batch's.
 		s.log.Error("a batch sub-request reached the batch endpoint", "path", r.URL.Path)
@@ -220,32 +213,31 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, c *call) error {
 		return err
 	}
 	budget := s.settings.Int("batch_max_response_bytes")
-	var failed batchFailed
-	res, err := update(s, r.Context(), func(tx storage.Tx) (batchRun, error) {
+	// One unit of work for the whole batch: each sub-request runs in a
+	// savepoint of it, and its events go out once it commits.
+	responses, err := resource.Write(r.Context(), s.engine, func(u *resource.Unit) ([]subResponse, error) {
 		// Each run starts afresh: the storage may run this function again.
-		state := &batchState{tx: tx}
-		ctx := context.WithValue(r.Context(), batchKey{}, state)
-		var run batchRun
+		ctx := resource.WithUnit(r.Context(), u)
+		var responses []subResponse
 		var size int64
 		for _, sub := range subs {
 			rec, path := s.runSub(ctx, r, sub)
-			if state.retry != nil {
-				return run, state.retry
+			if err := u.Retry(); err != nil {
+				return nil, err
 			}
 			if rec.status >= 500 || rec.status == http.StatusConflict {
-				failed = batchFailed{resp: rec}
-				return run, failed
+				return nil, batchFailed{resp: rec}
 			}
 			size += int64(rec.body.Len())
 			if budget > 0 && size > budget {
-				return run, &kerr.Error{Kind: kerr.TooLarge, Message: fmt.Sprintf(
+				return nil, &kerr.Error{Kind: kerr.TooLarge, Message: fmt.Sprintf(
 					"The answers of this batch are larger than %d bytes (batch_max_response_bytes): send fewer or smaller requests.", budget)}
 			}
-			run.responses = append(run.responses, toSubResponse(sub, rec, path))
+			responses = append(responses, toSubResponse(sub, rec, path))
 		}
-		run.events = state.events
-		return run, nil
+		return responses, nil
 	})
+	var failed batchFailed
 	if errors.As(err, &failed) {
 		for k, vs := range failed.resp.header {
 			w.Header()[k] = vs
@@ -257,8 +249,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, c *call) error {
 	if err != nil {
 		return err
 	}
-	s.bus.Publish(res.events...)
-	s.writeJSON(w, http.StatusOK, map[string]any{"responses": nonNil(res.responses)})
+	s.writeJSON(w, http.StatusOK, map[string]any{"responses": nonNil(responses)})
 	return nil
 }
 

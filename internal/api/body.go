@@ -19,6 +19,7 @@ import (
 	"kintogo/internal/kerr"
 	"kintogo/internal/model"
 	"kintogo/internal/pyfmt"
+	"kintogo/internal/resource"
 )
 
 // readBody reads the request body within the configured size limit.
@@ -196,22 +197,10 @@ func checkNumbers(v any) error {
 }
 
 // notMapping is colander's error for a value that should be an object.
-func notMapping(name string, v any) *kerr.Error {
-	return kerr.InvalidParam("body", kerr.Name(name), fmt.Sprintf("%q is not a mapping type: Does not implement dict-like functionality.", pyfmt.Str(v)))
-}
-
-// envelope is a write's body: {"data": {...}, "permissions": {...}}.
-type envelope struct {
-	data        map[string]any // nil when absent
-	permissions map[string][]string
-	hasPerms    bool
-	// nullPerms are permissions given as null (ignored by plain PATCH,
-	// removed by merge-patch).
-	nullPerms []string
-}
+var notMapping = resource.NotMapping
 
 // parseEnvelope validates the envelope of a body for objects of kind k.
-func parseEnvelope(v any, k *model.Kind) (*envelope, error) {
+func parseEnvelope(v any, k *model.Kind) (*resource.Body, error) {
 	top, ok := v.(map[string]any)
 	if !ok {
 		return nil, notMapping("", v)
@@ -230,21 +219,21 @@ func parseEnvelope(v any, k *model.Kind) (*envelope, error) {
 		}
 		return nil, kerr.InvalidParam("body", kerr.Name(""), fmt.Sprintf("Unrecognized keys in mapping: \"{%s}\"", strings.Join(parts, ", ")))
 	}
-	e := &envelope{}
+	e := &resource.Body{}
 	if d, present := top["data"]; present {
 		m, ok := d.(map[string]any)
 		if !ok {
 			return nil, notMapping("data", d)
 		}
-		e.data = m
+		e.Data = m
 	}
 	if p, present := top["permissions"]; present {
 		m, ok := p.(map[string]any)
 		if !ok {
 			return nil, notMapping("permissions", p)
 		}
-		e.hasPerms = true
-		e.permissions = map[string][]string{}
+		e.HasPerms = true
+		e.Perms = map[string][]string{}
 		names := make([]string, 0, len(m))
 		for perm := range m {
 			names = append(names, perm)
@@ -255,7 +244,7 @@ func parseEnvelope(v any, k *model.Kind) (*envelope, error) {
 				return nil, kerr.InvalidParam("body", kerr.Name("permissions"), fmt.Sprintf("%q is not one of %s", perm, strings.Join(k.Perms, ", ")))
 			}
 			if m[perm] == nil {
-				e.nullPerms = append(e.nullPerms, perm)
+				e.NullPerms = append(e.NullPerms, perm)
 				continue
 			}
 			list, ok := m[perm].([]any)
@@ -270,7 +259,7 @@ func parseEnvelope(v any, k *model.Kind) (*envelope, error) {
 				}
 				principals = append(principals, p)
 			}
-			e.permissions[perm] = dedupe(principals)
+			e.Perms[perm] = dedupe(principals)
 		}
 	}
 	return e, nil
@@ -288,38 +277,31 @@ func dedupe(list []string) []string {
 	return out
 }
 
-// precondition is a parsed If-Match or If-None-Match header.
-type precondition struct {
-	set bool
-	any bool  // "*"
-	ts  int64 // the quoted timestamp otherwise
-}
-
 var quotedInt = regexp.MustCompile(`^"[0-9]+"$`)
 
-func parsePrecondition(r *http.Request, name string) (precondition, error) {
+func parsePrecondition(r *http.Request, name string) (resource.Precondition, error) {
 	v := strings.TrimSpace(r.Header.Get(name))
 	if v == "" {
-		return precondition{}, nil
+		return resource.Precondition{}, nil
 	}
 	if v == "*" {
-		return precondition{set: true, any: true}, nil
+		return resource.Precondition{Set: true, Any: true}, nil
 	}
 	if quotedInt.MatchString(v) {
 		n, err := strconv.ParseInt(strings.Trim(v, `"`), 10, 64)
 		if err == nil {
-			return precondition{set: true, ts: n}, nil
+			return resource.Precondition{Set: true, Timestamp: n}, nil
 		}
 	}
-	return precondition{}, kerr.InvalidParam("header", kerr.Name(name), "The value should be integer between double quotes.")
+	return resource.Precondition{}, kerr.InvalidParam("header", kerr.Name(name), "The value should be integer between double quotes.")
 }
 
-// preconditions reads both headers.
-func preconditions(r *http.Request) (ifMatch, ifNoneMatch precondition, err error) {
-	if ifMatch, err = parsePrecondition(r, "If-Match"); err != nil {
+// preconditions reads If-Match and If-None-Match.
+func preconditions(r *http.Request) (pre resource.Preconditions, err error) {
+	if pre.IfMatch, err = parsePrecondition(r, "If-Match"); err != nil {
 		return
 	}
-	ifNoneMatch, err = parsePrecondition(r, "If-None-Match")
+	pre.IfNoneMatch, err = parsePrecondition(r, "If-None-Match")
 	return
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"kintogo/internal/kerr"
+	"kintogo/internal/resource"
 	"kintogo/internal/storage"
 )
 
@@ -99,7 +100,8 @@ func (s *Server) broadcasts(w http.ResponseWriter, r *http.Request, c *call) err
 // publish stores a new version, unless another request (or node) published
 // a newer one meanwhile, and returns what is published.
 func (s *Server) publish(ctx context.Context, version int64, now time.Time) (published, error) {
-	return update(s, ctx, func(tx storage.Tx) (published, error) {
+	return resource.Write(ctx, s.engine, func(u *resource.Unit) (published, error) {
+		tx := u.Tx
 		last, found, err := readPublished(ctx, tx)
 		if err != nil {
 			return published{}, err

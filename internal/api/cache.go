@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"kintogo/internal/kerr"
 	"kintogo/internal/query"
 )
 
@@ -241,7 +243,7 @@ func changesetKey(r *http.Request, c *call) string {
 // remembered under the exact request too, sharing its bytes.
 func (s *Server) cacheable(h handlerFunc, key cacheKey) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c *call) error {
-		if batchOf(r.Context()) != nil {
+		if inUnit(r.Context()) {
 			return h(w, r, c) // uncommitted data: nothing to share
 		}
 		gen := s.generation()
@@ -261,7 +263,9 @@ func (s *Server) cacheable(h handlerFunc, key cacheKey) handlerFunc {
 		v, _, _ := s.responses.flight.Do(strconv.FormatUint(gen, 10)+" "+k, func() (any, error) {
 			rec := newRecorder()
 			err := h(rec, r, c)
-			if err == errNotModified {
+			var ke *kerr.Error
+			if errors.As(err, &ke) && ke.Kind == kerr.NotModified {
+				setTimestamp(rec, ke.Timestamp)
 				rec.WriteHeader(http.StatusNotModified)
 				err = nil
 			}

@@ -13,6 +13,7 @@ import (
 	"kintogo/internal/model"
 	"kintogo/internal/permission"
 	"kintogo/internal/query"
+	"kintogo/internal/resource"
 	"kintogo/internal/storage"
 )
 
@@ -53,7 +54,7 @@ func (s *Server) changesetParams(params []query.Param) (since int64, hasSince bo
 		}
 		asked = n
 	}
-	return since, hasSince, s.effectiveLimit(asked), nil
+	return since, hasSince, s.engine.Limit(asked), nil
 }
 
 // expectedVariant is the cache setting variant `_expected` chooses:
@@ -134,7 +135,7 @@ type changesetGrant struct {
 func (s *Server) changesetDecision(ctx context.Context, r *http.Request, c *call) (changesetGrant, error) {
 	coll := model.Path{Kind: model.Collection, BucketID: r.PathValue("bid"), ID: r.PathValue("cid")}
 	records := model.Path{Kind: model.Record, BucketID: coll.BucketID, CollectionID: coll.ID}
-	inBatch := batchOf(ctx) != nil // a batch may have changed permissions, uncommitted
+	inBatch := inUnit(ctx) // a batch may have changed permissions, uncommitted
 	gen := s.generation()
 	key := "changeset\x00" + coll.BucketID + "/" + coll.ID + "\x00" + c.user()
 	if v, ok := s.decisions.get(gen, key); ok && !inBatch {
@@ -344,8 +345,8 @@ func (s *Server) monitorChangeset(w http.ResponseWriter, r *http.Request, c *cal
 // monitorEntries returns the monitor's entries, newest first, from the
 // in-memory snapshot. The slice is shared: do not modify it.
 func (s *Server) monitorEntries(r *http.Request) ([]*changes.Entry, error) {
-	if b := batchOf(r.Context()); b != nil {
-		return s.monitor.Entries(r.Context(), b.tx)
+	if u := resource.UnitOf(r.Context()); u != nil {
+		return s.monitor.Entries(r.Context(), u.Tx)
 	}
 	entries, _, err := s.snapshot.Entries(r.Context())
 	return entries, err

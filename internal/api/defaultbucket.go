@@ -8,7 +8,6 @@ import (
 	"kintogo/internal/auth"
 	"kintogo/internal/kerr"
 	"kintogo/internal/model"
-	"kintogo/internal/storage"
 )
 
 // The default bucket plugin (kinto.plugins.default_bucket):
@@ -72,53 +71,18 @@ func (s *Server) ensureDefaultBucket(ctx context.Context, c *call, method, bid, 
 		}
 		coll = model.Path{Kind: model.Collection, BucketID: bid, ID: cid}
 	}
-	type created struct {
-		p   model.Path
-		obj *storage.Object
-	}
-	made, err := update(s, ctx, func(tx storage.Tx) ([]created, error) {
-		if err := c.loadPrincipals(ctx, tx); err != nil {
-			return nil, err
+	var paths []model.Path
+	for _, p := range []model.Path{bucket, coll} {
+		if p.Kind == nil {
+			continue
 		}
-		if err := s.lockFirst(ctx, tx, bucket); err != nil {
-			return nil, err
+		// Unless the request itself is the PUT that creates it.
+		if method == http.MethodPut && (rest == "" && p.Kind == model.Bucket ||
+			p.Kind == model.Collection && strings.TrimSuffix(rest, "/") == "/collections/"+p.ID) {
+			continue
 		}
-		var made []created
-		for _, p := range []model.Path{bucket, coll} {
-			if p.Kind == nil {
-				continue
-			}
-			if method == http.MethodPut && (rest == "" && p.Kind == model.Bucket ||
-				p.Kind == model.Collection && strings.TrimSuffix(rest, "/") == "/collections/"+p.ID) {
-				continue
-			}
-			if _, err := tx.Get(ctx, p.Scope(), p.ID); err == nil {
-				continue
-			} else if !kerr.Is(err, kerr.NotFound) {
-				return nil, err
-			}
-			obj, err := tx.Create(ctx, p.Scope(), &storage.Object{ID: p.ID, Data: map[string]any{}})
-			if err != nil {
-				return nil, err
-			}
-			if err := afterWrite(ctx, tx, p, nil, obj); err != nil {
-				return nil, err
-			}
-			if _, err := s.storePermissions(ctx, tx, c, p.URI(), nil); err != nil {
-				return nil, err
-			}
-			if err := s.recordHistory(ctx, tx, c, "create", p.WithID(""), obj); err != nil {
-				return nil, err
-			}
-			made = append(made, created{p, obj})
-		}
-		return made, nil
-	})
-	if err != nil {
-		return err
+		paths = append(paths, p)
 	}
-	for _, m := range made {
-		s.committed(ctx, "create", m.p, m.obj)
-	}
-	return nil
+	_, err := s.engine.Ensure(ctx, c.caller(), paths...)
+	return err
 }

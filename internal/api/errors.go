@@ -46,11 +46,6 @@ var mapping = map[kerr.Kind]struct {
 // renderError writes err as Kinto's JSON error, with the headers that go
 // with its status (WWW-Authenticate, Retry-After).
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) {
-	if b := batchOf(r.Context()); b != nil && storage.IsRetryable(err) {
-		// The whole batch runs again (see batch): this answer is thrown
-		// away.
-		b.retry = err
-	}
 	var ke *kerr.Error
 	switch {
 	case storage.IsRetryable(err):
@@ -59,6 +54,12 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 		ke = &kerr.Error{Kind: kerr.Unavailable, Err: err}
 	case !errors.As(err, &ke):
 		ke = &kerr.Error{Kind: kerr.Other, Err: err}
+	}
+	if ke.Kind == kerr.NotModified {
+		// 304: the ETag the client has, and nothing else.
+		setTimestamp(w, ke.Timestamp)
+		w.WriteHeader(http.StatusNotModified)
+		return
 	}
 	m, ok := mapping[ke.Kind]
 	if !ok {

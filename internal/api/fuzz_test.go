@@ -13,6 +13,7 @@ import (
 	"kintogo/internal/config"
 	"kintogo/internal/kerr"
 	"kintogo/internal/model"
+	"kintogo/internal/resource"
 	"kintogo/internal/storage"
 	"kintogo/internal/storage/memory"
 )
@@ -44,15 +45,15 @@ func FuzzBody(f *testing.F) {
 		for _, k := range []*model.Kind{model.Bucket, model.Collection, model.Group, model.Record} {
 			env, err := parseEnvelope(v, k)
 			check(err)
-			if err == nil && env.data != nil {
-				check(validateData(k, copyData(env.data)))
-				mergePatch(existing.Data, env.data)
+			if err == nil && env.Data != nil {
+				check(resource.ValidateData(k, resource.CopyData(env.Data)))
+				resource.MergePatch(existing.Data, env.Data)
 			}
 		}
-		ops, err := validatePatchOps(v)
+		ops, err := resource.ValidatePatchOps(v)
 		check(err)
 		if err == nil {
-			_, _, err = applyJSONPatch(ops, existing, map[string][]string{"write": {"a"}}, 1<<20)
+			_, _, err = resource.ApplyJSONPatch(ops, existing, map[string][]string{"write": {"a"}}, 1<<20)
 			check(err)
 		}
 	})

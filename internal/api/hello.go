@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"kintogo/internal/changes"
-	"kintogo/internal/events"
+	"kintogo/internal/resource"
 	"kintogo/internal/storage"
 )
 
@@ -174,7 +174,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, c *call) erro
 	if s.readonly {
 		err = s.view(ctx, func(tx storage.Tx) (err error) { ok, err = probe(tx); return err })
 	} else {
-		ok, err = update(s, ctx, probe)
+		ok, err = resource.Write(ctx, s.engine, func(u *resource.Unit) (bool, error) { return probe(u.Tx) })
 	}
 	storageOK, permOK := ok, ok
 	status := http.StatusOK
@@ -212,19 +212,8 @@ func (s *Server) version(w http.ResponseWriter, r *http.Request, c *call) error 
 
 // flushAll is POST /__flush__ (plugin kinto.plugins.flush): wipes everything.
 func (s *Server) flushAll(w http.ResponseWriter, r *http.Request, c *call) error {
-	_, err := update(s, r.Context(), func(tx storage.Tx) (int64, error) {
-		if err := tx.Flush(r.Context()); err != nil {
-			return 0, err
-		}
-		return tx.InitTimestamp(r.Context(), storage.Scope{Resource: "bucket"})
-	})
-	if err != nil {
+	if err := s.engine.Flush(r.Context()); err != nil {
 		return err
-	}
-	if b := batchOf(r.Context()); b != nil {
-		b.events = append(b.events, events.Event{Action: "flush"})
-	} else {
-		s.bus.Publish(events.Event{Action: "flush"})
 	}
 	s.writeJSON(w, http.StatusAccepted, map[string]any{})
 	return nil

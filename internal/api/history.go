@@ -9,6 +9,7 @@ import (
 
 	"kintogo/internal/model"
 	"kintogo/internal/query"
+	"kintogo/internal/resource"
 	"kintogo/internal/storage"
 )
 
@@ -27,13 +28,42 @@ var historySchema = query.Schema{Closed: true, Fields: []string{
 	"user_id", "uri", "action", "date", "resource_name", "bucket_id", "collection_id", "group_id", "record_id", "target",
 }}
 
+// historyHooks are the history plugin's hooks on writes: every write of a
+// bucket, collection, group or record locks its bucket's history first
+// (it ends by writing there: writers of a bucket then lock in one order),
+// and leaves an entry there in its transaction.
+func (s *Server) historyHooks() resource.Hooks {
+	return resource.Hooks{
+		BeforeWrite: []func(context.Context, *resource.Unit, model.Path) error{
+			func(ctx context.Context, u *resource.Unit, p model.Path) error {
+				bucketID := p.BucketID
+				if p.Kind == model.Bucket {
+					bucketID = p.ID
+				}
+				if bucketID == "" || p.Kind == model.Account {
+					return nil
+				}
+				return u.Tx.LockScope(ctx, historyScope(bucketID))
+			},
+		},
+		InTransaction: []func(context.Context, *resource.Unit, resource.Change) error{
+			func(ctx context.Context, u *resource.Unit, ch resource.Change) error {
+				switch {
+				case ch.Object == nil || ch.Path.Kind == nil || ch.Path.Kind == model.Account:
+					return nil // a flush, an account
+				case ch.Path.Kind == model.Bucket && ch.Event.Action == "delete":
+					return nil // its history went with it
+				}
+				return s.recordHistory(ctx, u.Tx, ch.Caller, ch.Event.Action, ch.Path, ch.Object)
+			},
+		},
+	}
+}
+
 // recordHistory stores the history entry of a change of the object at p
 // (obj is the object after the change, or its tombstone), readable by
 // whoever may read the bucket, the collection or the object.
-func (s *Server) recordHistory(ctx context.Context, tx storage.Tx, c *call, action string, p model.Path, obj *storage.Object) error {
-	if !s.historyEnabled() {
-		return nil
-	}
+func (s *Server) recordHistory(ctx context.Context, tx storage.Tx, c *resource.Caller, action string, p model.Path, obj *storage.Object) error {
 	target := p.WithID(obj.ID)
 	uri := target.URI()
 	for _, ex := range s.settings.List("history.exclude_resources") {
@@ -50,7 +80,7 @@ func (s *Server) recordHistory(ctx context.Context, tx storage.Tx, c *call, acti
 		return err
 	}
 	entry := map[string]any{
-		"action": action, "resource_name": p.Kind.Name, "uri": uri, "user_id": nullable(c.user()),
+		"action": action, "resource_name": p.Kind.Name, "uri": uri, "user_id": nullable(c.UserID),
 		"date":   s.opts.Now().UTC().Format("2006-01-02T15:04:05.000000+00:00"),
 		"target": map[string]any{"data": obj.Body(), "permissions": perms},
 	}
@@ -158,8 +188,8 @@ func (s *Server) listHistory(w http.ResponseWriter, r *http.Request, c *call) er
 		if ts == 0 {
 			ts = s.nowMS()
 		}
-		limit := s.effectiveLimit(q.Limit)
-		opts := storage.ListOptions{Filters: q.Filters, Sort: q.Sort, After: q.After, Limit: limit + 1, IDs: scopeIDs(all, ids)}
+		limit := s.engine.Limit(q.Limit)
+		opts := storage.ListOptions{Filters: q.Filters, Sort: q.Sort, After: q.After, Limit: limit + 1, IDs: historyIDs(all, ids)}
 		objs, err := tx.List(ctx, historyScope(bid), opts)
 		if err != nil {
 			return err
@@ -191,7 +221,8 @@ func (s *Server) purgeHistory(w http.ResponseWriter, r *http.Request, c *call) e
 		tombs []map[string]any
 		ts    int64
 	}
-	res, err := update(s, ctx, func(tx storage.Tx) (purged, error) {
+	res, err := resource.Write(ctx, s.engine, func(u *resource.Unit) (purged, error) {
+		tx := u.Tx
 		var res purged
 		if err := c.loadPrincipals(ctx, tx); err != nil {
 			return res, err
@@ -210,7 +241,7 @@ func (s *Server) purgeHistory(w http.ResponseWriter, r *http.Request, c *call) e
 		if err != nil {
 			return res, err
 		}
-		objs, err := tx.List(ctx, historyScope(bid), storage.ListOptions{Filters: q.Filters, Sort: q.Sort, IDs: scopeIDs(all, ids)})
+		objs, err := tx.List(ctx, historyScope(bid), storage.ListOptions{Filters: q.Filters, Sort: q.Sort, IDs: historyIDs(all, ids)})
 		if err != nil {
 			return res, err
 		}
@@ -240,4 +271,12 @@ func (s *Server) purgeHistory(w http.ResponseWriter, r *http.Request, c *call) e
 	setTimestamp(w, ts)
 	s.writeJSON(w, http.StatusOK, map[string]any{"data": tombs})
 	return nil
+}
+
+// historyIDs is the ids restriction of a history list: nil for all.
+func historyIDs(all bool, ids []string) []string {
+	if all {
+		return nil
+	}
+	return ids
 }

@@ -4,8 +4,10 @@ import (
 	"net/http"
 
 	"kintogo/internal/changes"
+	"kintogo/internal/kerr"
 	"kintogo/internal/model"
 	"kintogo/internal/query"
+	"kintogo/internal/resource"
 )
 
 // monitorPath names the monitor list for cache settings
@@ -21,7 +23,7 @@ func (s *Server) monitorRecords(w http.ResponseWriter, r *http.Request, c *call)
 	if c.paramsErr != nil {
 		return c.paramsErr
 	}
-	ifMatch, ifNoneMatch, err := preconditions(r)
+	pre, err := preconditions(r)
 	if err != nil {
 		return err
 	}
@@ -37,8 +39,8 @@ func (s *Server) monitorRecords(w http.ResponseWriter, r *http.Request, c *call)
 	if ts == 0 {
 		ts = s.nowMS()
 	}
-	if err := listPreconditions(w, ifMatch, ifNoneMatch, ts); err != nil {
-		if err != errNotModified || !s.settings.Bool("changes.empty_200_on_not_modified") {
+	if err := resource.ReadPreconditions(pre, ts, nil); err != nil {
+		if !kerr.Is(err, kerr.NotModified) || !s.settings.Bool("changes.empty_200_on_not_modified") {
 			return err
 		}
 		// The CDN-friendly answer of later plugin versions: a cacheable
@@ -52,7 +54,7 @@ func (s *Server) monitorRecords(w http.ResponseWriter, r *http.Request, c *call)
 		}
 	}
 	query.SortSlice(selected, q.Sort)
-	limit := s.effectiveLimit(q.Limit)
+	limit := s.engine.Limit(q.Limit)
 	next := ""
 	if len(selected) > limit {
 		selected = selected[:limit]

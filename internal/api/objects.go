@@ -1,23 +1,15 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
-	"sort"
 	"strconv"
-	"strings"
-	"time"
 
-	"kintogo/internal/events"
 	"kintogo/internal/kerr"
 	"kintogo/internal/model"
-	"kintogo/internal/permission"
-	"kintogo/internal/pyfmt"
 	"kintogo/internal/query"
-	"kintogo/internal/schema"
+	"kintogo/internal/resource"
 	"kintogo/internal/storage"
 )
 
@@ -44,101 +36,7 @@ type objectBody struct {
 	Permissions map[string][]string `json:"permissions"`
 }
 
-var invalidID = kerr.InvalidParam("path", nil, "Invalid object id")
-
 func (s *Server) nowMS() int64 { return s.opts.Now().UnixMilli() }
-
-// checkParent answers 404 (errno 111) when the collection of a records
-// endpoint does not exist. Other kinds have no such check (Kinto lets
-// callers allowed by settings work under a missing bucket).
-func checkParent(ctx context.Context, tx storage.Tx, p model.Path) (*storage.Object, error) {
-	if p.Kind != model.Record {
-		return nil, nil
-	}
-	parent := p.ParentPath()
-	coll, err := tx.Get(ctx, parent.Scope(), parent.ID)
-	if kerr.Is(err, kerr.NotFound) {
-		return nil, kerr.ParentNotFound("collection", p.CollectionID)
-	}
-	return coll, err
-}
-
-// visiblePermissions returns an object's ACL when the caller is one of its
-// writers, and {} otherwise (inherited rights do not count).
-func visiblePermissions(ctx context.Context, tx storage.Tx, uri string, principals []string) (map[string][]string, error) {
-	perms, err := tx.Permissions(ctx, uri)
-	if err != nil {
-		return nil, err
-	}
-	for _, w := range perms["write"] {
-		for _, p := range principals {
-			if w == p {
-				return perms, nil
-			}
-		}
-	}
-	return map[string][]string{}, nil
-}
-
-// existingDetails is the details of a 412 on an existing object.
-func existingDetails(o *storage.Object) map[string]any {
-	return map[string]any{"existing": o.Body()}
-}
-
-// preconditionFailed is the 412 of a write or read compared with existing
-// (nil when missing) whose timestamp, or else ts, is the answer's ETag.
-func preconditionFailed(existing *storage.Object, ts int64) error {
-	e := &kerr.Error{Kind: kerr.PreconditionFailed, Timestamp: ts}
-	if existing != nil {
-		e.Details = existingDetails(existing)
-		e.Timestamp = existing.LastModified
-	}
-	return e
-}
-
-// checkObjectPreconditions applies If-Match / If-None-Match to a write on
-// an object (nil when missing). A failure carries the timestamp of the
-// object it was compared with, or when it is missing its list's.
-func checkObjectPreconditions(ctx context.Context, tx storage.Tx, p model.Path, ifMatch, ifNoneMatch precondition, existing *storage.Object) error {
-	if !objectPreconditionsFail(ifMatch, ifNoneMatch, existing) {
-		return nil
-	}
-	if existing != nil {
-		return preconditionFailed(existing, 0)
-	}
-	ts, err := tx.Timestamp(ctx, p.Scope())
-	if err != nil {
-		return err
-	}
-	return preconditionFailed(nil, ts)
-}
-
-func objectPreconditionsFail(ifMatch, ifNoneMatch precondition, existing *storage.Object) bool {
-	if existing != nil && ifNoneMatch.any {
-		return true
-	}
-	if ifMatch.set {
-		return existing == nil || (!ifMatch.any && ifMatch.ts != existing.LastModified)
-	}
-	return false
-}
-
-// effectiveLimit is the page size: _limit capped by paginate_by, then by
-// storage_max_fetch_size, which is also the size when nothing is asked.
-func (s *Server) effectiveLimit(asked int64) int {
-	limit := asked
-	if pb := s.settings.Int("paginate_by"); pb > 0 && (limit == 0 || limit > pb) {
-		limit = pb
-	}
-	maxFetch := s.settings.Int("storage_max_fetch_size")
-	if maxFetch <= 0 {
-		maxFetch = 10000
-	}
-	if limit == 0 || limit > maxFetch {
-		limit = maxFetch
-	}
-	return int(limit)
-}
 
 // nextPage is the absolute URL of the next page: the same query with
 // _limit and _token set.
@@ -206,94 +104,47 @@ func (s *Server) cacheHeaders(w http.ResponseWriter, c *call, p model.Path, coll
 	}
 }
 
+// request is the engine request of an HTTP request on path p: its caller,
+// preconditions, and the errors of the request itself, which the engine
+// reports once the caller is authorized (Kinto's order).
+func (s *Server) request(r *http.Request, c *call, p model.Path, invalid ...error) resource.Request {
+	pre, precondErr := preconditions(r)
+	errs := append([]error{checkAccept(r), precondErr}, invalid...)
+	return resource.Request{Path: p, Caller: c.caller(), Pre: pre, Invalid: firstErr(errs...)}
+}
+
 // listObjects is GET/HEAD on a plural endpoint.
 func (s *Server) listObjects(k kindRoute) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c *call) error {
 		p := k.path(r)
-		ctx := r.Context()
-		ifMatch, ifNoneMatch, precondErr := preconditions(r)
-		var (
-			ts, total int64
-			items     []map[string]any
-			next      string
-			coll      *storage.Object
-			q         *query.Query
-		)
-		err := s.view(ctx, func(tx storage.Tx) error {
-			scope, parent, err := s.listAccess(ctx, tx, c, p)
-			if err != nil {
-				return err
-			}
-			coll = parent
-			if err := firstErr(checkAccept(r), precondErr, c.paramsErr); err != nil {
-				return err
-			}
-			if q, err = query.Parse(c.params, query.Schema{}, s.nowMS()); err != nil {
-				return err
-			}
-			if ts, err = tx.Timestamp(ctx, p.Scope()); err != nil {
-				return err
-			}
-			if ts == 0 {
-				ts = s.nowMS()
-			}
-			if err := listPreconditions(w, ifMatch, ifNoneMatch, ts); err != nil {
-				return err
-			}
-			limit := s.effectiveLimit(q.Limit)
-			objs, err := tx.List(ctx, p.Scope(), storage.ListOptions{
-				Filters: q.Filters, Sort: q.Sort, After: q.After, Limit: limit + 1,
-				IncludeDeleted: q.Tombstones, IDs: scopeIDs(scope.All, scope.IDs),
-			})
-			if err != nil {
-				return err
-			}
-			if len(objs) > limit {
-				objs = objs[:limit]
-				if r.Method != http.MethodHead {
-					next = s.nextPage(r, c.params, limit, query.Token(objs[len(objs)-1], q.Sort, q.Offset+int64(len(objs))))
-				}
-			}
-			if r.Method == http.MethodHead {
-				n, err := tx.Count(ctx, p.Scope(), q.Filters, scopeIDs(scope.All, scope.IDs))
-				total = int64(n)
-				return err
-			}
-			items = make([]map[string]any, len(objs))
-			for i, o := range objs {
-				items[i] = project(o, o.Body(), q.Fields)
-			}
-			return nil
-		})
+		q, qErr := s.parseQuery(c, query.Schema{})
+		req := resource.ListRequest{Request: s.request(r, c, p, qErr), Query: q, Count: r.Method == http.MethodHead}
+		l, err := s.engine.List(r.Context(), req)
 		if err != nil {
 			return err
 		}
-		return s.writeList(w, r, c, listReply{path: p, coll: coll, query: q, ts: ts, next: next, counted: true, total: total, items: items})
+		reply := listReply{path: p, coll: l.Collection, query: q, ts: l.Timestamp, counted: true, total: l.Total}
+		if l.Next != "" {
+			reply.next = s.nextPage(r, c.params, s.engine.Limit(q.Limit), l.Next)
+		}
+		if r.Method != http.MethodHead {
+			items := make([]map[string]any, len(l.Objects))
+			for i, o := range l.Objects {
+				items[i] = project(o, o.Body(), q.Fields)
+			}
+			reply.items = items
+		}
+		return s.writeList(w, r, c, reply)
 	}
 }
 
-// listAccess is the check of every read of a list: the caller's right to
-// it (the scope of what it may see), then, for records, their collection.
-func (s *Server) listAccess(ctx context.Context, tx storage.Tx, c *call, p model.Path) (permission.ListScope, *storage.Object, error) {
-	if err := c.loadPrincipals(ctx, tx); err != nil {
-		return permission.ListScope{}, nil, err
+// parseQuery parses the request's list parameters (the error of a
+// malformed query string first).
+func (s *Server) parseQuery(c *call, schema query.Schema, without ...string) (*query.Query, error) {
+	if c.paramsErr != nil {
+		return nil, c.paramsErr
 	}
-	scope, ok, err := s.authz.ForList(ctx, tx, p, "read", c.principals())
-	if err != nil {
-		return scope, nil, err
-	}
-	if !ok {
-		return scope, nil, c.denied()
-	}
-	coll, err := checkParent(ctx, tx, p)
-	return scope, coll, err
-}
-
-func scopeIDs(all bool, ids []string) []string {
-	if all {
-		return nil
-	}
-	return ids
+	return query.Parse(query.Without(c.params, without...), schema, s.nowMS())
 }
 
 func firstErr(errs ...error) error {
@@ -304,26 +155,6 @@ func firstErr(errs ...error) error {
 	}
 	return nil
 }
-
-// notModified is returned by listPreconditions when a 304 was written.
-type notModified struct{}
-
-func (notModified) Error() string { return "not modified" }
-
-// listPreconditions applies If-None-Match / If-Match to a plural GET: the
-// list always "exists", so If-None-Match: * always fails.
-func listPreconditions(w http.ResponseWriter, ifMatch, ifNoneMatch precondition, ts int64) error {
-	setTimestamp(w, ts)
-	if ifNoneMatch.set && !ifNoneMatch.any && ifNoneMatch.ts == ts {
-		return errNotModified
-	}
-	if ifNoneMatch.any || (ifMatch.set && !ifMatch.any && ifMatch.ts != ts) {
-		return preconditionFailed(nil, ts)
-	}
-	return nil
-}
-
-var errNotModified error = notModified{}
 
 // listReply is a successful list answer.
 type listReply struct {
@@ -374,76 +205,21 @@ func (s *Server) writeList(w http.ResponseWriter, r *http.Request, c *call, l li
 func (s *Server) getObject(k kindRoute) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c *call) error {
 		p := k.path(r)
-		ctx := r.Context()
-		ifMatch, ifNoneMatch, precondErr := preconditions(r)
-		var obj *storage.Object
-		var perms map[string][]string
-		var coll *storage.Object
-		var q *query.Query
-		err := s.view(ctx, func(tx storage.Tx) error {
-			if err := c.loadPrincipals(ctx, tx); err != nil {
-				return err
-			}
-			if err := s.authorizeObject(ctx, tx, c, p, "read"); err != nil {
-				return err
-			}
-			var err error
-			if coll, err = checkParent(ctx, tx, p); err != nil {
-				return err
-			}
-			if err := firstErr(checkAccept(r), precondErr, c.paramsErr); err != nil {
-				return err
-			}
-			if q, err = query.Parse(query.Without(c.params, "_since", "_before", "_to", "_limit", "_sort", "_token"), query.Schema{}, s.nowMS()); err != nil {
-				return err
-			}
-			if obj, err = tx.Get(ctx, p.Scope(), p.ID); err != nil {
-				return err
-			}
-			setTimestamp(w, obj.LastModified)
-			if ifNoneMatch.set && !ifNoneMatch.any && ifNoneMatch.ts == obj.LastModified {
-				return errNotModified
-			}
-			if ifNoneMatch.any || (ifMatch.set && !ifMatch.any && ifMatch.ts != obj.LastModified) {
-				return preconditionFailed(obj, 0)
-			}
-			perms, err = visiblePermissions(ctx, tx, p.URI(), c.principals())
-			return err
-		})
+		q, qErr := s.parseQuery(c, query.Schema{}, "_since", "_before", "_to", "_limit", "_sort", "_token")
+		f, err := s.engine.Get(r.Context(), s.request(r, c, p, qErr))
 		if err != nil {
 			return err
 		}
-		s.cacheHeaders(w, c, p, coll)
-		s.writeJSON(w, http.StatusOK, objectBody{Data: project(obj, obj.Body(), q.Fields), Permissions: perms})
+		setTimestamp(w, f.Object.LastModified)
+		s.cacheHeaders(w, c, p, f.Collection)
+		s.writeJSON(w, http.StatusOK, objectBody{Data: project(f.Object, f.Object.Body(), q.Fields), Permissions: f.Perms})
 		return nil
 	}
-}
-
-// authorizeObject checks perm on an object, then its id (Kinto validates
-// ids after authorization). A caller refused on a missing object gets a 404
-// instead when it may read the parent.
-func (s *Server) authorizeObject(ctx context.Context, tx storage.Tx, c *call, p model.Path, perm string) error {
-	ok, err := s.authz.Allowed(ctx, tx, p, perm, c.principals())
-	if err != nil {
-		return err
-	}
-	if ok {
-		if !p.Kind.ValidID(p.ID) {
-			return invalidID
-		}
-		return nil
-	}
-	if _, err := tx.Get(ctx, p.Scope(), p.ID); kerr.Is(err, kerr.NotFound) {
-		if can, err := s.authz.CanReadParent(ctx, tx, p, c.principals()); err != nil || can {
-			return err
-		}
-	}
-	return c.denied()
 }
 
 // writeInput is a parsed write request body.
 type writeInput struct {
-	env   *envelope
+	body  *resource.Body
 	err   error // reported after authorization, as Kinto does
 	media string
 	ops   []any // JSON-Patch operations
@@ -466,333 +242,26 @@ func readWrite(r *http.Request, k *model.Kind, accepted ...string) writeInput {
 		return in
 	}
 	if in.media == mediaJSONPatch {
-		in.ops, in.err = validatePatchOps(v)
+		in.ops, in.err = resource.ValidatePatchOps(v)
 		return in
 	}
-	in.env, in.err = parseEnvelope(v, k)
+	in.body, in.err = parseEnvelope(v, k)
 	return in
 }
 
-// suppliedTimestamp extracts a client-supplied last_modified from data (an
-// integer, else ignored) and removes id and last_modified from it. A
-// timestamp beyond maxSuppliedTimestamp is refused.
-func (s *Server) suppliedTimestamp(data map[string]any) (int64, error) {
-	var ts int64
-	raw, present := data[query.ModifiedField]
-	if n, ok := raw.(json.Number); ok {
-		if v, err := n.Int64(); err == nil && v > 0 {
-			ts = v
-		} else if err != nil && query.Compare(n, int64(math.MaxInt64)) > 0 {
-			ts = math.MaxInt64 // beyond int64: refused below
-		}
+// writeRequest is the engine request of a write: the body's errors come
+// after checkAccept's and before the preconditions', as in Kinto.
+func (s *Server) writeRequest(r *http.Request, c *call, p model.Path, in writeInput, invalid ...error) resource.WriteRequest {
+	pre, precondErr := preconditions(r)
+	req := resource.WriteRequest{Request: resource.Request{Path: p, Caller: c.caller(), Pre: pre,
+		Invalid: firstErr(append([]error{checkAccept(r), in.err, precondErr}, invalid...)...)}, Body: in.body, Ops: in.ops}
+	switch in.media {
+	case mediaMergePatch:
+		req.Patch = resource.Merge
+	case mediaJSONPatch:
+		req.Patch = resource.JSONPatch
 	}
-	delete(data, query.ModifiedField)
-	delete(data, query.IDField)
-	if present && ts > s.maxSuppliedTimestamp() {
-		return 0, kerr.InvalidParam("body", kerr.Name("data."+query.ModifiedField), fmt.Sprintf("%s is too far in the future", pyfmt.Str(raw)))
-	}
-	return ts, nil
-}
-
-// maxSuppliedTimestamp bounds the timestamps clients may give (to keep a
-// replica's, Kinto's last_modified in a body or ?last_modified= of a
-// DELETE): a day after the clock, as _since and _before are. Beyond it,
-// the scope's timestamp would leave the range clients may poll with, and
-// near the int64 limit it could not increase any more.
-func (s *Server) maxSuppliedTimestamp() int64 {
-	return s.nowMS() + maxFutureDrift.Milliseconds()
-}
-
-// maxFutureDrift is how far ahead of the server's clock a timestamp given
-// by a client may be.
-const maxFutureDrift = 24 * time.Hour
-
-// checkSize refuses an object whose stored form would be larger than a
-// request body may be (max_body_bytes): whatever the write (PATCH merging
-// into what exists, JSON-Patch copies, the defaults of a batch), nothing
-// stored outgrows what one request could send.
-func (s *Server) checkSize(data map[string]any) error {
-	if s.maxBody <= 0 {
-		return nil
-	}
-	var n byteCounter
-	enc := json.NewEncoder(&n)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(data); err != nil {
-		return kerr.Wrap(kerr.Invalid, "Object cannot be stored.", err)
-	}
-	if int64(n) > s.maxBody {
-		return &kerr.Error{Kind: kerr.TooLarge, Message: fmt.Sprintf("Resulting object is larger than %d bytes.", s.maxBody)}
-	}
-	return nil
-}
-
-// byteCounter is an io.Writer that only counts.
-type byteCounter int64
-
-func (b *byteCounter) Write(p []byte) (int, error) {
-	*b += byteCounter(len(p))
-	return len(p), nil
-}
-
-// storeObject validates data (the kind's rules, its size, then the JSON
-// schemas that govern it) and stores it as the object at p, which replaces
-// existing (nil for a new object). A client-supplied last_modified is kept
-// on creation, and on update only when newer than the existing one.
-func (s *Server) storeObject(ctx context.Context, tx storage.Tx, p model.Path, existing *storage.Object, data map[string]any) (*storage.Object, error) {
-	supplied, err := s.suppliedTimestamp(data)
-	if err != nil {
-		return nil, err
-	}
-	if existing != nil && supplied <= existing.LastModified {
-		supplied = 0
-	}
-	if err := validateData(p.Kind, data); err != nil {
-		return nil, err
-	}
-	if err := s.checkSize(data); err != nil {
-		return nil, err
-	}
-	if err := s.validateAgainstSchemas(ctx, tx, p, withID(data, p.ID)); err != nil {
-		return nil, err
-	}
-	delete(data, query.IDField)
-	return tx.Put(ctx, p.Scope(), &storage.Object{ID: p.ID, Data: data, LastModified: supplied})
-}
-
-// withID puts the object's id in its data, for validation against schemas
-// that declare it; callers remove it again before storing.
-func withID(data map[string]any, id string) map[string]any {
-	data[query.IDField] = id
-	return data
-}
-
-// copyData returns a shallow copy of an object's data.
-func copyData(m map[string]any) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
-// schemaFields are the fields of each kind that hold a JSON schema, checked
-// against the meta-schema on every write whatever the validation setting.
-var schemaFields = map[*model.Kind][]string{
-	model.Bucket:     {"collection:schema", "group:schema", "record:schema"},
-	model.Collection: {"schema"},
-}
-
-// validateData applies the per-kind rules on data (kinto-protocol.md §3.4).
-func validateData(k *model.Kind, data map[string]any) error {
-	for _, field := range schemaFields[k] {
-		if v, ok := data[field]; ok {
-			if msg := schema.Check(v); msg != "" {
-				return kerr.InvalidParam("body", kerr.Name("data."+field), msg)
-			}
-		}
-	}
-	switch k {
-	case model.Collection:
-		if v, ok := data["cache_expires"]; ok {
-			n, isNum := v.(json.Number)
-			if _, err := strconv.ParseInt(string(n), 10, 64); !isNum || err != nil {
-				return kerr.InvalidParam("body", kerr.Name("data.cache_expires"), fmt.Sprintf("%q is not a number", pyfmt.Str(v)))
-			}
-		}
-	case model.Group:
-		raw, ok := data["members"]
-		if !ok {
-			data["members"] = []any{}
-			return nil
-		}
-		list, ok := raw.([]any)
-		if !ok {
-			return kerr.InvalidParam("body", kerr.Name("data.members"), fmt.Sprintf("%q is not iterable", pyfmt.Str(raw)))
-		}
-		for i, m := range list {
-			member, ok := m.(string)
-			if !ok {
-				return kerr.InvalidParam("body", kerr.Name(fmt.Sprintf("data.members.%d", i)), fmt.Sprintf("%s is not a string: {'': ''}", pyfmt.Str(m)))
-			}
-			if member == "system.Everyone" || strings.HasPrefix(member, "/buckets/") {
-				return kerr.InvalidParam("body", kerr.Name("data.members"), fmt.Sprintf("'%s' is not a valid user ID.", member))
-			}
-		}
-	}
-	return nil
-}
-
-func members(o *storage.Object) []string {
-	if o == nil || o.Deleted {
-		return nil
-	}
-	list, _ := o.Data["members"].([]any)
-	out := make([]string, 0, len(list))
-	for _, m := range list {
-		if s, ok := m.(string); ok {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// afterWrite keeps what depends on an object current: the timestamps of a
-// new parent's child scopes (so that a new collection's records list has a
-// stable ETag and shows in the changes monitor at once), and the group
-// principals of a group's members.
-func afterWrite(ctx context.Context, tx storage.Tx, p model.Path, old, obj *storage.Object) error {
-	if old == nil {
-		for _, child := range p.Kind.Children() {
-			if _, err := tx.InitTimestamp(ctx, p.ChildScope(child)); err != nil {
-				return err
-			}
-		}
-	}
-	if p.Kind != model.Group {
-		return nil
-	}
-	before, after := members(old), members(obj)
-	in := func(list []string, m string) bool {
-		for _, x := range list {
-			if x == m {
-				return true
-			}
-		}
-		return false
-	}
-	for _, m := range before {
-		if !in(after, m) {
-			if err := tx.RemoveUserPrincipal(ctx, m, p.URI()); err != nil {
-				return err
-			}
-		}
-	}
-	for _, m := range after {
-		if !in(before, m) {
-			if err := tx.AddUserPrincipal(ctx, m, p.URI()); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// cascade removes what depended on a deleted object: its children (without
-// tombstones), ACEs and group memberships (kinto-protocol.md §3.7).
-func cascade(ctx context.Context, tx storage.Tx, p model.Path) error {
-	uri := p.URI()
-	switch p.Kind {
-	case model.Bucket:
-		groups, err := tx.List(ctx, p.ChildScope(model.Group), storage.ListOptions{})
-		if err != nil {
-			return err
-		}
-		for _, g := range groups {
-			if err := tx.RemovePrincipal(ctx, uri+"/groups/"+g.ID); err != nil {
-				return err
-			}
-		}
-		if err := tx.PurgeTree(ctx, uri); err != nil {
-			return err
-		}
-		return tx.DeletePermissions(ctx, uri, uri+"/*")
-	case model.Collection:
-		if err := tx.PurgeTree(ctx, uri); err != nil {
-			return err
-		}
-		return tx.DeletePermissions(ctx, uri, uri+"/*")
-	case model.Group:
-		if err := tx.RemovePrincipal(ctx, uri); err != nil {
-			return err
-		}
-	}
-	return tx.DeletePermissions(ctx, uri)
-}
-
-// withWriter adds the caller to the write permission unless
-// explicit_permissions is off.
-func (s *Server) withWriter(perms map[string][]string, c *call) map[string][]string {
-	if perms == nil {
-		perms = map[string][]string{}
-	}
-	if !s.settings.Bool("explicit_permissions") {
-		return perms
-	}
-	for _, w := range perms["write"] {
-		if w == c.writer() {
-			return perms
-		}
-	}
-	perms["write"] = append(perms["write"], c.writer())
-	return perms
-}
-
-// committed publishes what a write changed, once it is committed and
-// before the writer gets its answer. Inside a batch, the events wait for
-// the batch's commit.
-func (s *Server) committed(ctx context.Context, action string, p model.Path, objs ...*storage.Object) {
-	evs := make([]events.Event, 0, len(objs))
-	for _, o := range objs {
-		ev := events.Event{Action: action, ResourceName: p.Kind.Name, BucketID: p.BucketID, CollectionID: p.CollectionID, ID: o.ID, Timestamp: o.LastModified}
-		switch p.Kind {
-		case model.Bucket:
-			ev.BucketID = o.ID
-		case model.Collection:
-			ev.CollectionID = o.ID
-		}
-		evs = append(evs, ev)
-	}
-	if b := batchOf(ctx); b != nil {
-		b.events = append(b.events, evs...)
-		return
-	}
-	s.bus.Publish(evs...)
-}
-
-// prepare starts every write: the caller's group principals, the locks
-// that must come first (lockFirst), then the parent collection of a
-// records endpoint, which must exist before any authorization (Kinto
-// checks it while building the route context).
-func (s *Server) prepare(ctx context.Context, tx storage.Tx, c *call, p model.Path) error {
-	if err := c.loadPrincipals(ctx, tx); err != nil {
-		return err
-	}
-	if err := s.lockFirst(ctx, tx, p); err != nil {
-		return err
-	}
-	_, err := checkParent(ctx, tx, p)
-	return err
-}
-
-// lockFirst takes, before a write locks the scope of what it writes, the
-// locks it will need later: with the history plugin, every write ends by
-// adding an entry to its bucket's history, so it locks that history
-// first. Writers of one bucket then take their locks in the same order,
-// and a batch writing several collections cannot deadlock with a single
-// writer of one of them (on PostgreSQL, where writers of different scopes
-// run in parallel).
-func (s *Server) lockFirst(ctx context.Context, tx storage.Tx, p model.Path) error {
-	if !s.historyEnabled() {
-		return nil
-	}
-	bucketID := p.BucketID
-	if p.Kind == model.Bucket {
-		bucketID = p.ID
-	}
-	if bucketID == "" {
-		return nil
-	}
-	return tx.LockScope(ctx, historyScope(bucketID))
-}
-
-// storePermissions stores an object's ACL with the writer added, and
-// returns what the caller may see of it.
-func (s *Server) storePermissions(ctx context.Context, tx storage.Tx, c *call, uri string, perms map[string][]string) (map[string][]string, error) {
-	if err := tx.SetPermissions(ctx, uri, s.withWriter(perms, c)); err != nil {
-		return nil, err
-	}
-	return visiblePermissions(ctx, tx, uri, c.principals())
+	return req
 }
 
 // writeObject answers with one object, its ETag and its visible ACL.
@@ -801,103 +270,23 @@ func (s *Server) writeObject(w http.ResponseWriter, status int, o *storage.Objec
 	s.writeJSON(w, status, objectBody{Data: o.Body(), Permissions: perms})
 }
 
-// replacePermissions gives perms to every permission of the kind, clearing
-// those not listed (PUT with permissions, merge-patch, JSON-Patch).
-func replacePermissions(k *model.Kind, perms map[string][]string) map[string][]string {
-	out := map[string][]string{}
-	for _, name := range k.Perms {
-		out[name] = append([]string{}, perms[name]...)
+// writtenStatus is 201 for a creation, else 200.
+func writtenStatus(wr resource.Written) int {
+	if wr.Created {
+		return http.StatusCreated
 	}
-	return out
-}
-
-// written is what a write of one object produced: the object (or its
-// tombstone), the ACL the caller may see, and whether it was created.
-type written struct {
-	obj     *storage.Object
-	perms   map[string][]string
-	created bool
+	return http.StatusOK
 }
 
 // createObject is POST on a plural endpoint.
 func (s *Server) createObject(k kindRoute) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c *call) error {
-		p := k.path(r)
-		ctx := r.Context()
 		in := readWrite(r, k.kind, mediaJSON)
-		ifMatch, ifNoneMatch, precondErr := preconditions(r)
-		res, err := update(s, ctx, func(tx storage.Tx) (written, error) {
-			if err := s.prepare(ctx, tx, c, p); err != nil {
-				return written{}, err
-			}
-			var id any
-			var existing *storage.Object
-			if in.env != nil && in.env.data != nil {
-				id = in.env.data[query.IDField]
-				if sid, ok := id.(string); ok && k.kind.ValidID(sid) {
-					o, err := tx.Get(ctx, p.Scope(), sid)
-					if err != nil && !kerr.Is(err, kerr.NotFound) {
-						return written{}, err
-					}
-					existing = o
-				}
-			}
-			var allowed bool
-			var err error
-			if existing != nil {
-				allowed, err = s.authz.Allowed(ctx, tx, p.WithID(existing.ID), "read", c.principals())
-			} else {
-				allowed, err = s.authz.CanCreate(ctx, tx, p, c.principals())
-			}
-			if err != nil {
-				return written{}, err
-			}
-			if !allowed {
-				return written{}, c.denied()
-			}
-			if err := firstErr(checkAccept(r), in.err, precondErr); err != nil {
-				return written{}, err
-			}
-			if id != nil {
-				if sid, ok := id.(string); !ok || !k.kind.ValidID(sid) {
-					return written{}, invalidID
-				}
-			}
-			if err := checkObjectPreconditions(ctx, tx, p, ifMatch, ifNoneMatch, existing); err != nil {
-				return written{}, err
-			}
-			if existing != nil {
-				perms, err := visiblePermissions(ctx, tx, p.WithID(existing.ID).URI(), c.principals())
-				return written{obj: existing, perms: perms}, err
-			}
-			data := copyData(in.env.data)
-			newID, _ := id.(string)
-			if newID == "" {
-				newID = k.kind.NewID()
-			}
-			target := p.WithID(newID)
-			out, err := s.storeObject(ctx, tx, target, nil, data)
-			if err != nil {
-				return written{}, err
-			}
-			if err := afterWrite(ctx, tx, target, nil, out); err != nil {
-				return written{}, err
-			}
-			perms, err := s.storePermissions(ctx, tx, c, target.URI(), in.env.permissions)
-			if err != nil {
-				return written{}, err
-			}
-			return written{obj: out, perms: perms, created: true}, s.recordHistory(ctx, tx, c, "create", p, out)
-		})
+		res, err := s.engine.Create(r.Context(), s.writeRequest(r, c, k.path(r), in))
 		if err != nil {
 			return err
 		}
-		status := http.StatusOK
-		if res.created {
-			status = http.StatusCreated
-			s.committed(ctx, "create", p, res.obj)
-		}
-		s.writeObject(w, status, res.obj, res.perms)
+		s.writeObject(w, writtenStatus(res), res.Object, res.Perms)
 		return nil
 	}
 }
@@ -905,372 +294,76 @@ func (s *Server) createObject(k kindRoute) handlerFunc {
 // putObject is PUT on an object: create or replace.
 func (s *Server) putObject(k kindRoute) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c *call) error {
-		p := k.path(r)
-		ctx := r.Context()
 		in := readWrite(r, k.kind, mediaJSON)
-		ifMatch, ifNoneMatch, precondErr := preconditions(r)
-		res, err := update(s, ctx, func(tx storage.Tx) (written, error) {
-			if err := s.prepare(ctx, tx, c, p); err != nil {
-				return written{}, err
-			}
-			existing, err := tx.Get(ctx, p.Scope(), p.ID)
-			if err != nil && !kerr.Is(err, kerr.NotFound) {
-				return written{}, err
-			}
-			var allowed bool
-			if existing != nil && !ifNoneMatch.any {
-				allowed, err = s.authz.Allowed(ctx, tx, p, "write", c.principals())
-			} else {
-				allowed, err = s.authz.CanCreate(ctx, tx, p, c.principals())
-			}
-			if err != nil {
-				return written{}, err
-			}
-			if !allowed {
-				return written{}, c.denied()
-			}
-			if !p.Kind.ValidID(p.ID) {
-				return written{}, invalidID
-			}
-			if err := firstErr(checkAccept(r), in.err, precondErr, checkObjectPreconditions(ctx, tx, p, ifMatch, ifNoneMatch, existing)); err != nil {
-				return written{}, err
-			}
-			var data map[string]any
-			switch {
-			case in.env.data != nil:
-				data = copyData(in.env.data)
-			case existing != nil:
-				data = copyData(existing.Data)
-			default:
-				data = map[string]any{}
-			}
-			if id, ok := data[query.IDField]; ok && id != p.ID {
-				return written{}, kerr.InvalidParam("body", kerr.Name("id"), "Object id does not match existing object")
-			}
-			out, err := s.storeObject(ctx, tx, p, existing, data)
-			if err != nil {
-				return written{}, err
-			}
-			if err := afterWrite(ctx, tx, p, existing, out); err != nil {
-				return written{}, err
-			}
-			var perms map[string][]string
-			if in.env.hasPerms {
-				perms = replacePermissions(k.kind, in.env.permissions)
-			} else if perms, err = tx.Permissions(ctx, p.URI()); err != nil {
-				return written{}, err
-			}
-			if perms, err = s.storePermissions(ctx, tx, c, p.URI(), perms); err != nil {
-				return written{}, err
-			}
-			res := written{obj: out, perms: perms, created: existing == nil}
-			return res, s.recordHistory(ctx, tx, c, res.action(), p, out)
-		})
+		res, err := s.engine.Put(r.Context(), s.writeRequest(r, c, k.path(r), in))
 		if err != nil {
 			return err
 		}
-		s.committed(ctx, res.action(), p, res.obj)
-		status := http.StatusOK
-		if res.created {
-			status = http.StatusCreated
-		}
-		s.writeObject(w, status, res.obj, res.perms)
+		s.writeObject(w, writtenStatus(res), res.Object, res.Perms)
 		return nil
 	}
 }
 
-// action is the event of a write that stored an object.
-func (wr written) action() string {
-	if wr.created {
-		return "create"
+// patchObject is PATCH on an object, with plain JSON (shallow merge),
+// JSON merge-patch or JSON-Patch bodies; Response-Behavior light and diff
+// answer only the fields that changed.
+func (s *Server) patchObject(k kindRoute) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+		in := readWrite(r, k.kind, mediaJSON, mediaMergePatch, mediaJSONPatch)
+		behavior := r.Header.Get("Response-Behavior")
+		var behaviorErr error
+		switch behavior {
+		case "", "full", "light", "diff":
+		default:
+			behaviorErr = kerr.InvalidParam("header", kerr.Name("Response-Behavior"), fmt.Sprintf("%q is not one of full, light, diff", behavior))
+		}
+		res, err := s.engine.Patch(r.Context(), s.writeRequest(r, c, k.path(r), in, behaviorErr))
+		if err != nil {
+			return err
+		}
+		if behavior == "light" || behavior == "diff" {
+			setTimestamp(w, res.Object.LastModified)
+			s.writeJSON(w, http.StatusOK, map[string]any{"data": resource.ChangedFields(res.Before, res.Object, res.Sent, behavior == "diff")})
+			return nil
+		}
+		s.writeObject(w, http.StatusOK, res.Object, res.Perms)
+		return nil
 	}
-	return "update"
-}
-
-// suppliedDeletion reads the ?last_modified= a client gives the tombstone
-// of a DELETE (0 when absent).
-func (s *Server) suppliedDeletion(params []query.Param) (int64, error) {
-	v, ok := query.Get(params, query.ModifiedField)
-	if !ok {
-		return 0, nil
-	}
-	n, err := strconv.ParseInt(strings.Trim(v, `"`), 10, 64)
-	if err != nil || n < 0 {
-		return 0, kerr.InvalidParam("querystring", kerr.Name(query.ModifiedField), fmt.Sprintf("%q is not a number", v))
-	}
-	if n > s.maxSuppliedTimestamp() {
-		return 0, kerr.InvalidParam("querystring", kerr.Name(query.ModifiedField), fmt.Sprintf("%q is too far in the future", v))
-	}
-	return n, nil
 }
 
 // deleteObject is DELETE on an object: a tombstone, and cascades.
 func (s *Server) deleteObject(k kindRoute) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c *call) error {
-		p := k.path(r)
-		ctx := r.Context()
-		ifMatch, ifNoneMatch, precondErr := preconditions(r)
-		tomb, err := update(s, ctx, func(tx storage.Tx) (*storage.Object, error) {
-			if err := s.prepare(ctx, tx, c, p); err != nil {
-				return nil, err
-			}
-			if err := s.authorizeObject(ctx, tx, c, p, "write"); err != nil {
-				return nil, err
-			}
-			if err := firstErr(checkAccept(r), precondErr, c.paramsErr); err != nil {
-				return nil, err
-			}
-			existing, err := tx.Get(ctx, p.Scope(), p.ID)
-			if err != nil {
-				return nil, err
-			}
-			if err := checkObjectPreconditions(ctx, tx, p, ifMatch, ifNoneMatch, existing); err != nil {
-				return nil, err
-			}
-			supplied, err := s.suppliedDeletion(c.params)
-			if err != nil {
-				return nil, err
-			}
-			tomb, err := tx.Delete(ctx, p.Scope(), p.ID, supplied)
-			if err != nil {
-				return nil, err
-			}
-			if err := cascade(ctx, tx, p); err != nil {
-				return nil, err
-			}
-			if p.Kind == model.Bucket {
-				return tomb, nil // its history went with it
-			}
-			return tomb, s.recordHistory(ctx, tx, c, "delete", p, tomb)
-		})
+		supplied, _ := query.Get(c.params, query.ModifiedField)
+		tomb, err := s.engine.Delete(r.Context(), s.request(r, c, k.path(r), c.paramsErr), supplied)
 		if err != nil {
 			return err
 		}
-		s.committed(ctx, "delete", p, tomb)
 		setTimestamp(w, tomb.LastModified)
 		s.writeJSON(w, http.StatusOK, map[string]any{"data": tomb.Body()})
 		return nil
 	}
 }
 
-// deletedList is what a plural DELETE produced.
-type deletedList struct {
-	tombs []*storage.Object
-	ts    int64
-	next  string
-}
-
 // deleteObjects is DELETE on a plural endpoint: every object the caller may
-// delete that matches the filters.
+// delete that matches the filters (one page of them).
 func (s *Server) deleteObjects(k kindRoute) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, c *call) error {
-		p := k.path(r)
-		ctx := r.Context()
-		ifMatch, ifNoneMatch, precondErr := preconditions(r)
-		res, err := update(s, ctx, func(tx storage.Tx) (deletedList, error) {
-			var res deletedList
-			if err := s.prepare(ctx, tx, c, p); err != nil {
-				return res, err
-			}
-			scope, ok, err := s.authz.ForList(ctx, tx, p, "write", c.principals())
-			if err != nil {
-				return res, err
-			}
-			if !ok {
-				return res, c.denied()
-			}
-			if err := firstErr(checkAccept(r), precondErr, c.paramsErr); err != nil {
-				return res, err
-			}
-			q, err := query.Parse(c.params, query.Schema{}, s.nowMS())
-			if err != nil {
-				return res, err
-			}
-			if q.After != nil {
-				if err := s.useDeleteToken(ctx, tx, q.Nonce); err != nil {
-					return res, err
-				}
-			}
-			if res.ts, err = tx.Timestamp(ctx, p.Scope()); err != nil {
-				return res, err
-			}
-			if ifNoneMatch.set || (ifMatch.set && !ifMatch.any && ifMatch.ts != res.ts) {
-				return res, preconditionFailed(nil, res.ts)
-			}
-			limit := s.effectiveLimit(q.Limit)
-			objs, err := tx.List(ctx, p.Scope(), storage.ListOptions{
-				Filters: q.Filters, Sort: q.Sort, After: q.After, Limit: limit + 1, IDs: scopeIDs(scope.All, scope.IDs),
-			})
-			if err != nil {
-				return res, err
-			}
-			if len(objs) > limit {
-				objs = objs[:limit]
-				tok, nonce := query.TokenWithNonce(objs[len(objs)-1], q.Sort, q.Offset+int64(len(objs)))
-				if err := s.issueDeleteToken(ctx, tx, nonce); err != nil {
-					return res, err
-				}
-				res.next = s.nextPage(r, c.params, limit, tok)
-			}
-			for _, o := range objs {
-				tomb, err := tx.Delete(ctx, p.Scope(), o.ID, 0)
-				if err != nil {
-					return res, err
-				}
-				if err := cascade(ctx, tx, p.WithID(o.ID)); err != nil {
-					return res, err
-				}
-				if p.Kind != model.Bucket {
-					if err := s.recordHistory(ctx, tx, c, "delete", p, tomb); err != nil {
-						return res, err
-					}
-				}
-				res.tombs = append(res.tombs, tomb)
-				res.ts = max(res.ts, tomb.LastModified)
-			}
-			return res, nil
-		})
+		q, qErr := s.parseQuery(c, query.Schema{})
+		req := resource.ListRequest{Request: s.request(r, c, k.path(r), qErr), Query: q}
+		res, err := s.engine.DeleteList(r.Context(), req)
 		if err != nil {
 			return err
 		}
-		s.committed(ctx, "delete", p, res.tombs...)
-		ts := res.ts
-		if ts == 0 {
-			ts = s.nowMS()
+		setTimestamp(w, res.Timestamp)
+		if res.Next != "" {
+			w.Header().Set("Next-Page", s.nextPage(r, c.params, s.engine.Limit(q.Limit), res.Next))
 		}
-		setTimestamp(w, ts)
-		if res.next != "" {
-			w.Header().Set("Next-Page", res.next)
-		}
-		tombs := res.tombs
-		sort.SliceStable(tombs, func(i, j int) bool { return tombs[i].LastModified > tombs[j].LastModified })
-		data := make([]map[string]any, len(tombs))
-		for i, t := range tombs {
+		data := make([]map[string]any, len(res.Tombstones))
+		for i, t := range res.Tombstones {
 			data[i] = t.Body()
 		}
 		s.writeJSON(w, http.StatusOK, map[string]any{"data": data})
 		return nil
 	}
-}
-
-// validateAgainstSchemas validates the data of a write against the JSON
-// schemas that govern it, when experimental_collection_schema_validation is
-// on: a record against its collection's `schema` then its bucket's
-// `record:schema`, a collection or group against the bucket's
-// `collection:schema` or `group:schema`. A record that passes its
-// collection's schema records the schema's version in its `schema` field.
-func (s *Server) validateAgainstSchemas(ctx context.Context, tx storage.Tx, p model.Path, data map[string]any) error {
-	if !s.settings.Bool("experimental_collection_schema_validation") || p.Kind == model.Bucket {
-		return nil
-	}
-	bucket, err := tx.Get(ctx, storage.Scope{Resource: model.Bucket.Name}, p.BucketID)
-	if kerr.Is(err, kerr.NotFound) {
-		return kerr.ParentNotFound("bucket", p.BucketID)
-	}
-	if err != nil {
-		return err
-	}
-	if p.Kind == model.Record {
-		delete(data, "schema")
-		coll, err := tx.Get(ctx, p.ParentPath().Scope(), p.CollectionID)
-		if err != nil {
-			return err
-		}
-		if sch, ok := coll.Data["schema"]; ok {
-			if err := validateWith(sch, data); err != nil {
-				return err
-			}
-			if m, ok := sch.(map[string]any); ok && len(m) > 0 {
-				data["schema"] = json.Number(strconv.FormatInt(coll.LastModified, 10))
-			}
-		}
-	}
-	if sch, ok := bucket.Data[p.Kind.Name+":schema"]; ok {
-		return validateWith(sch, data)
-	}
-	return nil
-}
-
-// validateWith validates data against a stored schema the way Kinto does:
-// server fields (last_modified, schema, and id unless the schema declares
-// it) are neither validated nor required.
-func validateWith(sch any, data map[string]any) error {
-	m, ok := sch.(map[string]any)
-	if !ok || len(m) == 0 {
-		return nil
-	}
-	declaresID := false
-	if props, ok := m["properties"].(map[string]any); ok {
-		_, declaresID = props["id"]
-	}
-	instance := copyData(data)
-	delete(instance, "schema")
-	delete(instance, query.ModifiedField)
-	if !declaresID {
-		delete(instance, query.IDField)
-	}
-	cleaned := copyData(m)
-	if req, ok := m["required"].([]any); ok {
-		kept := []any{}
-		for _, r := range req {
-			if r == "schema" || r == query.ModifiedField || (r == query.IDField && !declaresID) {
-				continue
-			}
-			kept = append(kept, r)
-		}
-		cleaned["required"] = kept
-	}
-	if f, ok := schema.Validate(cleaned, instance); !ok {
-		return kerr.InvalidParam("body", kerr.Name(f.Field), f.Message)
-	}
-	return nil
-}
-
-// Tokens of paginated plural DELETEs are single-use: their nonces are
-// stored (in the database, so that any node honours them) until used or
-// expired. Each lives under its own parent so that it can be removed
-// without leaving a tombstone.
-const deleteTokens = "/__tokens__/"
-
-func tokenScope(nonce string) storage.Scope {
-	return storage.Scope{Parent: deleteTokens + nonce, Resource: "delete-token"}
-}
-
-func (s *Server) issueDeleteToken(ctx context.Context, tx storage.Tx, nonce string) error {
-	validity := time.Duration(s.settings.Int("pagination_token_validity_seconds")) * time.Second
-	// Forget the tokens that expired unused.
-	issued, err := tx.Timestamps(ctx, "delete-token", []string{deleteTokens})
-	if err != nil {
-		return err
-	}
-	oldest := s.opts.Now().Add(-validity).UnixMilli()
-	for parent, at := range issued {
-		if at < oldest {
-			if err := tx.PurgeTree(ctx, parent); err != nil {
-				return err
-			}
-		}
-	}
-	_, err = tx.Put(ctx, tokenScope(nonce), &storage.Object{ID: "token", Data: map[string]any{
-		"expires": json.Number(strconv.FormatInt(s.opts.Now().Add(validity).UnixMilli(), 10)),
-	}})
-	return err
-}
-
-func (s *Server) useDeleteToken(ctx context.Context, tx storage.Tx, nonce string) error {
-	bad := kerr.InvalidParam("querystring", kerr.Name("_token"), "_token was already used or has expired.")
-	o, err := tx.Get(ctx, tokenScope(nonce), "token")
-	if kerr.Is(err, kerr.NotFound) {
-		return bad
-	}
-	if err != nil {
-		return err
-	}
-	if err := tx.PurgeTree(ctx, tokenScope(nonce).Parent); err != nil {
-		return err
-	}
-	if expires, _ := o.Data["expires"].(json.Number).Int64(); s.nowMS() > expires {
-		return bad
-	}
-	return nil
 }

@@ -150,7 +150,7 @@ func (s *Server) listPermissions(w http.ResponseWriter, r *http.Request, c *call
 	}
 	query.SortSlice(selected, sorts)
 	q.Sort = sorts
-	limit := s.effectiveLimit(q.Limit)
+	limit := s.engine.Limit(q.Limit)
 	next := ""
 	if len(selected) > limit {
 		selected = selected[:limit]

@@ -15,6 +15,7 @@ import (
 	"kintogo/internal/kerr"
 	"kintogo/internal/model"
 	"kintogo/internal/query"
+	"kintogo/internal/resource"
 	"kintogo/internal/storage"
 )
 
@@ -98,7 +99,7 @@ func (s *Server) pushable(h handlerFunc, newer newerFunc, stream handlerFunc, au
 		if c.paramsErr != nil {
 			return c.paramsErr
 		}
-		if batchOf(r.Context()) != nil {
+		if inUnit(r.Context()) {
 			// Nothing waits or streams while it holds a transaction (a
 			// batch's): such sub-requests answer at once, as without
 			// _wait.
@@ -136,7 +137,7 @@ func (s *Server) monitorNewer(ctx context.Context, r *http.Request, c *call, sin
 func (s *Server) recordsAccess(ctx context.Context, r *http.Request, c *call) error {
 	p := model.Path{Kind: model.Record, BucketID: r.PathValue("bid"), CollectionID: r.PathValue("cid")}
 	return s.view(ctx, func(tx storage.Tx) error {
-		_, _, err := s.listAccess(ctx, tx, c, p)
+		_, _, err := s.engine.ListAccess(ctx, tx, c.caller(), p)
 		return err
 	})
 }
@@ -321,12 +322,12 @@ func (s *Server) streamRecords(w http.ResponseWriter, r *http.Request, c *call) 
 		var ts int64
 		err := s.view(ctx, func(tx storage.Tx) error {
 			// Group memberships may have changed since the last check.
-			c.forgetPrincipals()
-			scope, _, err := s.listAccess(ctx, tx, c, p)
+			c.caller().Reload()
+			scope, _, err := s.engine.ListAccess(ctx, tx, c.caller(), p)
 			if err != nil {
 				return err
 			}
-			opts = storage.ListOptions{Filters: q.Filters, IncludeDeleted: true, IDs: scopeIDs(scope.All, scope.IDs),
+			opts = storage.ListOptions{Filters: q.Filters, IncludeDeleted: true, IDs: resource.ScopeIDs(scope),
 				Sort: []query.Sort{{Field: query.ModifiedField}}}
 			ts, err = tx.Timestamp(ctx, p.Scope())
 			return err

@@ -26,6 +26,7 @@ import (
 	"kintogo/internal/model"
 	"kintogo/internal/permission"
 	"kintogo/internal/query"
+	"kintogo/internal/resource"
 	"kintogo/internal/storage"
 )
 
@@ -46,6 +47,7 @@ type Server struct {
 	settings   *config.Settings
 	store      storage.Storage
 	authz      *permission.Authorizer
+	engine     *resource.Engine
 	policies   []auth.Policy
 	challenges []string
 	monitor    *changes.Monitor // nil when the changes plugin is off
@@ -65,9 +67,8 @@ type Server struct {
 	sinceMaxAgeDays, sinceRedirectTTL int64
 	backoff                           []string // the Backoff header, nil when off
 
-	// bus carries committed changes; every event moves gen, the
+	// Every commit (the engine's AfterCommit hook) moves gen, the
 	// generation of the stored data that in-memory caches are valid for.
-	bus       events.Bus
 	gen       atomic.Uint64
 	changedMu sync.Mutex
 	changed   chan struct{} // closed and replaced at every commit
@@ -129,9 +130,9 @@ func (s *Server) RemoteChange(evs []events.Event) {
 	}
 }
 
-// Events is the bus on which the server publishes committed changes.
-// Subscribers run synchronously, before the writer gets its answer.
-func (s *Server) Events() *events.Bus { return &s.bus }
+// Engine is the resource engine the server writes through; its hooks
+// receive every committed change.
+func (s *Server) Engine() *resource.Engine { return s.engine }
 
 // New builds a server. It fails on settings it cannot honour.
 func New(settings *config.Settings, store storage.Storage, opts Options) (*Server, error) {
@@ -147,6 +148,15 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 		readonly: settings.Bool("readonly"),
 		cors:     newCORSPolicy(settings.List("cors_origins")),
 	}
+	s.engine = resource.New(store, s.authz, resource.Config{
+		ExplicitPermissions: settings.Bool("explicit_permissions"),
+		SchemaValidation:    settings.Bool("experimental_collection_schema_validation"),
+		MaxObjectBytes:      settings.Int("max_body_bytes"),
+		PaginateBy:          settings.Int("paginate_by"),
+		MaxFetchSize:        settings.Int("storage_max_fetch_size"),
+		TokenValidity:       time.Duration(settings.Int("pagination_token_validity_seconds")) * time.Second,
+		Now:                 opts.Now,
+	})
 	s.bodyTimeout = time.Duration(settings.Int("body_read_timeout_seconds")) * time.Second
 	s.sinceMaxAgeDays = settings.Int("changes.since_max_age_days")
 	s.sinceRedirectTTL = settings.Int("changes.since_max_age_redirect_ttl_seconds")
@@ -202,7 +212,10 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 	s.decisions = newMemo(maxDecisions, 0)
 	s.changesetBody = s.cacheable(s.changesetOf(nil), changesetKey)
 	s.changed = make(chan struct{})
-	s.bus.Subscribe(func([]events.Event) { s.bump() })
+	if s.historyEnabled() {
+		s.engine.Hook(s.historyHooks())
+	}
+	s.engine.Hook(resource.Hooks{AfterCommit: []func([]events.Event){func([]events.Event) { s.bump() }}})
 	// The list of buckets gets its timestamp floor once; a read-only node
 	// (on a replica) writes nothing.
 	if !settings.Bool("readonly") {
@@ -222,7 +235,7 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 // administrator account named in account_write_principals does not exist
 // yet: whoever creates it first administers every account.
 func (s *Server) warnOpenAdministrators() {
-	if s.accounts == nil || !s.authz.SettingGrants("account_create_principals", anonymous) {
+	if s.accounts == nil || !s.authz.SettingGrants("account_create_principals", resource.Anonymous().Principals()) {
 		return
 	}
 	for _, principal := range s.settings.List("account_write_principals") {
@@ -324,12 +337,7 @@ func (s *Server) handle(pattern string, e endpoint) {
 		if !e.public {
 			c.user()
 		}
-		err := h(w, r, c)
-		switch {
-		case err == errNotModified:
-			// 304: the handler set ETag and Last-Modified, nothing else.
-			w.WriteHeader(http.StatusNotModified)
-		case err != nil:
+		if err := h(w, r, c); err != nil {
 			s.renderError(w, r, err)
 		}
 	})
@@ -595,14 +603,11 @@ type call struct {
 	// r is authenticated with policies at the first need of the caller's
 	// identity, so that endpoints that need none (the changes monitor,
 	// heartbeats) never pay for a password check.
-	r          *http.Request
-	policies   []auth.Policy
-	identified bool
-	userID     string   // "" when anonymous
-	prin       []string // without group principals until loadPrincipals
-	params     []query.Param
-	paramsErr  error
-	loaded     bool
+	r         *http.Request
+	policies  []auth.Policy
+	who       *resource.Caller // nil until identified
+	params    []query.Param
+	paramsErr error
 }
 
 func (s *Server) newCall(r *http.Request) *call {
@@ -611,72 +616,28 @@ func (s *Server) newCall(r *http.Request) *call {
 	return c
 }
 
+// caller is who makes the request, identified at the first call.
+func (c *call) caller() *resource.Caller {
+	if c.who == nil {
+		c.who = resource.NewCaller(auth.Identify(c.policies, c.r))
+	}
+	return c.who
+}
+
 // user is the caller's user id, "" when anonymous.
-func (c *call) user() string {
-	if !c.identified {
-		c.identified = true
-		c.userID = auth.Identify(c.policies, c.r)
-		c.prin = basePrincipals(c.userID)
-	}
-	return c.userID
-}
+func (c *call) user() string { return c.caller().UserID }
 
-// principals are the caller's principals: its user id, system ones and,
-// once loadPrincipals ran, its groups.
-func (c *call) principals() []string {
-	c.user()
-	return c.prin
-}
-
-// forgetPrincipals drops the groups loaded so far: a long-lived request
-// (an event stream) reloads them, memberships may have changed.
-func (c *call) forgetPrincipals() {
-	c.loaded = false
-	c.prin = basePrincipals(c.user())
-}
-
-// anonymous is the principals of every anonymous request (len == cap, so
-// that an append never writes into it).
-var anonymous = []string{permission.Everyone}
-
-// basePrincipals are a caller's principals before its groups are known.
-func basePrincipals(userID string) []string {
-	if userID == "" {
-		return anonymous
-	}
-	return []string{userID, permission.Everyone, permission.Authenticated}
-}
+// principals are the caller's principals (with its groups once loaded).
+func (c *call) principals() []string { return c.caller().Principals() }
 
 // loadPrincipals adds the groups the user belongs to.
 func (c *call) loadPrincipals(ctx context.Context, tx storage.Tx) error {
-	if c.loaded || c.user() == "" {
-		return nil
-	}
-	groups, err := tx.UserPrincipals(ctx, c.userID, true)
-	if err != nil {
-		return err
-	}
-	c.loaded = true
-	c.prin = append(c.prin, groups...)
-	return nil
-}
-
-// writer is the principal recorded as writer of what the caller writes.
-func (c *call) writer() string {
-	if c.user() == "" {
-		return permission.Everyone
-	}
-	return c.userID
+	return c.caller().Load(ctx, tx)
 }
 
 // denied is the error for a refused permission: 401 to anonymous callers,
 // 403 to authenticated ones.
-func (c *call) denied() error {
-	if c.user() == "" {
-		return kerr.E(kerr.Unauthenticated, "")
-	}
-	return kerr.E(kerr.Forbidden, "")
-}
+func (c *call) denied() error { return c.caller().Denied() }
 
 // setTimestamp sets ETag and Last-Modified from a millisecond timestamp.
 func setTimestamp(w http.ResponseWriter, ts int64) {

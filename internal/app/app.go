@@ -15,6 +15,7 @@ import (
 	"kintogo/internal/api"
 	"kintogo/internal/config"
 	"kintogo/internal/events"
+	"kintogo/internal/resource"
 	"kintogo/internal/storage"
 	"kintogo/internal/storage/memory"
 	"kintogo/internal/storage/postgres"
@@ -77,12 +78,12 @@ func New(ctx context.Context, s *config.Settings, log *slog.Logger) (*api.Server
 // one node and the others' views is the notification's delivery time.
 func fanOut(ctx context.Context, pg *postgres.Store, srv *api.Server, log *slog.Logger) {
 	node := uuid.NewString()
-	srv.Events().Subscribe(func(evs []events.Event) {
+	srv.Engine().Hook(resource.Hooks{AfterCommit: []func([]events.Event){func(evs []events.Event) {
 		payload, _ := json.Marshal(evs)
 		if err := pg.Notify(context.Background(), node, string(payload)); err != nil {
 			log.Warn("notifying other nodes", "err", err)
 		}
-	})
+	}}})
 	go pg.Listen(context.WithoutCancel(ctx), node, func(payload string) {
 		var evs []events.Event
 		if payload == "" || json.Unmarshal([]byte(payload), &evs) != nil {

@@ -31,6 +31,7 @@ const (
 	Conflict                         // integrity violation, retry: 409, errno 122
 	Unavailable                      // backend failure: 503, errno 201
 	TooLarge                         // request body too large: 413, errno 113
+	NotModified                      // the client's copy is current (If-None-Match): 304
 )
 
 // Detail is one entry of a validation error's details list, as Kinto
@@ -56,9 +57,9 @@ type Error struct {
 	// set). Zero values keep the kind's.
 	Errno int
 	Title string
-	// Timestamp is, for a PreconditionFailed error, the timestamp of what
-	// the precondition was compared with (the object's, or its list's):
-	// the answer carries it as ETag.
+	// Timestamp is, for a PreconditionFailed or NotModified error, the
+	// timestamp of what the precondition was compared with (the object's,
+	// or its list's): the answer carries it as ETag.
 	Timestamp int64
 }
 
