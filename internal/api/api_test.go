@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"kintogo/internal/api"
 	"kintogo/internal/auth"
+	"kintogo/internal/plugins/defaultbucket"
 )
 
 func TestHello(t *testing.T) {
@@ -562,11 +562,11 @@ func TestClientSuppliedTimestamps(t *testing.T) {
 func TestDefaultBucket(t *testing.T) {
 	// kinto-protocol.md §7.8: basicauth mat:secret with empty secrets.
 	mat := "basicauth:" + auth.HMACDigest("", "mat:secret")
-	if got := api.DefaultBucketID("", mat); got != "ddaf8694-fa9e-2949-ed0e-77198a7907fb" {
+	if got := defaultbucket.DefaultBucketID("", mat); got != "ddaf8694-fa9e-2949-ed0e-77198a7907fb" {
 		t.Fatalf("DefaultBucketID: %s", got)
 	}
 	eachBackend(t, map[string]string{"includes": "kinto.plugins.default_bucket", "userid_hmac_secret": "", "default_bucket_hmac_secret": "buckets"}, func(t *testing.T, c *client) {
-		matBucket := api.DefaultBucketID("buckets", mat)
+		matBucket := defaultbucket.DefaultBucketID("buckets", mat)
 		hello := c.get("/v1/", "mat:secret").must(t, 200)
 		if hello.str("user.bucket") != matBucket || hello.at("capabilities.default_bucket") == nil {
 			t.Fatalf("hello: %s", hello.raw)

@@ -189,7 +189,7 @@ func (batchFailed) Error() string { return "batch aborted" }
 // (what it started is undone); a 5xx or a 409 fails the whole batch, rolled
 // back. Events are published once, after the commit. The answers are kept
 // as the sub-requests wrote them, within batch_max_response_bytes.
-func (s *Server) batch(w http.ResponseWriter, r *http.Request, c *call) error {
+func (s *Server) batch(w http.ResponseWriter, r *http.Request, c *Call) error {
 	if inUnit(r.Context()) {
 		// routesToBatch should have refused this path: say so loudly, and
 		// never open a transaction inside the batch's.

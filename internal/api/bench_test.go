@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"kintogo/internal/api"
+	"kintogo/internal/app"
 	"kintogo/internal/config"
 	"kintogo/internal/storage"
 )
@@ -28,7 +29,7 @@ func benchServer(b *testing.B, backend string) http.Handler {
 		b.Fatal(err)
 	}
 	t := &testing.T{}
-	srv, err := api.New(settings, backends()[backend](t), api.Options{Version: "bench"})
+	srv, err := app.NewServer(settings, backends()[backend](t), api.Options{Version: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}

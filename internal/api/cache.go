@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"kintogo/internal/kerr"
-	"kintogo/internal/query"
 )
 
 // memo holds values computed from stored data, valid for one generation of
@@ -205,44 +204,21 @@ func newResponseCache(maxBytes int64) *responseCache {
 }
 
 // cacheKey names what an answer depends on besides the stored data.
-type cacheKey func(r *http.Request, c *call) string
+type cacheKey func(r *http.Request, c *Call) string
 
 // rawKey: the method, the path, the whole query string and the
 // precondition headers (answers that echo their query, as Next-Page does).
-func rawKey(r *http.Request, c *call) string {
+func rawKey(r *http.Request, c *Call) string {
 	return r.Method + " " + r.URL.Path + "?" + r.URL.RawQuery + "\x00" +
 		r.Header.Get("If-None-Match") + "\x00" + r.Header.Get("If-Match")
-}
-
-// changesetKey: what a changeset answer depends on. `_expected` only
-// chooses between the Cache-Control variants (clients put any version in
-// it to bust CDN caches: it must not multiply the entries), other unknown
-// parameters are ignored by the endpoint.
-func changesetKey(r *http.Request, c *call) string {
-	var b strings.Builder
-	b.Grow(len(r.Method) + len(r.URL.Path) + len(r.URL.RawQuery) + 32)
-	b.WriteString(r.Method)
-	b.WriteByte(' ')
-	b.WriteString(r.URL.Path)
-	for _, name := range []string{"_since", "_limit", "bucket", "collection"} {
-		if v, ok := query.Get(c.params, name); ok {
-			b.WriteByte(0)
-			b.WriteString(name)
-			b.WriteByte('=')
-			b.WriteString(v)
-		}
-	}
-	b.WriteString("\x00_expected=")
-	b.WriteString(expectedVariant(c.params))
-	return b.String()
 }
 
 // cacheable wraps a handler whose answer depends only on the stored data
 // and what key names. Answers are found by the exact request first (rawKey,
 // the cheapest to build), then by key; an answer found by key is
 // remembered under the exact request too, sharing its bytes.
-func (s *Server) cacheable(h handlerFunc, key cacheKey) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+func (s *Server) cacheable(h Handler, key cacheKey) Handler {
+	return func(w http.ResponseWriter, r *http.Request, c *Call) error {
 		if inUnit(r.Context()) {
 			return h(w, r, c) // uncommitted data: nothing to share
 		}

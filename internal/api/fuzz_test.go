@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -72,15 +71,15 @@ func FuzzBatchPath(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	settings, err := config.FromMap(map[string]string{
-		"includes": "kinto.plugins.default_bucket kinto_changes", "multiauth.policies": "basicauth",
-		"userid_hmac_secret": "fuzz", "changes.resources": "/buckets/main",
-	})
+	settings, err := config.FromMap(map[string]string{"multiauth.policies": "basicauth", "userid_hmac_secret": "fuzz"})
 	if err != nil {
 		f.Fatal(err)
 	}
 	s, err := New(settings, memory.New(), Options{})
 	if err != nil {
+		f.Fatal(err)
+	}
+	if err := s.Ready(); err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, path string) {
@@ -108,68 +107,4 @@ func FuzzBatchPath(f *testing.F) {
 			t.Fatalf("%q: the batch did not end", path)
 		}
 	})
-}
-
-// The answer cache is bounded in bytes, and a changeset requested with
-// many `_expected` values (what clients put there busts CDN caches) is
-// kept once.
-func TestResponseCacheIsBoundedInBytes(t *testing.T) {
-	const budget = 300000
-	settings, err := config.FromMap(map[string]string{
-		"includes": "kinto_changes", "multiauth.policies": "basicauth", "userid_hmac_secret": "s",
-		"changes.resources": "/buckets/main", "response_cache_max_bytes": "300000",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(settings, memory.New(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(s)
-	defer ts.Close()
-	do := func(method, path, body string) *http.Response {
-		t.Helper()
-		r, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
-		r.SetBasicAuth("alice", "pw")
-		r.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
-	}
-	do("PUT", "/v1/buckets/main", `{"permissions": {"read": ["system.Everyone"]}}`)
-	do("PUT", "/v1/buckets/main/collections/big", "")
-	for i := 0; i < 50; i++ {
-		do("POST", "/v1/buckets/main/collections/big/records", `{"data": {"v": "`+strings.Repeat("x", 2000)+`"}}`)
-	}
-	entries := func() (int, int64) {
-		s.responses.memo.mu.RLock()
-		defer s.responses.memo.mu.RUnlock()
-		return len(s.responses.memo.items), s.responses.memo.bytes
-	}
-	var one int64
-	for i := 1; i <= 30; i++ {
-		if resp := do("GET", "/v1/buckets/main/collections/big/changeset?_expected="+strconv.Itoa(i), ""); resp.StatusCode != 200 {
-			t.Fatalf("changeset: %d", resp.StatusCode)
-		}
-		if i == 1 {
-			_, one = entries()
-		}
-	}
-	// The answer is held once; each _expected costs only its key.
-	if _, size := entries(); one < 100000 || size > one+30*200 {
-		t.Errorf("30 _expected values: %d bytes cached, one answer %d", size, one)
-	}
-	for i := 1; i <= 30; i++ {
-		do("GET", "/v1/buckets/main/collections/big/changeset?_expected=1&_since="+strconv.Itoa(i), "")
-		if _, size := entries(); size > budget {
-			t.Fatalf("%d bytes cached, budget %d", size, budget)
-		}
-	}
-	if _, size := entries(); size < one {
-		t.Errorf("%d bytes cached: the latest answer was not kept", size)
-	}
 }

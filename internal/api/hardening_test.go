@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"kintogo/internal/api"
+	"kintogo/internal/app"
 	"kintogo/internal/config"
 	"kintogo/internal/storage"
 	"kintogo/internal/storage/memory"
@@ -405,7 +406,7 @@ func TestDefaultBucketNeedsASecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := api.New(settings, memory.New(), api.Options{}); err == nil || !strings.Contains(err.Error(), "default_bucket_hmac_secret") {
+	if _, err := app.NewServer(settings, memory.New(), api.Options{}); err == nil || !strings.Contains(err.Error(), "default_bucket_hmac_secret") {
 		t.Fatalf("New: %v", err)
 	}
 }

@@ -9,14 +9,13 @@ import (
 	"os"
 	"time"
 
-	"kintogo/internal/changes"
 	"kintogo/internal/resource"
 	"kintogo/internal/storage"
 )
 
 // hello is GET /v1/: project information, public settings, capabilities and
 // the caller's identity.
-func (s *Server) hello(w http.ResponseWriter, r *http.Request, c *call) error {
+func (s *Server) hello(w http.ResponseWriter, r *http.Request, c *Call) error {
 	body := map[string]any{
 		"project_name":     s.settings.String("project_name"),
 		"project_version":  s.projectVersion(),
@@ -31,14 +30,14 @@ func (s *Server) hello(w http.ResponseWriter, r *http.Request, c *call) error {
 		},
 		"capabilities": s.capabilities(),
 	}
-	if c.user() != "" {
-		err := s.view(r.Context(), func(tx storage.Tx) error { return c.loadPrincipals(r.Context(), tx) })
+	if c.User() != "" {
+		err := s.view(r.Context(), func(tx storage.Tx) error { return c.LoadPrincipals(r.Context(), tx) })
 		if err != nil {
 			return err
 		}
-		user := map[string]any{"id": c.user(), "principals": c.principals()}
-		if s.defaultBucketEnabled() {
-			user["bucket"] = DefaultBucketID(s.bucketSecret, c.user())
+		user := map[string]any{"id": c.User(), "principals": c.Principals()}
+		for _, fn := range s.helloUser {
+			fn(c, user)
 		}
 		body["user"] = user
 	}
@@ -78,7 +77,10 @@ func (s *Server) configInfo() any {
 }
 
 func (s *Server) capabilities() map[string]any {
-	caps := map[string]any{}
+	caps := make(map[string]any, len(s.caps)+2)
+	for name, v := range s.caps {
+		caps[name] = v
+	}
 	for _, p := range s.policies {
 		if p.Name() == "basicauth" {
 			caps["basicauth"] = map[string]any{
@@ -87,60 +89,10 @@ func (s *Server) capabilities() map[string]any {
 			}
 		}
 	}
-	if s.monitor != nil {
-		// kintogo's own: wait for changes instead of polling. (A capability
-		// of its own: clients compare the changes capability exactly.)
-		caps["changes_push"] = map[string]any{
-			"description":      "Wait for changes: long-poll with _wait, or Server-Sent Events with Accept: text/event-stream.",
-			"url":              "https://github.com/kintogo/kintogo#push",
-			"long_poll":        "_wait",
-			"max_wait_seconds": s.settings.Int("push.max_wait_seconds"),
-			"event_stream":     "text/event-stream",
-		}
-	}
-	if s.settings.Has("includes", "kinto.plugins.accounts") {
-		caps["accounts"] = map[string]any{
-			"description":        "Manage user accounts.",
-			"url":                "https://kinto.readthedocs.io/en/latest/api/1.x/accounts.html",
-			"validation_enabled": false,
-		}
-	}
-	if s.defaultBucketEnabled() {
-		caps["default_bucket"] = map[string]any{
-			"description": "The default bucket is an alias for a personal bucket where collections are created implicitly.",
-			"url":         "https://kinto.readthedocs.io/en/latest/api/1.x/buckets.html#personal-bucket-default",
-		}
-	}
-	if s.historyEnabled() {
-		caps["history"] = map[string]any{
-			"description": "Track changes on data.",
-			"url":         "http://kinto.readthedocs.io/en/latest/api/1.x/history.html",
-		}
-	}
-	if s.permissionsEndpoint() {
-		caps["permissions_endpoint"] = map[string]any{
-			"description": "The permissions endpoint can be used to list all user objects permissions.",
-			"url":         "https://kinto.readthedocs.io/en/latest/configuration/settings.html#activating-the-permissions-endpoint",
-		}
-	}
 	if s.settings.Bool("experimental_collection_schema_validation") {
 		caps["schema"] = map[string]any{
 			"description": "Validates collection records with JSON schemas.",
 			"url":         "https://kinto.readthedocs.io/en/latest/api/1.x/collections.html#collection-json-schema",
-		}
-	}
-	if s.flush {
-		caps["flush_endpoint"] = map[string]any{
-			"description": "The __flush__ endpoint can be used to remove all data from all backends.",
-			"url":         "https://kinto.readthedocs.io/en/latest/api/1.x/flush.html",
-		}
-	}
-	if s.monitor != nil {
-		caps["changes"] = map[string]any{
-			"description": "Track modifications of records in Kinto and store the collection timestamps into a specific bucket and collection.",
-			"url":         "http://kinto.readthedocs.io/en/latest/tutorials/synchronisation.html#polling-for-remote-changes",
-			"version":     changes.Version,
-			"collections": s.monitor.Resources(),
 		}
 	}
 	return caps
@@ -152,7 +104,7 @@ var heartbeatScope = storage.Scope{Parent: "__heartbeat__", Resource: "__heartbe
 // heartbeat checks the backends within heartbeat_timeout_seconds: 503 when
 // one of them fails. Like Kinto, it writes (unless the node is read-only),
 // so that a node whose writes are blocked is not reported healthy.
-func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, c *call) error {
+func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, c *Call) error {
 	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(s.settings.Int("heartbeat_timeout_seconds"))*time.Second)
 	defer cancel()
 	// Objects and permissions share the storage backend: one access of
@@ -186,13 +138,13 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, c *call) erro
 	return nil
 }
 
-func (s *Server) lbheartbeat(w http.ResponseWriter, r *http.Request, c *call) error {
+func (s *Server) lbheartbeat(w http.ResponseWriter, r *http.Request, c *Call) error {
 	s.writeJSON(w, http.StatusOK, map[string]any{})
 	return nil
 }
 
 // version serves version.json when it exists, else kintogo's own.
-func (s *Server) version(w http.ResponseWriter, r *http.Request, c *call) error {
+func (s *Server) version(w http.ResponseWriter, r *http.Request, c *Call) error {
 	if raw, err := os.ReadFile(s.settings.String("version_json_path")); err == nil {
 		var v any
 		if json.Unmarshal(raw, &v) == nil {
@@ -207,14 +159,5 @@ func (s *Server) version(w http.ResponseWriter, r *http.Request, c *call) error 
 		"commit":  s.opts.Commit,
 		"build":   "kintogo",
 	})
-	return nil
-}
-
-// flushAll is POST /__flush__ (plugin kinto.plugins.flush): wipes everything.
-func (s *Server) flushAll(w http.ResponseWriter, r *http.Request, c *call) error {
-	if err := s.engine.Flush(r.Context()); err != nil {
-		return err
-	}
-	s.writeJSON(w, http.StatusAccepted, map[string]any{})
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"kintogo/internal/api"
+	"kintogo/internal/app"
 	"kintogo/internal/config"
 	"kintogo/internal/storage"
 	"kintogo/internal/storage/memory"
@@ -108,7 +109,7 @@ func newClientWith(t *testing.T, store storage.Storage, extra map[string]string,
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(settings, store, opts)
+	srv, err := app.NewServer(settings, store, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

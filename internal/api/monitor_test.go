@@ -1,12 +1,11 @@
 package api_test
 
 import (
+	"kintogo/internal/plugins/changes"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"kintogo/internal/changes"
 )
 
 const monitor = "/v1/buckets/monitor/collections/changes/records"

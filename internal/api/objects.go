@@ -61,9 +61,9 @@ func project(o query.Fielder, body map[string]any, fields []string) map[string]a
 // list: authenticated callers always get no-cache; anonymous ones get the
 // TTL of the `*_cache_expires_seconds` settings and, for records, of the
 // collection's cache_expires (kinto-protocol.md §4.6).
-func (s *Server) cacheHeaders(w http.ResponseWriter, c *call, p model.Path, coll *storage.Object) {
+func (s *Server) cacheHeaders(w http.ResponseWriter, c *Call, p model.Path, coll *storage.Object) {
 	w.Header().Set("Cache-Control", "no-cache, no-store")
-	if c.user() != "" {
+	if c.User() != "" {
 		return
 	}
 	ttl, ok := s.settings.IntOK(p.Kind.Name + "_cache_expires_seconds")
@@ -107,15 +107,15 @@ func (s *Server) cacheHeaders(w http.ResponseWriter, c *call, p model.Path, coll
 // request is the engine request of an HTTP request on path p: its caller,
 // preconditions, and the errors of the request itself, which the engine
 // reports once the caller is authorized (Kinto's order).
-func (s *Server) request(r *http.Request, c *call, p model.Path, invalid ...error) resource.Request {
+func (s *Server) request(r *http.Request, c *Call, p model.Path, invalid ...error) resource.Request {
 	pre, precondErr := preconditions(r)
 	errs := append([]error{checkAccept(r), precondErr}, invalid...)
-	return resource.Request{Path: p, Caller: c.caller(), Pre: pre, Invalid: firstErr(errs...)}
+	return resource.Request{Path: p, Caller: c.Caller(), Pre: pre, Invalid: firstErr(errs...)}
 }
 
 // listObjects is GET/HEAD on a plural endpoint.
-func (s *Server) listObjects(k kindRoute) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+func (s *Server) listObjects(k kindRoute) Handler {
+	return func(w http.ResponseWriter, r *http.Request, c *Call) error {
 		p := k.path(r)
 		q, qErr := s.parseQuery(c, query.Schema{})
 		req := resource.ListRequest{Request: s.request(r, c, p, qErr), Query: q, Count: r.Method == http.MethodHead}
@@ -125,7 +125,7 @@ func (s *Server) listObjects(k kindRoute) handlerFunc {
 		}
 		reply := listReply{path: p, coll: l.Collection, query: q, ts: l.Timestamp, counted: true, total: l.Total}
 		if l.Next != "" {
-			reply.next = s.nextPage(r, c.params, s.engine.Limit(q.Limit), l.Next)
+			reply.next = s.nextPage(r, c.Params, s.engine.Limit(q.Limit), l.Next)
 		}
 		if r.Method != http.MethodHead {
 			items := make([]map[string]any, len(l.Objects))
@@ -140,11 +140,11 @@ func (s *Server) listObjects(k kindRoute) handlerFunc {
 
 // parseQuery parses the request's list parameters (the error of a
 // malformed query string first).
-func (s *Server) parseQuery(c *call, schema query.Schema, without ...string) (*query.Query, error) {
-	if c.paramsErr != nil {
-		return nil, c.paramsErr
+func (s *Server) parseQuery(c *Call, schema query.Schema, without ...string) (*query.Query, error) {
+	if c.ParamsErr != nil {
+		return nil, c.ParamsErr
 	}
-	return query.Parse(query.Without(c.params, without...), schema, s.nowMS())
+	return query.Parse(query.Without(c.Params, without...), schema, s.nowMS())
 }
 
 func firstErr(errs ...error) error {
@@ -164,16 +164,15 @@ type listReply struct {
 	ts      int64
 	next    string // Next-Page URL, "" on the last page
 	counted bool   // HEAD answers carry Total-Objects
-	monitor bool   // the changes monitor: the plugin's cache settings apply
 	total   int64
-	items   any // a slice, nil for an empty list
+	items   any                         // a slice, nil for an empty list
+	cache   func(w http.ResponseWriter) // cache headers other than the objects'
 }
 
-func (s *Server) writeList(w http.ResponseWriter, r *http.Request, c *call, l listReply) error {
+func (s *Server) writeList(w http.ResponseWriter, r *http.Request, c *Call, l listReply) error {
 	setTimestamp(w, l.ts)
-	if l.monitor {
-		w.Header().Set("Cache-Control", "no-cache, no-store")
-		s.changesetCache(w, "monitor", "changes", c.params)
+	if l.cache != nil {
+		l.cache(w)
 	} else {
 		s.cacheHeaders(w, c, l.path, l.coll)
 	}
@@ -202,8 +201,8 @@ func (s *Server) writeList(w http.ResponseWriter, r *http.Request, c *call, l li
 }
 
 // getObject is GET/HEAD on an object.
-func (s *Server) getObject(k kindRoute) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+func (s *Server) getObject(k kindRoute) Handler {
+	return func(w http.ResponseWriter, r *http.Request, c *Call) error {
 		p := k.path(r)
 		q, qErr := s.parseQuery(c, query.Schema{}, "_since", "_before", "_to", "_limit", "_sort", "_token")
 		f, err := s.engine.Get(r.Context(), s.request(r, c, p, qErr))
@@ -251,9 +250,9 @@ func readWrite(r *http.Request, k *model.Kind, accepted ...string) writeInput {
 
 // writeRequest is the engine request of a write: the body's errors come
 // after checkAccept's and before the preconditions', as in Kinto.
-func (s *Server) writeRequest(r *http.Request, c *call, p model.Path, in writeInput, invalid ...error) resource.WriteRequest {
+func (s *Server) writeRequest(r *http.Request, c *Call, p model.Path, in writeInput, invalid ...error) resource.WriteRequest {
 	pre, precondErr := preconditions(r)
-	req := resource.WriteRequest{Request: resource.Request{Path: p, Caller: c.caller(), Pre: pre,
+	req := resource.WriteRequest{Request: resource.Request{Path: p, Caller: c.Caller(), Pre: pre,
 		Invalid: firstErr(append([]error{checkAccept(r), in.err, precondErr}, invalid...)...)}, Body: in.body, Ops: in.ops}
 	switch in.media {
 	case mediaMergePatch:
@@ -279,8 +278,8 @@ func writtenStatus(wr resource.Written) int {
 }
 
 // createObject is POST on a plural endpoint.
-func (s *Server) createObject(k kindRoute) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+func (s *Server) createObject(k kindRoute) Handler {
+	return func(w http.ResponseWriter, r *http.Request, c *Call) error {
 		in := readWrite(r, k.kind, mediaJSON)
 		res, err := s.engine.Create(r.Context(), s.writeRequest(r, c, k.path(r), in))
 		if err != nil {
@@ -292,8 +291,8 @@ func (s *Server) createObject(k kindRoute) handlerFunc {
 }
 
 // putObject is PUT on an object: create or replace.
-func (s *Server) putObject(k kindRoute) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+func (s *Server) putObject(k kindRoute) Handler {
+	return func(w http.ResponseWriter, r *http.Request, c *Call) error {
 		in := readWrite(r, k.kind, mediaJSON)
 		res, err := s.engine.Put(r.Context(), s.writeRequest(r, c, k.path(r), in))
 		if err != nil {
@@ -307,8 +306,8 @@ func (s *Server) putObject(k kindRoute) handlerFunc {
 // patchObject is PATCH on an object, with plain JSON (shallow merge),
 // JSON merge-patch or JSON-Patch bodies; Response-Behavior light and diff
 // answer only the fields that changed.
-func (s *Server) patchObject(k kindRoute) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+func (s *Server) patchObject(k kindRoute) Handler {
+	return func(w http.ResponseWriter, r *http.Request, c *Call) error {
 		in := readWrite(r, k.kind, mediaJSON, mediaMergePatch, mediaJSONPatch)
 		behavior := r.Header.Get("Response-Behavior")
 		var behaviorErr error
@@ -332,10 +331,10 @@ func (s *Server) patchObject(k kindRoute) handlerFunc {
 }
 
 // deleteObject is DELETE on an object: a tombstone, and cascades.
-func (s *Server) deleteObject(k kindRoute) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, c *call) error {
-		supplied, _ := query.Get(c.params, query.ModifiedField)
-		tomb, err := s.engine.Delete(r.Context(), s.request(r, c, k.path(r), c.paramsErr), supplied)
+func (s *Server) deleteObject(k kindRoute) Handler {
+	return func(w http.ResponseWriter, r *http.Request, c *Call) error {
+		supplied, _ := query.Get(c.Params, query.ModifiedField)
+		tomb, err := s.engine.Delete(r.Context(), s.request(r, c, k.path(r), c.ParamsErr), supplied)
 		if err != nil {
 			return err
 		}
@@ -347,8 +346,8 @@ func (s *Server) deleteObject(k kindRoute) handlerFunc {
 
 // deleteObjects is DELETE on a plural endpoint: every object the caller may
 // delete that matches the filters (one page of them).
-func (s *Server) deleteObjects(k kindRoute) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+func (s *Server) deleteObjects(k kindRoute) Handler {
+	return func(w http.ResponseWriter, r *http.Request, c *Call) error {
 		q, qErr := s.parseQuery(c, query.Schema{})
 		req := resource.ListRequest{Request: s.request(r, c, k.path(r), qErr), Query: q}
 		res, err := s.engine.DeleteList(r.Context(), req)
@@ -357,7 +356,7 @@ func (s *Server) deleteObjects(k kindRoute) handlerFunc {
 		}
 		setTimestamp(w, res.Timestamp)
 		if res.Next != "" {
-			w.Header().Set("Next-Page", s.nextPage(r, c.params, s.engine.Limit(q.Limit), res.Next))
+			w.Header().Set("Next-Page", s.nextPage(r, c.Params, s.engine.Limit(q.Limit), res.Next))
 		}
 		data := make([]map[string]any, len(res.Tombstones))
 		for i, t := range res.Tombstones {

@@ -6,12 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"kintogo/internal/changes"
 	"kintogo/internal/kerr"
 	"kintogo/internal/model"
 	"kintogo/internal/query"
@@ -45,18 +43,18 @@ func wantsStream(r *http.Request) bool {
 
 // newerFunc reports whether something newer than since exists for the
 // request.
-type newerFunc func(ctx context.Context, r *http.Request, c *call, since int64) (bool, error)
+type newerFunc func(ctx context.Context, r *http.Request, c *Call, since int64) (bool, error)
 
 // authorizeFunc checks, before a long-poll waits, that the caller may read
 // what it waits for: nobody may learn when something it cannot read
 // changes.
-type authorizeFunc func(ctx context.Context, r *http.Request, c *call) error
+type authorizeFunc func(ctx context.Context, r *http.Request, c *Call) error
 
 // longPoll waits, for a request with `_wait` and `_since`, until newer
 // reports a change or the deadline passes, once authorize (nil: public)
 // allowed it. It returns false when the client went away.
-func (s *Server) longPoll(r *http.Request, c *call, newer newerFunc, authorize authorizeFunc) (bool, error) {
-	raw, ok := query.Get(c.params, "_wait")
+func (s *Server) longPoll(r *http.Request, c *Call, newer newerFunc, authorize authorizeFunc) (bool, error) {
+	raw, ok := query.Get(c.Params, "_wait")
 	if !ok {
 		return true, nil
 	}
@@ -64,7 +62,7 @@ func (s *Server) longPoll(r *http.Request, c *call, newer newerFunc, authorize a
 	if err != nil || secs < 0 {
 		return false, kerr.InvalidParam("querystring", kerr.Name("_wait"), strconv.Quote(raw)+" is not a number of seconds")
 	}
-	since, hasSince := rawInt(c.params, "_since")
+	since, hasSince := rawInt(c.Params, "_since")
 	wait := min(time.Duration(secs)*time.Second, s.maxWait())
 	if !hasSince || wait <= 0 {
 		return true, nil
@@ -94,10 +92,10 @@ func (s *Server) longPoll(r *http.Request, c *call, newer newerFunc, authorize a
 
 // pushable adds long-poll and event streams to a handler; authorize is
 // the permission check of a long-poll (nil: public).
-func (s *Server) pushable(h handlerFunc, newer newerFunc, stream handlerFunc, authorize authorizeFunc) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, c *call) error {
-		if c.paramsErr != nil {
-			return c.paramsErr
+func (s *Server) pushable(h Handler, newer newerFunc, stream Handler, authorize authorizeFunc) Handler {
+	return func(w http.ResponseWriter, r *http.Request, c *Call) error {
+		if c.ParamsErr != nil {
+			return c.ParamsErr
 		}
 		if inUnit(r.Context()) {
 			// Nothing waits or streams while it holds a transaction (a
@@ -116,34 +114,18 @@ func (s *Server) pushable(h handlerFunc, newer newerFunc, stream handlerFunc, au
 	}
 }
 
-// monitorNewer: an entry matching the request's bucket/collection is newer.
-func (s *Server) monitorNewer(ctx context.Context, r *http.Request, c *call, since int64) (bool, error) {
-	entries, err := s.monitorEntries(r)
-	if err != nil {
-		return false, err
-	}
-	bucket, hasBucket := query.Get(c.params, "bucket")
-	collection, hasCollection := query.Get(c.params, "collection")
-	for _, e := range entries {
-		if e.LastModified > since && (!hasBucket || e.Bucket == bucket) && (!hasCollection || e.Collection == collection) {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
 // recordsAccess is the permission check of a long-poll on a records list:
 // the caller's right to read the list, as the list itself checks it.
-func (s *Server) recordsAccess(ctx context.Context, r *http.Request, c *call) error {
+func (s *Server) recordsAccess(ctx context.Context, r *http.Request, c *Call) error {
 	p := model.Path{Kind: model.Record, BucketID: r.PathValue("bid"), CollectionID: r.PathValue("cid")}
 	return s.view(ctx, func(tx storage.Tx) error {
-		_, _, err := s.engine.ListAccess(ctx, tx, c.caller(), p)
+		_, _, err := s.engine.ListAccess(ctx, tx, c.Caller(), p)
 		return err
 	})
 }
 
 // recordsNewer: the collection's records timestamp is newer.
-func (s *Server) recordsNewer(ctx context.Context, r *http.Request, c *call, since int64) (bool, error) {
+func (s *Server) recordsNewer(ctx context.Context, r *http.Request, c *Call, since int64) (bool, error) {
 	scope := storage.Scope{Parent: "/buckets/" + r.PathValue("bid") + "/collections/" + r.PathValue("cid"), Resource: model.Record.Name}
 	var ts int64
 	err := s.view(ctx, func(tx storage.Tx) (err error) {
@@ -211,11 +193,11 @@ func (es *eventStream) comment(text string) error {
 }
 
 // cursor is where a stream starts: Last-Event-ID, else `_since`, else now.
-func streamCursor(r *http.Request, c *call, current int64) int64 {
+func streamCursor(r *http.Request, c *Call, current int64) int64 {
 	if id, err := strconv.ParseInt(strings.TrimSpace(r.Header.Get("Last-Event-ID")), 10, 64); err == nil {
 		return id
 	}
-	if since, ok := rawInt(c.params, "_since"); ok {
+	if since, ok := rawInt(c.Params, "_since"); ok {
 		return since
 	}
 	return current
@@ -265,54 +247,13 @@ func (es *eventStream) run(ctx context.Context, emit func() error) error {
 	}
 }
 
-// streamMonitor streams the monitor: one event per changed entry, public.
-func (s *Server) streamMonitor(w http.ResponseWriter, r *http.Request, c *call) error {
-	q, err := query.Parse(query.Without(c.params, "_since", "_before", "_to", "_wait"), changes.Schema, s.nowMS())
-	if err != nil {
-		return err
-	}
-	entries, err := s.monitorEntries(r)
-	if err != nil {
-		return err
-	}
-	cursor := streamCursor(r, c, changes.Timestamp(entries))
-	es, done, err := s.openStream(w)
-	if err != nil {
-		return err
-	}
-	defer done()
-	return es.serve(r.Context(), func() error {
-		entries, err := s.monitorEntries(r)
-		if err != nil {
-			return err
-		}
-		var fresh []*changes.Entry
-		for _, e := range entries {
-			if e.LastModified > cursor && query.Match(e, q.Filters) {
-				fresh = append(fresh, e)
-			}
-		}
-		sort.Slice(fresh, func(i, j int) bool { return fresh[i].LastModified < fresh[j].LastModified })
-		for _, e := range fresh {
-			if err := es.send(e.LastModified, "change", e); err != nil {
-				return err
-			}
-			cursor = e.LastModified
-		}
-		if len(fresh) > 0 {
-			return es.flush()
-		}
-		return nil
-	})
-}
-
 // streamRecords streams a collection's records: one event per created,
 // updated or deleted record the caller may read, its permission checked at
 // subscription and again at every change.
-func (s *Server) streamRecords(w http.ResponseWriter, r *http.Request, c *call) error {
+func (s *Server) streamRecords(w http.ResponseWriter, r *http.Request, c *Call) error {
 	ctx := r.Context()
 	p := model.Path{Kind: model.Record, BucketID: r.PathValue("bid"), CollectionID: r.PathValue("cid")}
-	q, err := query.Parse(query.Without(c.params, "_since", "_before", "_to", "_wait", "_expected", "_limit", "_token"), query.Schema{}, s.nowMS())
+	q, err := query.Parse(query.Without(c.Params, "_since", "_before", "_to", "_wait", "_expected", "_limit", "_token"), query.Schema{}, s.nowMS())
 	if err != nil {
 		return err
 	}
@@ -322,8 +263,8 @@ func (s *Server) streamRecords(w http.ResponseWriter, r *http.Request, c *call) 
 		var ts int64
 		err := s.view(ctx, func(tx storage.Tx) error {
 			// Group memberships may have changed since the last check.
-			c.caller().Reload()
-			scope, _, err := s.engine.ListAccess(ctx, tx, c.caller(), p)
+			c.Caller().Reload()
+			scope, _, err := s.engine.ListAccess(ctx, tx, c.Caller(), p)
 			if err != nil {
 				return err
 			}
@@ -386,4 +327,14 @@ func errorText(e *kerr.Error) string {
 		return m.message
 	}
 	return e.Error()
+}
+
+// rawInt reads a parameter as an integer, quotes stripped.
+func rawInt(params []query.Param, name string) (int64, bool) {
+	raw, ok := query.Get(params, name)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.Trim(raw, `"`), 10, 64)
+	return n, err == nil
 }

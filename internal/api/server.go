@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"kintogo/internal/auth"
-	"kintogo/internal/changes"
 	"kintogo/internal/config"
 	"kintogo/internal/events"
 	"kintogo/internal/kerr"
@@ -50,8 +49,6 @@ type Server struct {
 	engine     *resource.Engine
 	policies   []auth.Policy
 	challenges []string
-	monitor    *changes.Monitor // nil when the changes plugin is off
-	flush      bool
 	opts       Options
 	log        *slog.Logger
 	mux        *http.ServeMux
@@ -59,13 +56,17 @@ type Server struct {
 	// bodyTimeout bounds the time to receive a request body.
 	bodyTimeout time.Duration
 	// Settings every request consults, read once.
-	readonly      bool
-	defaultBucket bool
-	bucketSecret  string // key of personal bucket ids (default bucket plugin)
-	cors          corsPolicy
-	// changes.since_max_age_days and its redirects' TTL.
-	sinceMaxAgeDays, sinceRedirectTTL int64
-	backoff                           []string // the Backoff header, nil when off
+	readonly bool
+	cors     corsPolicy
+	backoff  []string // the Backoff header, nil when off
+
+	// What plugins provisioned (host.go).
+	caps         map[string]any
+	authPolicies map[string]auth.Policy
+	intercepts   []func(w http.ResponseWriter, r *http.Request) bool
+	helloUser    []func(c *Call, user map[string]any)
+	rootPerms    []rootPerm
+	onChange     []func(evs []events.Event)
 
 	// Every commit (the engine's AfterCommit hook) moves gen, the
 	// generation of the stored data that in-memory caches are valid for.
@@ -73,23 +74,12 @@ type Server struct {
 	changedMu sync.Mutex
 	changed   chan struct{} // closed and replaced at every commit
 	streams   atomic.Int64  // open event streams
-	snapshot  *changes.Snapshot
 	responses *responseCache
-	accounts  *auth.Accounts // the account policy, when on
-	decisions *memo          // permission decisions of changesetDecision
-	// changesetBody is the changeset of callers who may read every record,
-	// behind the response cache.
-	changesetBody handlerFunc
 	// nestedBatches counts the sub-requests that reached the batch
 	// endpoint although routesToBatch let them through (always 0 unless
 	// the two disagree: the batch fuzz test checks it).
 	nestedBatches atomic.Int64
 }
-
-// maxDecisions bounds the permission decisions kept per data generation
-// (each holds a bucket, a collection and a user id: at most about a
-// kilobyte).
-const maxDecisions = 16384
 
 // generation identifies the state of the stored data: it changes after
 // every commit, before the writer gets its answer.
@@ -114,21 +104,25 @@ func (s *Server) nextChange() <-chan struct{} {
 }
 
 // RemoteChange takes the changes another node committed (nil when they are
-// unknown): the in-memory views of this node are dropped, as after a local
-// commit, without publishing anything again.
-func (s *Server) RemoteChange(evs []events.Event) {
+// unknown: notifications may have been missed): the in-memory views of
+// this node are dropped, as after a local commit, without announcing
+// anything again.
+func (s *Server) RemoteChange(evs []events.Event) { s.changedNow(evs) }
+
+// changedNow updates what depends on the stored data after changes
+// committed here or elsewhere (nil: unknown changes).
+func (s *Server) changedNow(evs []events.Event) {
 	s.bump()
-	if s.accounts != nil {
-		if evs == nil {
-			s.accounts.ForgetAll()
-		}
-		for _, ev := range evs {
-			if ev.ResourceName == model.Account.Name {
-				s.accounts.Forget(ev.ID)
-			}
-		}
+	for _, fn := range s.onChange {
+		fn(evs)
 	}
 }
+
+// OnChange calls fn after every change committed on any node, before the
+// writer gets its answer when it is local; evs is nil when the changes
+// are unknown (another node's notifications were missed) and everything
+// must be dropped. fn must be quick.
+func (s *Server) OnChange(fn func(evs []events.Event)) { s.onChange = append(s.onChange, fn) }
 
 // Engine is the resource engine the server writes through; its hooks
 // receive every committed change.
@@ -143,7 +137,6 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 		opts:     opts,
 		log:      logger(opts.Logger),
 		mux:      http.NewServeMux(),
-		flush:    settings.Has("includes", "kinto.plugins.flush"),
 		maxBody:  settings.Int("max_body_bytes"),
 		readonly: settings.Bool("readonly"),
 		cors:     newCORSPolicy(settings.List("cors_origins")),
@@ -158,64 +151,19 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 		Now:                 opts.Now,
 	})
 	s.bodyTimeout = time.Duration(settings.Int("body_read_timeout_seconds")) * time.Second
-	s.sinceMaxAgeDays = settings.Int("changes.since_max_age_days")
-	s.sinceRedirectTTL = settings.Int("changes.since_max_age_redirect_ttl_seconds")
-	s.defaultBucket = settings.Has("includes", "kinto.plugins.default_bucket")
-	if s.defaultBucket {
-		// Kinto falls back to userid_hmac_secret too.
-		s.bucketSecret = settings.String("default_bucket_hmac_secret")
-		if s.bucketSecret == "" {
-			s.bucketSecret = settings.String("userid_hmac_secret")
-		}
-		if s.bucketSecret == "" {
-			return nil, fmt.Errorf("kinto.plugins.default_bucket needs kinto.default_bucket_hmac_secret (or kinto.userid_hmac_secret): " +
-				"without a secret, anyone can compute another user's personal bucket id and create that bucket first")
-		}
-	}
 	if b := settings.Int("backoff"); b > 0 {
 		s.backoff = []string{strconv.FormatInt(b, 10)}
 	}
 	if s.opts.Now == nil {
 		s.opts.Now = time.Now
 	}
-	for _, name := range settings.List("multiauth.policies") {
-		switch name {
-		case "basicauth":
-			p := auth.Basic{Secret: settings.String("userid_hmac_secret")}
-			s.policies = append(s.policies, p)
-			s.challenges = append(s.challenges, p.Challenge())
-		case "account":
-			if !settings.Has("includes", "kinto.plugins.accounts") {
-				return nil, fmt.Errorf("the account policy needs kinto.plugins.accounts in kinto.includes")
-			}
-			p := s.accountPolicy()
-			s.accounts = p
-			s.policies = append(s.policies, p)
-			s.challenges = append(s.challenges, p.Challenge())
-		default:
-			// Other policies (OpenID) are not implemented yet: their
-			// requests stay anonymous.
-			s.log.Warn("authentication policy not supported, ignored", "policy", name)
-		}
-	}
-	// Policies that share a challenge (Basic) send it once.
-	s.challenges = dedupe(s.challenges)
-	if changes.Enabled(settings) {
-		m, err := changes.New(settings)
-		if err != nil {
-			return nil, err
-		}
-		s.monitor = m
-		s.snapshot = changes.NewSnapshot(m, store, s.generation)
-	}
+	s.caps = map[string]any{}
+	s.authPolicies = map[string]auth.Policy{}
+	s.AuthPolicy(auth.Basic{Secret: settings.String("userid_hmac_secret")})
+	s.RootPermission("bucket:create", "bucket_create_principals")
 	s.responses = newResponseCache(settings.Int("response_cache_max_bytes"))
-	s.decisions = newMemo(maxDecisions, 0)
-	s.changesetBody = s.cacheable(s.changesetOf(nil), changesetKey)
 	s.changed = make(chan struct{})
-	if s.historyEnabled() {
-		s.engine.Hook(s.historyHooks())
-	}
-	s.engine.Hook(resource.Hooks{AfterCommit: []func([]events.Event){func([]events.Event) { s.bump() }}})
+	s.engine.Hook(resource.Hooks{AfterCommit: []func([]events.Event){s.changedNow}})
 	// The list of buckets gets its timestamp floor once; a read-only node
 	// (on a replica) writes nothing.
 	if !settings.Bool("readonly") {
@@ -226,33 +174,27 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 			return nil, fmt.Errorf("initialising storage: %w", err)
 		}
 	}
-	s.warnOpenAdministrators()
 	s.routes()
 	return s, nil
 }
 
-// warnOpenAdministrators warns when anyone may create accounts and an
-// administrator account named in account_write_principals does not exist
-// yet: whoever creates it first administers every account.
-func (s *Server) warnOpenAdministrators() {
-	if s.accounts == nil || !s.authz.SettingGrants("account_create_principals", resource.Anonymous().Principals()) {
-		return
-	}
-	for _, principal := range s.settings.List("account_write_principals") {
-		name, ok := strings.CutPrefix(principal, "account:")
+// Ready ends the assembly, once every plugin is provisioned: it resolves
+// the authentication policies multiauth.policies names, in order. A
+// policy no plugin provides is ignored with a warning (its requests stay
+// anonymous), as are the policies Kinto has and kintogo lacks (OpenID).
+func (s *Server) Ready() error {
+	for _, name := range s.settings.List("multiauth.policies") {
+		p, ok := s.authPolicies[name]
 		if !ok {
+			s.log.Warn("authentication policy not supported, ignored", "policy", name)
 			continue
 		}
-		err := s.store.View(context.Background(), func(tx storage.Tx) error {
-			_, err := tx.Get(context.Background(), accountScope(name), name)
-			return err
-		})
-		if kerr.Is(err, kerr.NotFound) {
-			s.log.Warn("account creation is open to everyone (account_create_principals) and the administrator account does not exist yet: "+
-				"whoever creates it first administers every account; create it now, or restrict account_create_principals",
-				"account", name)
-		}
+		s.policies = append(s.policies, p)
+		s.challenges = append(s.challenges, p.Challenge())
 	}
+	// Policies that share a challenge (Basic) send it once.
+	s.challenges = dedupe(s.challenges)
+	return nil
 }
 
 // Exposed headers, as Kinto lists them in Access-Control-Expose-Headers.
@@ -263,34 +205,38 @@ var (
 	exposeCount  = append(append([]string{}, exposeList...), "Total-Objects", "Total-Records")
 )
 
-// handlerFunc is what every endpoint implements: it writes a successful
+// Handler is what every endpoint implements: it writes a successful
 // answer itself and returns errors for the renderer.
-type handlerFunc func(w http.ResponseWriter, r *http.Request, c *call) error
+type Handler func(w http.ResponseWriter, r *http.Request, c *Call) error
 
-// endpoint is one URL with its methods.
-type endpoint struct {
-	methods map[string]handlerFunc
-	// expose returns the Access-Control-Expose-Headers of a method.
-	expose func(method string) []string
-	// exposed holds the joined expose headers of each method.
-	exposed map[string][]string
-	// public endpoints never need the caller's identity: their requests
+// Endpoint is one URL with its methods.
+type Endpoint struct {
+	Methods map[string]Handler
+	// Expose returns the Access-Control-Expose-Headers of a method
+	// (BaseExpose, ObjectExpose, ListExpose).
+	Expose func(method string) []string
+	// Public endpoints never need the caller's identity: their requests
 	// are not authenticated at all (a wrong password costs them nothing).
 	// Others authenticate before their handler runs, so that no password
 	// check happens inside a transaction.
-	public bool
+	Public bool
+	// exposed holds the joined expose headers of each method.
+	exposed map[string][]string
 }
 
-func baseExpose(string) []string { return exposeBase }
+// BaseExpose exposes Kinto's headers of every answer.
+func BaseExpose(string) []string { return exposeBase }
 
-func objectExpose(method string) []string {
+// ObjectExpose exposes the headers of an object's answers.
+func ObjectExpose(method string) []string {
 	if method == http.MethodGet || method == http.MethodHead {
 		return exposeObject
 	}
 	return exposeBase
 }
 
-func listExpose(method string) []string {
+// ListExpose exposes the headers of a list's answers.
+func ListExpose(method string) []string {
 	switch method {
 	case http.MethodGet:
 		return exposeList
@@ -300,18 +246,18 @@ func listExpose(method string) []string {
 	return exposeBase
 }
 
-// handle registers an endpoint. Patterns carry no method: the endpoint
+// Handle registers an endpoint. Patterns carry no method: the endpoint
 // dispatches methods itself so that every unknown method gets Kinto's 405,
 // even where a less specific pattern would accept it.
-func (s *Server) handle(pattern string, e endpoint) {
-	if _, ok := e.methods[http.MethodGet]; ok {
-		if _, ok := e.methods[http.MethodHead]; !ok {
-			e.methods[http.MethodHead] = e.methods[http.MethodGet]
+func (s *Server) Handle(pattern string, e Endpoint) {
+	if _, ok := e.Methods[http.MethodGet]; ok {
+		if _, ok := e.Methods[http.MethodHead]; !ok {
+			e.Methods[http.MethodHead] = e.Methods[http.MethodGet]
 		}
 	}
 	e.exposed = map[string][]string{}
 	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"} {
-		e.exposed[m] = []string{strings.Join(e.expose(m), ", ")}
+		e.exposed[m] = []string{strings.Join(e.Expose(m), ", ")}
 	}
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		c := s.newCall(r)
@@ -328,14 +274,14 @@ func (s *Server) handle(pattern string, e endpoint) {
 		if v, ok := e.exposed[r.Method]; ok {
 			w.Header()["Access-Control-Expose-Headers"] = v
 		}
-		h, ok := e.methods[r.Method]
+		h, ok := e.Methods[r.Method]
 		if !ok || (s.readonly && !isRead(r.Method)) {
 			w.Header().Set("Allow", allowed(e))
 			s.renderError(w, r, kerr.E(kerr.MethodNotAllowed, ""))
 			return
 		}
-		if !e.public {
-			c.user()
+		if !e.Public {
+			c.User()
 		}
 		if err := h(w, r, c); err != nil {
 			s.renderError(w, r, err)
@@ -347,10 +293,10 @@ func isRead(method string) bool {
 	return method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
 }
 
-func allowed(e endpoint) string {
+func allowed(e Endpoint) string {
 	var ms []string
 	for _, m := range []string{"DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"} {
-		if _, ok := e.methods[m]; ok {
+		if _, ok := e.Methods[m]; ok {
 			ms = append(ms, m)
 		}
 	}
@@ -359,68 +305,25 @@ func allowed(e endpoint) string {
 
 // routes is the route table: every endpoint of the API in one place.
 func (s *Server) routes() {
-	s.handle("/v1/{$}", endpoint{methods: map[string]handlerFunc{"GET": s.hello}, expose: baseExpose})
-	s.handle("/v1/__heartbeat__", endpoint{methods: map[string]handlerFunc{"GET": s.heartbeat}, expose: baseExpose, public: true})
-	s.handle("/v1/__lbheartbeat__", endpoint{methods: map[string]handlerFunc{"GET": s.lbheartbeat}, expose: baseExpose, public: true})
-	s.handle("/v1/__version__", endpoint{methods: map[string]handlerFunc{"GET": s.version}, expose: baseExpose, public: true})
-	if s.settings.Has("includes", "kinto.plugins.accounts") {
-		s.handle("/v1/accounts", endpoint{expose: listExpose, methods: map[string]handlerFunc{
-			"GET": s.listAccounts, "POST": s.writeAccount, "DELETE": s.deleteAccounts,
-		}})
-		s.handle("/v1/accounts/{id}", endpoint{expose: objectExpose, methods: map[string]handlerFunc{
-			"GET": s.getAccount, "PUT": s.writeAccount, "PATCH": s.writeAccount, "DELETE": s.deleteAccount,
-		}})
-	}
-	if s.historyEnabled() {
-		s.handle("/v1/buckets/{bid}/history", endpoint{expose: listExpose, methods: map[string]handlerFunc{
-			"GET": s.listHistory, "DELETE": s.purgeHistory,
-		}})
-	}
-	if s.permissionsEndpoint() {
-		s.handle("/v1/permissions", endpoint{expose: listExpose, methods: map[string]handlerFunc{"GET": s.listPermissions}})
-	}
+	s.Handle("/v1/{$}", Endpoint{Methods: map[string]Handler{"GET": s.hello}, Expose: BaseExpose})
+	s.Handle("/v1/__heartbeat__", Endpoint{Methods: map[string]Handler{"GET": s.heartbeat}, Expose: BaseExpose, Public: true})
+	s.Handle("/v1/__lbheartbeat__", Endpoint{Methods: map[string]Handler{"GET": s.lbheartbeat}, Expose: BaseExpose, Public: true})
+	s.Handle("/v1/__version__", Endpoint{Methods: map[string]Handler{"GET": s.version}, Expose: BaseExpose, Public: true})
 	// Each sub-request of a batch authenticates itself.
-	s.handle(batchPath, endpoint{methods: map[string]handlerFunc{"POST": s.batch}, expose: baseExpose, public: true})
-	if s.flush {
-		s.handle("/v1/__flush__", endpoint{methods: map[string]handlerFunc{"POST": s.flushAll}, expose: baseExpose, public: true})
-	}
+	s.Handle(batchPath, Endpoint{Methods: map[string]Handler{"POST": s.batch}, Expose: BaseExpose, Public: true})
 	for _, k := range kinds {
 		list := s.listObjects(k)
 		if k.kind == model.Record {
 			list = s.pushable(list, s.recordsNewer, s.streamRecords, s.recordsAccess)
 		}
-		s.handle(k.pluralPattern, endpoint{expose: listExpose, methods: map[string]handlerFunc{
+		s.Handle(k.pluralPattern, Endpoint{Expose: ListExpose, Methods: map[string]Handler{
 			"GET": list, "HEAD": s.listObjects(k), "POST": s.createObject(k), "DELETE": s.deleteObjects(k),
 		}})
-		s.handle(k.objectPattern, endpoint{expose: objectExpose, methods: map[string]handlerFunc{
+		s.Handle(k.objectPattern, Endpoint{Expose: ObjectExpose, Methods: map[string]Handler{
 			"GET": s.getObject(k), "PUT": s.putObject(k), "PATCH": s.patchObject(k), "DELETE": s.deleteObject(k),
 		}})
 	}
-	if s.monitor != nil {
-		// Kinto registers no HEAD view here: HEAD reuses GET, without counts.
-		monitorExpose := func(string) []string { return exposeList }
-		s.handle("/v1/buckets/monitor/collections/changes/records", endpoint{expose: monitorExpose, public: true, methods: map[string]handlerFunc{
-			"GET": s.pushable(s.withMonitorShortcuts(s.cacheable(s.monitorRecords, rawKey), false), s.monitorNewer, s.streamMonitor, nil),
-		}})
-		// The monitor has no individual entries; its parent objects need not
-		// exist. Record URLs under it fall through to the records routes.
-		get := func(h handlerFunc) endpoint {
-			return endpoint{expose: baseExpose, methods: map[string]handlerFunc{"GET": h}}
-		}
-		public := func(h handlerFunc) endpoint {
-			return endpoint{expose: baseExpose, methods: map[string]handlerFunc{"GET": h}, public: true}
-		}
-		s.handle("/v1/buckets/monitor/collections/changes/changeset", public(s.pushable(s.withMonitorShortcuts(s.cacheable(s.monitorChangeset, changesetKey), true), s.monitorNewer, s.streamMonitor, nil)))
-		s.handle("/v1/buckets/{bid}/collections/{cid}/changeset", get(s.pushable(s.collectionChangeset, s.recordsNewer, s.streamRecords, s.changesetAccess)))
-		s.handle("/v1/__broadcasts__", public(s.broadcasts))
-	}
 	s.mux.HandleFunc("/", s.unmatched)
-}
-
-// permissionsEndpoint reports whether GET /permissions is on: with the
-// admin plugin, or experimental_permissions_endpoint.
-func (s *Server) permissionsEndpoint() bool {
-	return s.settings.Has("includes", "kinto.plugins.admin") || s.settings.Bool("experimental_permissions_endpoint")
 }
 
 // ServeHTTP implements http.Handler: common headers, then the route table.
@@ -457,9 +360,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.unmatched(w, r)
 		return
 	}
-	if s.defaultBucketEnabled() && isDefaultBucketPath(r.URL.Path) {
-		s.serveDefaultBucket(w, r)
-		return
+	for _, intercept := range s.intercepts {
+		if intercept(w, r) {
+			return
+		}
 	}
 	s.mux.ServeHTTP(w, r)
 }
@@ -554,7 +458,7 @@ func (s *Server) origin(r *http.Request) string {
 }
 
 // preflight answers a CORS pre-flight request.
-func (s *Server) preflight(w http.ResponseWriter, r *http.Request, e endpoint) {
+func (s *Server) preflight(w http.ResponseWriter, r *http.Request, e Endpoint) {
 	origin := r.Header.Get("Origin")
 	method := r.Header.Get("Access-Control-Request-Method")
 	if origin == "" || method == "" {
@@ -565,7 +469,7 @@ func (s *Server) preflight(w http.ResponseWriter, r *http.Request, e endpoint) {
 		s.renderError(w, r, kerr.InvalidParam("header", kerr.Name(name), name+" header is required"))
 		return
 	}
-	if _, ok := e.methods[method]; !ok {
+	if _, ok := e.Methods[method]; !ok {
 		s.renderError(w, r, kerr.InvalidParam("header", kerr.Name("Access-Control-Request-Method"), "Method not allowed"))
 		return
 	}
@@ -599,25 +503,27 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // call is what a handler knows about its request beyond *http.Request.
-type call struct {
+type Call struct {
 	// r is authenticated with policies at the first need of the caller's
 	// identity, so that endpoints that need none (the changes monitor,
 	// heartbeats) never pay for a password check.
-	r         *http.Request
-	policies  []auth.Policy
-	who       *resource.Caller // nil until identified
-	params    []query.Param
-	paramsErr error
+	r        *http.Request
+	policies []auth.Policy
+	who      *resource.Caller // nil until identified
+	// Params are the query string's parameters, in order; ParamsErr is
+	// the 400 of a query string that could not be read.
+	Params    []query.Param
+	ParamsErr error
 }
 
-func (s *Server) newCall(r *http.Request) *call {
-	c := &call{r: r, policies: s.policies}
-	c.params, c.paramsErr = query.ParseRaw(r.URL.RawQuery)
+func (s *Server) newCall(r *http.Request) *Call {
+	c := &Call{r: r, policies: s.policies}
+	c.Params, c.ParamsErr = query.ParseRaw(r.URL.RawQuery)
 	return c
 }
 
 // caller is who makes the request, identified at the first call.
-func (c *call) caller() *resource.Caller {
+func (c *Call) Caller() *resource.Caller {
 	if c.who == nil {
 		c.who = resource.NewCaller(auth.Identify(c.policies, c.r))
 	}
@@ -625,19 +531,19 @@ func (c *call) caller() *resource.Caller {
 }
 
 // user is the caller's user id, "" when anonymous.
-func (c *call) user() string { return c.caller().UserID }
+func (c *Call) User() string { return c.Caller().UserID }
 
 // principals are the caller's principals (with its groups once loaded).
-func (c *call) principals() []string { return c.caller().Principals() }
+func (c *Call) Principals() []string { return c.Caller().Principals() }
 
 // loadPrincipals adds the groups the user belongs to.
-func (c *call) loadPrincipals(ctx context.Context, tx storage.Tx) error {
-	return c.caller().Load(ctx, tx)
+func (c *Call) LoadPrincipals(ctx context.Context, tx storage.Tx) error {
+	return c.Caller().Load(ctx, tx)
 }
 
 // denied is the error for a refused permission: 401 to anonymous callers,
 // 403 to authenticated ones.
-func (c *call) denied() error { return c.caller().Denied() }
+func (c *Call) Denied() error { return c.Caller().Denied() }
 
 // setTimestamp sets ETag and Last-Modified from a millisecond timestamp.
 func setTimestamp(w http.ResponseWriter, ts int64) {

@@ -61,7 +61,7 @@ func New(ctx context.Context, s *config.Settings, log *slog.Logger) (*api.Server
 	if err != nil {
 		return nil, nil, err
 	}
-	srv, err := api.New(s, store, api.Options{Version: Version, Commit: Commit(), Logger: log})
+	srv, err := NewServer(s, store, api.Options{Version: Version, Commit: Commit(), Logger: log})
 	if err != nil {
 		store.Close()
 		return nil, nil, err

@@ -1,6 +1,7 @@
 package resource
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -159,8 +160,10 @@ func ApplyJSONPatch(ops []any, existing *storage.Object, perms map[string][]stri
 // decodeObject decodes a JSON object the patch library produced, numbers
 // kept exact.
 func decodeObject(raw []byte) (map[string]any, error) {
-	m, err := storage.DecodeData(string(raw))
-	if err != nil {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
 		return nil, kerr.Wrap(kerr.Invalid, "JSON Patch produced an invalid document.", err)
 	}
 	return m, nil

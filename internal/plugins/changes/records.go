@@ -1,9 +1,9 @@
-package api
+package changes
 
 import (
 	"net/http"
 
-	"kintogo/internal/changes"
+	"kintogo/internal/api"
 	"kintogo/internal/kerr"
 	"kintogo/internal/model"
 	"kintogo/internal/query"
@@ -19,56 +19,65 @@ var monitorPath = model.Path{Kind: model.Record, BucketID: "monitor", Collection
 // the same snapshot as the collections' timestamps) and needs no monitor
 // bucket. Filters, sorting and pagination work as on any Kinto list, on the
 // entries' fields only.
-func (s *Server) monitorRecords(w http.ResponseWriter, r *http.Request, c *call) error {
-	if c.paramsErr != nil {
-		return c.paramsErr
+func (s *plugin) monitorRecords(w http.ResponseWriter, r *http.Request, c *api.Call) error {
+	if c.ParamsErr != nil {
+		return c.ParamsErr
 	}
-	pre, err := preconditions(r)
+	pre, err := api.Preconditions(r)
 	if err != nil {
 		return err
 	}
-	q, err := query.Parse(c.params, changes.Schema, s.nowMS())
+	q, err := query.Parse(c.Params, Schema, s.h.Engine().NowMS())
 	if err != nil {
 		return err
 	}
-	entries, err := s.monitorEntries(r)
+	entries, err := s.entries(r)
 	if err != nil {
 		return err
 	}
-	ts := changes.Timestamp(entries)
+	ts := Timestamp(entries)
 	if ts == 0 {
-		ts = s.nowMS()
+		ts = s.h.Engine().NowMS()
 	}
 	if err := resource.ReadPreconditions(pre, ts, nil); err != nil {
-		if !kerr.Is(err, kerr.NotModified) || !s.settings.Bool("changes.empty_200_on_not_modified") {
+		if !kerr.Is(err, kerr.NotModified) || !s.h.Settings().Bool("changes.empty_200_on_not_modified") {
 			return err
 		}
 		// The CDN-friendly answer of later plugin versions: a cacheable
 		// 200 with nothing new instead of a 304.
-		return s.writeList(w, r, c, listReply{path: monitorPath, monitor: true, query: q, ts: ts})
+		return s.h.WriteList(w, r, c, api.ListReply{Path: monitorPath, Cache: s.monitorCache(c), Query: q, Timestamp: ts})
 	}
-	selected := make([]*changes.Entry, 0, len(entries))
+	selected := make([]*Entry, 0, len(entries))
 	for _, e := range entries {
 		if query.Match(e, q.Filters) && q.AfterLast(e) {
 			selected = append(selected, e)
 		}
 	}
 	query.SortSlice(selected, q.Sort)
-	limit := s.engine.Limit(q.Limit)
+	limit := s.h.Engine().Limit(q.Limit)
 	next := ""
 	if len(selected) > limit {
 		selected = selected[:limit]
-		next = s.nextPage(r, c.params, limit, query.Token(selected[len(selected)-1], q.Sort, q.Offset+int64(limit)))
+		next = s.h.NextPage(r, c.Params, limit, query.Token(selected[len(selected)-1], q.Sort, q.Offset+int64(limit)))
 	}
 	var items any = selected // entries encode as structs: no map to build
 	if q.Fields != nil {
 		projected := make([]map[string]any, len(selected))
 		for i, e := range selected {
-			projected[i] = project(e, map[string]any{
+			projected[i] = api.Project(e, map[string]any{
 				"id": e.ID, "last_modified": e.LastModified, "bucket": e.Bucket, "collection": e.Collection, "host": e.Host,
 			}, q.Fields)
 		}
 		items = projected
 	}
-	return s.writeList(w, r, c, listReply{path: monitorPath, monitor: true, query: q, ts: ts, next: next, items: items})
+	return s.h.WriteList(w, r, c, api.ListReply{Path: monitorPath, Cache: s.monitorCache(c), Query: q, Timestamp: ts, Next: next, Items: items})
+}
+
+// monitorCache sets the monitor list's cache headers: the plugin's
+// (monitor.changes.record_cache_*), never Kinto's default for records.
+func (s *plugin) monitorCache(c *api.Call) func(w http.ResponseWriter) {
+	return func(w http.ResponseWriter) {
+		w.Header().Set("Cache-Control", "no-cache, no-store")
+		s.changesetCache(w, "monitor", "changes", c.Params)
+	}
 }

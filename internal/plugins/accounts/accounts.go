@@ -1,4 +1,8 @@
-package api
+// Package accounts is Kinto's kinto.plugins.accounts: user accounts with
+// bcrypt passwords and the `account` authentication policy. Accounts are
+// stored as objects of kind "account" whose parent is their own username,
+// with the ACL key /accounts/{id} (kinto-protocol.md §11.2).
+package accounts
 
 import (
 	"context"
@@ -6,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"kintogo/internal/api"
 	"kintogo/internal/auth"
 	"kintogo/internal/events"
 	"kintogo/internal/kerr"
@@ -16,9 +21,38 @@ import (
 	"kintogo/internal/storage"
 )
 
-// The accounts plugin (kinto.plugins.accounts): user accounts with bcrypt
-// passwords, stored as objects of kind "account" whose parent is their own
-// username, with the ACL key /accounts/{id} (kinto-protocol.md §11.2).
+// Plugin is kinto.plugins.accounts.
+type Plugin struct{}
+
+// Name implements plugins.Plugin.
+func (Plugin) Name() string { return "kinto.plugins.accounts" }
+
+// Provision implements plugins.Plugin.
+func (Plugin) Provision(h *api.Server) error {
+	s := &plugin{h: h}
+	s.policy = s.accountPolicy()
+	h.AuthPolicy(s.policy)
+	h.RootPermission("account:create", "account_create_principals")
+	h.Handle("/v1/accounts", api.Endpoint{Expose: api.ListExpose, Methods: map[string]api.Handler{
+		"GET": s.listAccounts, "POST": s.writeAccount, "DELETE": s.deleteAccounts,
+	}})
+	h.Handle("/v1/accounts/{id}", api.Endpoint{Expose: api.ObjectExpose, Methods: map[string]api.Handler{
+		"GET": s.getAccount, "PUT": s.writeAccount, "PATCH": s.writeAccount, "DELETE": s.deleteAccount,
+	}})
+	h.Capability("accounts", map[string]any{
+		"description":        "Manage user accounts.",
+		"url":                "https://kinto.readthedocs.io/en/latest/api/1.x/accounts.html",
+		"validation_enabled": false,
+	})
+	s.warnOpenAdministrators()
+	return nil
+}
+
+// plugin is the provisioned accounts plugin.
+type plugin struct {
+	h      *api.Server
+	policy *auth.Accounts
+}
 
 func accountScope(id string) storage.Scope {
 	return storage.Scope{Parent: id, Resource: model.Account.Name}
@@ -29,14 +63,14 @@ func accountURI(id string) string { return "/accounts/" + id }
 var accountPath = model.Path{Kind: model.Account}
 
 // accountPolicy builds the `account` authentication policy over storage.
-func (s *Server) accountPolicy() *auth.Accounts {
+func (s *plugin) accountPolicy() *auth.Accounts {
 	p := &auth.Accounts{
-		Secret: s.settings.String("userid_hmac_secret"),
-		TTL:    time.Duration(s.settings.Int("account_cache_ttl_seconds")) * time.Second,
-		Now:    s.opts.Now,
+		Secret: s.h.Settings().String("userid_hmac_secret"),
+		TTL:    time.Duration(s.h.Settings().Int("account_cache_ttl_seconds")) * time.Second,
+		Now:    s.h.Now,
 		Hash: func(r *http.Request, user string) (string, bool) {
 			var hash string
-			err := s.view(r.Context(), func(tx storage.Tx) error {
+			err := s.h.View(r.Context(), func(tx storage.Tx) error {
 				o, err := tx.Get(r.Context(), accountScope(user), user)
 				if err != nil {
 					return err
@@ -47,34 +81,38 @@ func (s *Server) accountPolicy() *auth.Accounts {
 			return hash, err == nil && hash != ""
 		},
 	}
-	// A changed or deleted account must stop accepting its old password.
-	s.engine.Hook(resource.Hooks{AfterCommit: []func([]events.Event){func(evs []events.Event) {
+	// A changed or deleted account must stop accepting its old password,
+	// on every node.
+	s.h.OnChange(func(evs []events.Event) {
+		if evs == nil {
+			p.ForgetAll()
+		}
 		for _, ev := range evs {
 			if ev.ResourceName == model.Account.Name {
 				p.Forget(ev.ID)
 			}
 		}
-	}}})
+	})
 	return p
 }
 
 // username is the caller's account name, "" when not logged in with one.
-func (c *call) username() string {
-	name, _ := strings.CutPrefix(c.user(), "account:")
-	if name == c.user() {
+func username(c *api.Call) string {
+	name, _ := strings.CutPrefix(c.User(), "account:")
+	if name == c.User() {
 		return ""
 	}
 	return name
 }
 
-func (s *Server) settingGrants(name string, c *call) bool {
-	return s.authz.SettingGrants(name, c.principals())
+func (s *plugin) settingGrants(name string, c *api.Call) bool {
+	return s.h.Engine().Authorizer().SettingGrants(name, c.Principals())
 }
 
 // accountAllowed reports whether the caller holds perm on an account: the
 // account's ACEs, or the account_{read,write}_principals settings
 // (administrators).
-func (s *Server) accountAllowed(ctx context.Context, tx storage.Tx, c *call, id, perm string) (bool, error) {
+func (s *plugin) accountAllowed(ctx context.Context, tx storage.Tx, c *api.Call, id, perm string) (bool, error) {
 	if s.settingGrants("account_write_principals", c) || (perm == "read" && s.settingGrants("account_read_principals", c)) {
 		return true, nil
 	}
@@ -82,10 +120,12 @@ func (s *Server) accountAllowed(ctx context.Context, tx storage.Tx, c *call, id,
 	if perm == "read" {
 		aces = append(aces, storage.ACE{URI: accountURI(id), Permission: "read"})
 	}
-	return tx.HasAny(ctx, aces, c.principals())
+	return tx.HasAny(ctx, aces, c.Principals())
 }
 
-func (s *Server) isAccountAdmin(c *call) bool { return s.settingGrants("account_write_principals", c) }
+func (s *plugin) isAccountAdmin(c *api.Call) bool {
+	return s.settingGrants("account_write_principals", c)
+}
 
 // accountData checks an account's data: a password is required, stored as
 // a bcrypt hash.
@@ -111,57 +151,57 @@ func accountData(data map[string]any, required bool) error {
 
 // listAccounts is GET/HEAD /accounts: the caller's own account (Kinto
 // lists accounts under the caller's username, administrators included).
-func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request, c *call) error {
-	if c.user() == "" {
+func (s *plugin) listAccounts(w http.ResponseWriter, r *http.Request, c *api.Call) error {
+	if c.User() == "" {
 		return &kerr.Error{Kind: kerr.Unauthenticated, Errno: 999, Title: "Cannot read accounts."}
 	}
-	if err := firstErr(checkAccept(r), c.paramsErr); err != nil {
+	if err := api.FirstErr(api.CheckAccept(r), c.ParamsErr); err != nil {
 		return err
 	}
-	q, err := query.Parse(c.params, query.Schema{}, s.nowMS())
+	q, err := query.Parse(c.Params, query.Schema{}, s.h.Engine().NowMS())
 	if err != nil {
 		return err
 	}
-	scope := accountScope(c.username())
-	var l listReply
-	err = s.view(r.Context(), func(tx storage.Tx) error {
+	scope := accountScope(username(c))
+	var l api.ListReply
+	err = s.h.View(r.Context(), func(tx storage.Tx) error {
 		ts, err := tx.Timestamp(r.Context(), scope)
 		if err != nil {
 			return err
 		}
 		if ts == 0 {
-			ts = s.nowMS()
+			ts = s.h.Engine().NowMS()
 		}
 		objs, err := tx.List(r.Context(), scope, storage.ListOptions{Filters: q.Filters, Sort: q.Sort, After: q.After,
-			Limit: s.engine.Limit(q.Limit), IncludeDeleted: q.Tombstones})
+			Limit: s.h.Engine().Limit(q.Limit), IncludeDeleted: q.Tombstones})
 		if err != nil {
 			return err
 		}
 		items := make([]map[string]any, len(objs))
 		for i, o := range objs {
-			items[i] = project(o, o.Body(), q.Fields)
+			items[i] = api.Project(o, o.Body(), q.Fields)
 		}
-		l = listReply{path: accountPath, query: q, ts: ts, counted: true, total: int64(len(objs)), items: items}
+		l = api.ListReply{Path: accountPath, Query: q, Timestamp: ts, Counted: true, Total: int64(len(objs)), Items: items}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	return s.writeList(w, r, c, l)
+	return s.h.WriteList(w, r, c, l)
 }
 
 // getAccount is GET/HEAD /accounts/{id}.
-func (s *Server) getAccount(w http.ResponseWriter, r *http.Request, c *call) error {
+func (s *plugin) getAccount(w http.ResponseWriter, r *http.Request, c *api.Call) error {
 	id := r.PathValue("id")
 	var out *storage.Object
 	var perms map[string][]string
-	err := s.view(r.Context(), func(tx storage.Tx) error {
+	err := s.h.View(r.Context(), func(tx storage.Tx) error {
 		ok, err := s.accountAllowed(r.Context(), tx, c, id, "read")
 		if err != nil {
 			return err
 		}
 		if !ok {
-			return c.denied()
+			return c.Denied()
 		}
 		if out, err = tx.Get(r.Context(), accountScope(id), id); err != nil {
 			return err
@@ -172,8 +212,8 @@ func (s *Server) getAccount(w http.ResponseWriter, r *http.Request, c *call) err
 	if err != nil {
 		return err
 	}
-	s.cacheHeaders(w, c, accountPath, nil)
-	s.writeObject(w, http.StatusOK, out, perms)
+	s.h.CacheHeaders(w, c, accountPath, nil)
+	s.h.WriteObject(w, http.StatusOK, out, perms)
 	return nil
 }
 
@@ -181,20 +221,20 @@ func (s *Server) getAccount(w http.ResponseWriter, r *http.Request, c *call) err
 // /accounts (id in the body): anonymous callers allowed by
 // account_create_principals create accounts; users manage their own;
 // administrators (account_write_principals) manage anyone's.
-func (s *Server) writeAccount(w http.ResponseWriter, r *http.Request, c *call) error {
+func (s *plugin) writeAccount(w http.ResponseWriter, r *http.Request, c *api.Call) error {
 	ctx := r.Context()
-	media := []string{mediaJSON}
+	media := []string{api.MediaJSON}
 	if r.Method == http.MethodPatch {
-		media = append(media, mediaMergePatch)
+		media = append(media, api.MediaMergePatch)
 	}
-	in := readWrite(r, model.Account, media...)
-	pre, precondErr := preconditions(r)
+	in := api.ReadWrite(r, model.Account, media...)
+	pre, precondErr := api.Preconditions(r)
 	id := r.PathValue("id")
-	if r.Method == http.MethodPost && in.body != nil && in.body.Data != nil {
-		id, _ = in.body.Data[query.IDField].(string)
+	if r.Method == http.MethodPost && in.Body != nil && in.Body.Data != nil {
+		id, _ = in.Body.Data[query.IDField].(string)
 	}
 	type written = resource.Written
-	res, err := resource.Write(ctx, s.engine, func(u *resource.Unit) (written, error) {
+	res, err := resource.Write(ctx, s.h.Engine(), func(u *resource.Unit) (written, error) {
 		tx := u.Tx
 		existing, err := tx.Get(ctx, accountScope(id), id)
 		if err != nil && !kerr.Is(err, kerr.NotFound) {
@@ -216,9 +256,9 @@ func (s *Server) writeAccount(w http.ResponseWriter, r *http.Request, c *call) e
 			return written{}, err
 		}
 		if !allowed {
-			return written{}, c.denied()
+			return written{}, c.Denied()
 		}
-		if err := firstErr(checkAccept(r), in.err, precondErr); err != nil {
+		if err := api.FirstErr(api.CheckAccept(r), in.Err, precondErr); err != nil {
 			return written{}, err
 		}
 		if id == "" {
@@ -227,7 +267,7 @@ func (s *Server) writeAccount(w http.ResponseWriter, r *http.Request, c *call) e
 		if !model.Account.ValidID(id) {
 			return written{}, resource.InvalidID
 		}
-		if name := c.username(); c.user() != "" && !s.isAccountAdmin(c) && name != id {
+		if name := username(c); c.User() != "" && !s.isAccountAdmin(c) && name != id {
 			return written{}, kerr.InvalidParam("body", kerr.Name("id"), "Username and account ID do not match.")
 		}
 		p := model.Path{Kind: model.Account, ID: id}
@@ -243,28 +283,28 @@ func (s *Server) writeAccount(w http.ResponseWriter, r *http.Request, c *call) e
 		}
 		data := map[string]any{}
 		switch {
-		case r.Method == http.MethodPatch && in.media == mediaMergePatch:
-			data = resource.MergePatch(existing.Data, in.body.Data)
+		case r.Method == http.MethodPatch && in.Media == api.MediaMergePatch:
+			data = resource.MergePatch(existing.Data, in.Body.Data)
 		case r.Method == http.MethodPatch:
 			data = resource.CopyData(existing.Data)
-			for k, v := range in.body.Data {
+			for k, v := range in.Body.Data {
 				data[k] = v
 			}
-		case in.body.Data != nil:
-			data = resource.CopyData(in.body.Data)
+		case in.Body.Data != nil:
+			data = resource.CopyData(in.Body.Data)
 		}
 		if v, ok := data[query.IDField]; ok && v != id {
 			return written{}, kerr.InvalidParam("body", kerr.Name("id"), "Object id does not match existing object")
 		}
 		delete(data, query.IDField)
 		delete(data, query.ModifiedField)
-		passwordChanged := r.Method != http.MethodPatch || (in.body.Data != nil && in.body.Data["password"] != nil)
+		passwordChanged := r.Method != http.MethodPatch || (in.Body.Data != nil && in.Body.Data["password"] != nil)
 		if passwordChanged {
 			if err := accountData(data, true); err != nil {
 				return written{}, err
 			}
 		}
-		if err := s.engine.CheckSize(data); err != nil {
+		if err := s.h.Engine().CheckSize(data); err != nil {
 			return written{}, err
 		}
 		out, err := tx.Put(ctx, accountScope(id), &storage.Object{ID: id, Data: data})
@@ -289,30 +329,30 @@ func (s *Server) writeAccount(w http.ResponseWriter, r *http.Request, c *call) e
 		if existing == nil {
 			action = "create"
 		}
-		return written{Object: out, Perms: perms, Created: existing == nil}, u.Changed(ctx, resource.NewChange(action, p, c.caller(), out, existing))
+		return written{Object: out, Perms: perms, Created: existing == nil}, u.Changed(ctx, resource.NewChange(action, p, c.Caller(), out, existing))
 	})
 	if err != nil {
 		return err
 	}
-	s.writeObject(w, writtenStatus(res), res.Object, res.Perms)
+	s.h.WriteObject(w, api.WrittenStatus(res), res.Object, res.Perms)
 	return nil
 }
 
 // deleteAccount is DELETE /accounts/{id}.
-func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request, c *call) error {
+func (s *plugin) deleteAccount(w http.ResponseWriter, r *http.Request, c *api.Call) error {
 	ctx := r.Context()
 	id := r.PathValue("id")
-	pre, precondErr := preconditions(r)
-	tomb, err := resource.Write(ctx, s.engine, func(u *resource.Unit) (*storage.Object, error) {
+	pre, precondErr := api.Preconditions(r)
+	tomb, err := resource.Write(ctx, s.h.Engine(), func(u *resource.Unit) (*storage.Object, error) {
 		tx := u.Tx
 		ok, err := s.accountAllowed(ctx, tx, c, id, "write")
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
-			return nil, c.denied()
+			return nil, c.Denied()
 		}
-		if err := firstErr(checkAccept(r), precondErr); err != nil {
+		if err := api.FirstErr(api.CheckAccept(r), precondErr); err != nil {
 			return nil, err
 		}
 		existing, err := tx.Get(ctx, accountScope(id), id)
@@ -330,23 +370,23 @@ func (s *Server) deleteAccount(w http.ResponseWriter, r *http.Request, c *call) 
 		if err := tx.DeletePermissions(ctx, accountURI(id)); err != nil {
 			return nil, err
 		}
-		return tomb, u.Changed(ctx, resource.NewChange("delete", p, c.caller(), tomb, existing))
+		return tomb, u.Changed(ctx, resource.NewChange("delete", p, c.Caller(), tomb, existing))
 	})
 	if err != nil {
 		return err
 	}
-	setTimestamp(w, tomb.LastModified)
-	s.writeJSON(w, http.StatusOK, map[string]any{"data": tomb.Body()})
+	api.SetTimestamp(w, tomb.LastModified)
+	s.h.WriteJSON(w, http.StatusOK, map[string]any{"data": tomb.Body()})
 	return nil
 }
 
 // deleteAccounts is DELETE /accounts: the caller's own account.
-func (s *Server) deleteAccounts(w http.ResponseWriter, r *http.Request, c *call) error {
-	if c.user() == "" {
-		return c.denied()
+func (s *plugin) deleteAccounts(w http.ResponseWriter, r *http.Request, c *api.Call) error {
+	if c.User() == "" {
+		return c.Denied()
 	}
-	name := c.username()
-	tombs, err := resource.Write(r.Context(), s.engine, func(u *resource.Unit) ([]*storage.Object, error) {
+	name := username(c)
+	tombs, err := resource.Write(r.Context(), s.h.Engine(), func(u *resource.Unit) ([]*storage.Object, error) {
 		tx := u.Tx
 		objs, err := tx.List(r.Context(), accountScope(name), storage.ListOptions{})
 		if err != nil {
@@ -361,7 +401,7 @@ func (s *Server) deleteAccounts(w http.ResponseWriter, r *http.Request, c *call)
 			if err := tx.DeletePermissions(r.Context(), accountURI(o.ID)); err != nil {
 				return nil, err
 			}
-			if err := u.Changed(r.Context(), resource.NewChange("delete", accountPath, c.caller(), tomb, o)); err != nil {
+			if err := u.Changed(r.Context(), resource.NewChange("delete", accountPath, c.Caller(), tomb, o)); err != nil {
 				return nil, err
 			}
 			tombs = append(tombs, tomb)
@@ -375,6 +415,30 @@ func (s *Server) deleteAccounts(w http.ResponseWriter, r *http.Request, c *call)
 	for i, t := range tombs {
 		data[i] = t.Body()
 	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"data": data})
+	s.h.WriteJSON(w, http.StatusOK, map[string]any{"data": data})
 	return nil
+}
+
+// warnOpenAdministrators warns when anyone may create accounts and an
+// administrator account named in account_write_principals does not exist
+// yet: whoever creates it first administers every account.
+func (s *plugin) warnOpenAdministrators() {
+	if !s.h.Engine().Authorizer().SettingGrants("account_create_principals", resource.Anonymous().Principals()) {
+		return
+	}
+	for _, principal := range s.h.Settings().List("account_write_principals") {
+		name, ok := strings.CutPrefix(principal, "account:")
+		if !ok {
+			continue
+		}
+		err := s.h.View(context.Background(), func(tx storage.Tx) error {
+			_, err := tx.Get(context.Background(), accountScope(name), name)
+			return err
+		})
+		if kerr.Is(err, kerr.NotFound) {
+			s.h.Logger().Warn("account creation is open to everyone (account_create_principals) and the administrator account does not exist yet: "+
+				"whoever creates it first administers every account; create it now, or restrict account_create_principals",
+				"account", name)
+		}
+	}
 }

@@ -1,4 +1,8 @@
-package api
+// Package history is Kinto's kinto.plugins.history: every change of a
+// bucket, collection, group or record leaves an entry in its bucket's
+// history, in the same transaction (kinto-protocol.md §11.3), listed and
+// purged at /v1/buckets/{bid}/history.
+package history
 
 import (
 	"context"
@@ -7,17 +11,44 @@ import (
 
 	"github.com/google/uuid"
 
+	"kintogo/internal/api"
 	"kintogo/internal/model"
 	"kintogo/internal/query"
 	"kintogo/internal/resource"
 	"kintogo/internal/storage"
 )
 
-// The history plugin (kinto.plugins.history): every change of a bucket,
-// collection, group or record leaves an entry in its bucket's history, in
-// the same transaction (kinto-protocol.md §11.3).
+// Plugin is kinto.plugins.history.
+type Plugin struct{}
 
-func (s *Server) historyEnabled() bool { return s.settings.Has("includes", "kinto.plugins.history") }
+// Name implements plugins.Plugin.
+func (Plugin) Name() string { return "kinto.plugins.history" }
+
+// Provision implements plugins.Plugin.
+func (Plugin) Provision(h *api.Server) error {
+	s := &plugin{h: h, excluded: h.Settings().List("history.exclude_resources"),
+		explicit: h.Settings().Bool("explicit_permissions")}
+	h.Engine().Hook(s.hooks())
+	h.Handle("/v1/buckets/{bid}/history", api.Endpoint{Expose: api.ListExpose, Methods: map[string]api.Handler{
+		"GET": s.listHistory, "DELETE": s.purgeHistory,
+	}})
+	h.Capability("history", map[string]any{
+		"description": "Track changes on data.",
+		"url":         "http://kinto.readthedocs.io/en/latest/api/1.x/history.html",
+	})
+	return nil
+}
+
+// plugin is the provisioned history plugin.
+type plugin struct {
+	h        *api.Server
+	excluded []string // history.exclude_resources
+	explicit bool     // explicit_permissions: entries get their readers
+}
+
+func (s *plugin) settingGrants(name string, c *api.Call) bool {
+	return s.h.Engine().Authorizer().SettingGrants(name, c.Principals())
+}
 
 func historyScope(bucketID string) storage.Scope {
 	return storage.Scope{Parent: "/buckets/" + bucketID, Resource: "history"}
@@ -28,11 +59,11 @@ var historySchema = query.Schema{Closed: true, Fields: []string{
 	"user_id", "uri", "action", "date", "resource_name", "bucket_id", "collection_id", "group_id", "record_id", "target",
 }}
 
-// historyHooks are the history plugin's hooks on writes: every write of a
+// hooks are the plugin's hooks on writes: every write of a
 // bucket, collection, group or record locks its bucket's history first
 // (it ends by writing there: writers of a bucket then lock in one order),
 // and leaves an entry there in its transaction.
-func (s *Server) historyHooks() resource.Hooks {
+func (s *plugin) hooks() resource.Hooks {
 	return resource.Hooks{
 		BeforeWrite: []func(context.Context, *resource.Unit, model.Path) error{
 			func(ctx context.Context, u *resource.Unit, p model.Path) error {
@@ -63,10 +94,10 @@ func (s *Server) historyHooks() resource.Hooks {
 // recordHistory stores the history entry of a change of the object at p
 // (obj is the object after the change, or its tombstone), readable by
 // whoever may read the bucket, the collection or the object.
-func (s *Server) recordHistory(ctx context.Context, tx storage.Tx, c *resource.Caller, action string, p model.Path, obj *storage.Object) error {
+func (s *plugin) recordHistory(ctx context.Context, tx storage.Tx, c *resource.Caller, action string, p model.Path, obj *storage.Object) error {
 	target := p.WithID(obj.ID)
 	uri := target.URI()
-	for _, ex := range s.settings.List("history.exclude_resources") {
+	for _, ex := range s.excluded {
 		if storage.UnderURI(uri, ex) {
 			return nil
 		}
@@ -81,7 +112,7 @@ func (s *Server) recordHistory(ctx context.Context, tx storage.Tx, c *resource.C
 	}
 	entry := map[string]any{
 		"action": action, "resource_name": p.Kind.Name, "uri": uri, "user_id": nullable(c.UserID),
-		"date":   s.opts.Now().UTC().Format("2006-01-02T15:04:05.000000+00:00"),
+		"date":   s.h.Now().UTC().Format("2006-01-02T15:04:05.000000+00:00"),
 		"target": map[string]any{"data": obj.Body(), "permissions": perms},
 	}
 	switch p.Kind {
@@ -99,7 +130,7 @@ func (s *Server) recordHistory(ctx context.Context, tx storage.Tx, c *resource.C
 	if _, err := tx.Create(ctx, historyScope(bucketID), &storage.Object{ID: id, Data: entry}); err != nil {
 		return err
 	}
-	if !s.settings.Bool("explicit_permissions") {
+	if !s.explicit {
 		return nil
 	}
 	// Readers of the entry: readers and writers of the bucket, of the
@@ -137,18 +168,18 @@ func nullable(s string) any {
 // historyAccess decides which entries of a bucket's history the caller may
 // see: all of them for readers of the bucket, else those whose ACL names
 // the caller; ok is false when there are none to see.
-func (s *Server) historyAccess(ctx context.Context, tx storage.Tx, c *call, bucketID, perm string) (ids []string, all, ok bool, err error) {
+func (s *plugin) historyAccess(ctx context.Context, tx storage.Tx, c *api.Call, bucketID, perm string) (ids []string, all, ok bool, err error) {
 	bucket := model.Path{Kind: model.Bucket, ID: bucketID}
 	grants := []storage.ACE{{URI: bucket.URI(), Permission: "write"}}
 	if perm == "read" {
 		grants = append(grants, storage.ACE{URI: bucket.URI(), Permission: "read"})
 	}
-	has, err := tx.HasAny(ctx, grants, c.principals())
+	has, err := tx.HasAny(ctx, grants, c.Principals())
 	if err != nil || has || s.settingGrants("bucket_write_principals", c) || (perm == "read" && s.settingGrants("bucket_read_principals", c)) {
 		return nil, true, err == nil, err
 	}
 	prefix := bucket.URI() + "/history/"
-	found, err := tx.Accessible(ctx, prefix, 1, []string{perm}, c.principals())
+	found, err := tx.Accessible(ctx, prefix, 1, []string{perm}, c.Principals())
 	if err != nil || len(found) == 0 {
 		return nil, false, false, err
 	}
@@ -159,12 +190,12 @@ func (s *Server) historyAccess(ctx context.Context, tx storage.Tx, c *call, buck
 }
 
 // listHistory is GET/HEAD /buckets/{bid}/history.
-func (s *Server) listHistory(w http.ResponseWriter, r *http.Request, c *call) error {
+func (s *plugin) listHistory(w http.ResponseWriter, r *http.Request, c *api.Call) error {
 	ctx := r.Context()
 	bid := r.PathValue("bid")
-	var l listReply
-	err := s.view(ctx, func(tx storage.Tx) error {
-		if err := c.loadPrincipals(ctx, tx); err != nil {
+	var l api.ListReply
+	err := s.h.View(ctx, func(tx storage.Tx) error {
+		if err := c.LoadPrincipals(ctx, tx); err != nil {
 			return err
 		}
 		ids, all, ok, err := s.historyAccess(ctx, tx, c, bid, "read")
@@ -172,12 +203,12 @@ func (s *Server) listHistory(w http.ResponseWriter, r *http.Request, c *call) er
 			return err
 		}
 		if !ok {
-			return c.denied()
+			return c.Denied()
 		}
-		if err := firstErr(checkAccept(r), c.paramsErr); err != nil {
+		if err := api.FirstErr(api.CheckAccept(r), c.ParamsErr); err != nil {
 			return err
 		}
-		q, err := query.Parse(c.params, historySchema, s.nowMS())
+		q, err := query.Parse(c.Params, historySchema, s.h.Engine().NowMS())
 		if err != nil {
 			return err
 		}
@@ -186,45 +217,45 @@ func (s *Server) listHistory(w http.ResponseWriter, r *http.Request, c *call) er
 			return err
 		}
 		if ts == 0 {
-			ts = s.nowMS()
+			ts = s.h.Engine().NowMS()
 		}
-		limit := s.engine.Limit(q.Limit)
+		limit := s.h.Engine().Limit(q.Limit)
 		opts := storage.ListOptions{Filters: q.Filters, Sort: q.Sort, After: q.After, Limit: limit + 1, IDs: historyIDs(all, ids)}
 		objs, err := tx.List(ctx, historyScope(bid), opts)
 		if err != nil {
 			return err
 		}
-		l = listReply{path: model.Path{Kind: &model.Kind{Name: "history"}}, query: q, ts: ts, counted: true}
+		l = api.ListReply{Path: model.Path{Kind: &model.Kind{Name: "history"}}, Query: q, Timestamp: ts, Counted: true}
 		if len(objs) > limit {
 			objs = objs[:limit]
-			l.next = s.nextPage(r, c.params, limit, query.Token(objs[len(objs)-1], q.Sort, q.Offset+int64(limit)))
+			l.Next = s.h.NextPage(r, c.Params, limit, query.Token(objs[len(objs)-1], q.Sort, q.Offset+int64(limit)))
 		}
 		items := make([]map[string]any, len(objs))
 		for i, o := range objs {
-			items[i] = project(o, o.Body(), q.Fields)
+			items[i] = api.Project(o, o.Body(), q.Fields)
 		}
-		l.items, l.total = items, int64(len(items))
+		l.Items, l.Total = items, int64(len(items))
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	return s.writeList(w, r, c, l)
+	return s.h.WriteList(w, r, c, l)
 }
 
 // purgeHistory is DELETE /buckets/{bid}/history: removes the entries the
 // caller may write (all of them for bucket writers), filtered like a list.
-func (s *Server) purgeHistory(w http.ResponseWriter, r *http.Request, c *call) error {
+func (s *plugin) purgeHistory(w http.ResponseWriter, r *http.Request, c *api.Call) error {
 	ctx := r.Context()
 	bid := r.PathValue("bid")
 	type purged struct {
 		tombs []map[string]any
 		ts    int64
 	}
-	res, err := resource.Write(ctx, s.engine, func(u *resource.Unit) (purged, error) {
+	res, err := resource.Write(ctx, s.h.Engine(), func(u *resource.Unit) (purged, error) {
 		tx := u.Tx
 		var res purged
-		if err := c.loadPrincipals(ctx, tx); err != nil {
+		if err := c.LoadPrincipals(ctx, tx); err != nil {
 			return res, err
 		}
 		ids, all, ok, err := s.historyAccess(ctx, tx, c, bid, "write")
@@ -232,12 +263,12 @@ func (s *Server) purgeHistory(w http.ResponseWriter, r *http.Request, c *call) e
 			return res, err
 		}
 		if !ok {
-			return res, c.denied()
+			return res, c.Denied()
 		}
-		if c.paramsErr != nil {
-			return res, c.paramsErr
+		if c.ParamsErr != nil {
+			return res, c.ParamsErr
 		}
-		q, err := query.Parse(c.params, historySchema, s.nowMS())
+		q, err := query.Parse(c.Params, historySchema, s.h.Engine().NowMS())
 		if err != nil {
 			return res, err
 		}
@@ -268,8 +299,8 @@ func (s *Server) purgeHistory(w http.ResponseWriter, r *http.Request, c *call) e
 	if tombs == nil {
 		tombs = []map[string]any{}
 	}
-	setTimestamp(w, ts)
-	s.writeJSON(w, http.StatusOK, map[string]any{"data": tombs})
+	api.SetTimestamp(w, ts)
+	s.h.WriteJSON(w, http.StatusOK, map[string]any{"data": tombs})
 	return nil
 }
 

@@ -1,4 +1,4 @@
-package api
+package changes
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"kintogo/internal/api"
 	"kintogo/internal/kerr"
 	"kintogo/internal/resource"
 	"kintogo/internal/storage"
@@ -45,13 +46,13 @@ func readPublished(ctx context.Context, tx storage.Tx) (published, bool, error) 
 // version is published when the last one is older than the minimum
 // interval and the change is either larger than that interval or has
 // settled for that long (remote-settings' rules).
-func (s *Server) broadcasts(w http.ResponseWriter, r *http.Request, c *call) error {
+func (s *plugin) broadcasts(w http.ResponseWriter, r *http.Request, c *api.Call) error {
 	ctx := r.Context()
-	min := time.Duration(s.settings.Int("push_broadcast_min_debounce_interval_seconds")) * time.Second
-	now := s.opts.Now()
+	min := time.Duration(s.h.Settings().Int("push_broadcast_min_debounce_interval_seconds")) * time.Second
+	now := s.h.Now()
 	var last published
 	var found bool
-	err := s.view(ctx, func(tx storage.Tx) (err error) {
+	err := s.h.View(ctx, func(tx storage.Tx) (err error) {
 		last, found, err = readPublished(ctx, tx)
 		return err
 	})
@@ -59,7 +60,7 @@ func (s *Server) broadcasts(w http.ResponseWriter, r *http.Request, c *call) err
 		return err
 	}
 	if !found || now.Sub(last.at) > min {
-		entries, err := s.monitorEntries(r)
+		entries, err := s.entries(r)
 		if err != nil {
 			return err
 		}
@@ -90,7 +91,7 @@ func (s *Server) broadcasts(w http.ResponseWriter, r *http.Request, c *call) err
 			}
 		}
 	}
-	s.writeJSON(w, http.StatusOK, map[string]any{
+	s.h.WriteJSON(w, http.StatusOK, map[string]any{
 		"broadcasts": map[string]string{"remote-settings/monitor_changes": `"` + strconv.FormatInt(last.version, 10) + `"`},
 		"code":       200,
 	})
@@ -99,8 +100,8 @@ func (s *Server) broadcasts(w http.ResponseWriter, r *http.Request, c *call) err
 
 // publish stores a new version, unless another request (or node) published
 // a newer one meanwhile, and returns what is published.
-func (s *Server) publish(ctx context.Context, version int64, now time.Time) (published, error) {
-	return resource.Write(ctx, s.engine, func(u *resource.Unit) (published, error) {
+func (s *plugin) publish(ctx context.Context, version int64, now time.Time) (published, error) {
+	return resource.Write(ctx, s.h.Engine(), func(u *resource.Unit) (published, error) {
 		tx := u.Tx
 		last, found, err := readPublished(ctx, tx)
 		if err != nil {

@@ -36,16 +36,9 @@ type Monitor struct {
 	excluded  []string // bucket or collection URIs left out
 }
 
-// Enabled reports whether the settings include the changes plugin, under
-// either of its names.
-func Enabled(s *config.Settings) bool {
-	return s.Has("includes", "kinto_changes") || s.Has("includes", "kinto_remote_settings.changes") ||
-		s.Has("includes", "kinto_remote_settings")
-}
-
-// New reads the monitored resources and host from the settings. It returns
+// NewMonitor reads the monitored resources and host from the settings. It returns
 // an error for a resource URI that is neither a bucket nor a collection URI.
-func New(s *config.Settings) (*Monitor, error) {
+func NewMonitor(s *config.Settings) (*Monitor, error) {
 	m := &Monitor{exact: map[string]bool{}, resources: s.List("changes.resources")}
 	m.host = s.String("changes.http_host")
 	if m.host == "" {

@@ -1,4 +1,7 @@
-package api
+// Package permissions is Kinto's permissions endpoint: GET /v1/permissions
+// lists every object on which the caller holds a permission
+// (experimental_permissions_endpoint, or kinto.plugins.admin).
+package permissions
 
 import (
 	"context"
@@ -6,10 +9,34 @@ import (
 	"sort"
 	"strings"
 
+	"kintogo/internal/api"
 	"kintogo/internal/model"
 	"kintogo/internal/query"
 	"kintogo/internal/storage"
 )
+
+// Plugin is the permissions endpoint.
+type Plugin struct{}
+
+// Name implements plugins.Plugin.
+func (Plugin) Name() string { return "kinto.plugins.admin" }
+
+// Provision implements plugins.Plugin.
+func (Plugin) Provision(h *api.Server) error {
+	s := &plugin{h: h}
+	h.Handle("/v1/permissions", api.Endpoint{Expose: api.ListExpose, Methods: map[string]api.Handler{"GET": s.listPermissions}})
+	h.Capability("permissions_endpoint", map[string]any{
+		"description": "The permissions endpoint can be used to list all user objects permissions.",
+		"url":         "https://kinto.readthedocs.io/en/latest/configuration/settings.html#activating-the-permissions-endpoint",
+	})
+	return nil
+}
+
+type plugin struct{ h *api.Server }
+
+func (s *plugin) settingGrants(name string, c *api.Call) bool {
+	return s.h.Engine().Authorizer().SettingGrants(name, c.Principals())
+}
 
 // permissionsPath names /permissions for cache settings.
 var permissionsPath = model.Path{Kind: &model.Kind{Name: "permissions", Plural: "permissions"}}
@@ -66,12 +93,12 @@ func describeURI(uri string) permissionEntry {
 // listPermissions is GET/HEAD /permissions: every object on which the
 // caller holds an explicit permission, with the permissions it implies on
 // that object, plus the root permissions granted by settings.
-func (s *Server) listPermissions(w http.ResponseWriter, r *http.Request, c *call) error {
+func (s *plugin) listPermissions(w http.ResponseWriter, r *http.Request, c *api.Call) error {
 	ctx := r.Context()
-	if err := firstErr(checkAccept(r), c.paramsErr); err != nil {
+	if err := api.FirstErr(api.CheckAccept(r), c.ParamsErr); err != nil {
 		return err
 	}
-	q, err := query.Parse(c.params, permissionsSchema, s.nowMS())
+	q, err := query.Parse(c.Params, permissionsSchema, s.h.Engine().NowMS())
 	if err != nil {
 		return err
 	}
@@ -92,17 +119,11 @@ func (s *Server) listPermissions(w http.ResponseWriter, r *http.Request, c *call
 		sorts = []query.Sort{{Field: "uri", Desc: true}}
 	}
 	var entries []permissionEntry
-	err = s.view(ctx, func(tx storage.Tx) error {
-		if err := c.loadPrincipals(ctx, tx); err != nil {
+	err = s.h.View(ctx, func(tx storage.Tx) error {
+		if err := c.LoadPrincipals(ctx, tx); err != nil {
 			return err
 		}
-		var root []string
-		if s.settingGrants("bucket_create_principals", c) {
-			root = append(root, "bucket:create")
-		}
-		if s.settings.Has("includes", "kinto.plugins.accounts") && s.settingGrants("account_create_principals", c) {
-			root = append(root, "account:create")
-		}
+		root := s.h.RootPermissions(c)
 		if len(root) > 0 {
 			sort.Strings(root)
 			entries = append(entries, permissionEntry{"uri": "/", "resource_name": "root", "permissions": toAny(root)})
@@ -116,7 +137,7 @@ func (s *Server) listPermissions(w http.ResponseWriter, r *http.Request, c *call
 			prefix string
 			depth  int
 		}{{"/buckets/", 1}, {"/buckets/", 3}, {"/buckets/", 5}, {"/accounts/", 1}} {
-			found, err := tx.Accessible(ctx, scan.prefix, scan.depth, all, c.principals())
+			found, err := tx.Accessible(ctx, scan.prefix, scan.depth, all, c.Principals())
 			if err != nil {
 				return err
 			}
@@ -150,11 +171,11 @@ func (s *Server) listPermissions(w http.ResponseWriter, r *http.Request, c *call
 	}
 	query.SortSlice(selected, sorts)
 	q.Sort = sorts
-	limit := s.engine.Limit(q.Limit)
+	limit := s.h.Engine().Limit(q.Limit)
 	next := ""
 	if len(selected) > limit {
 		selected = selected[:limit]
-		next = s.nextPage(r, c.params, limit, query.Token(selected[len(selected)-1], sorts, q.Offset+int64(limit)))
+		next = s.h.NextPage(r, c.Params, limit, query.Token(selected[len(selected)-1], sorts, q.Offset+int64(limit)))
 	}
 	items := make([]map[string]any, len(selected))
 	for i, e := range selected {
@@ -165,7 +186,7 @@ func (s *Server) listPermissions(w http.ResponseWriter, r *http.Request, c *call
 		}
 		items[i] = e
 	}
-	return s.writeList(w, r, c, listReply{path: permissionsPath, query: q, next: next, counted: true, total: int64(len(selected)), items: items})
+	return s.h.WriteList(w, r, c, api.ListReply{Path: permissionsPath, Query: q, Next: next, Counted: true, Total: int64(len(selected)), Items: items})
 }
 
 func toAny(list []string) []any {
@@ -203,7 +224,7 @@ func expandPermissions(kind string, perms []string) []string {
 // settingsGrantedObjects lists the buckets, collections and groups on
 // which a `<kind>_<perm>_principals` setting grants the caller something:
 // every existing object of that kind.
-func (s *Server) settingsGrantedObjects(ctx context.Context, tx storage.Tx, c *call) (map[string][]string, error) {
+func (s *plugin) settingsGrantedObjects(ctx context.Context, tx storage.Tx, c *api.Call) (map[string][]string, error) {
 	out := map[string][]string{}
 	perms := func(kind string) []string {
 		var ps []string

@@ -1,14 +1,15 @@
-package api
+package changes
 
 import (
 	"context"
 	"net/http"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"kintogo/internal/changes"
+	"kintogo/internal/api"
 	"kintogo/internal/kerr"
 	"kintogo/internal/model"
 	"kintogo/internal/permission"
@@ -31,7 +32,7 @@ var sinceRE = regexp.MustCompile(`^(?:"[0-9]+"|[0-9]+)$`)
 
 // changesetParams reads the parameters common to both changeset endpoints:
 // _expected (required), _since (quotes optional) and _limit.
-func (s *Server) changesetParams(params []query.Param) (since int64, hasSince bool, limit int, err error) {
+func (s *plugin) changesetParams(params []query.Param) (since int64, hasSince bool, limit int, err error) {
 	if _, ok := query.Get(params, "_expected"); !ok {
 		return 0, false, 0, kerr.InvalidParam("querystring", kerr.Name("_expected"), "Required")
 	}
@@ -54,7 +55,7 @@ func (s *Server) changesetParams(params []query.Param) (since int64, hasSince bo
 		}
 		asked = n
 	}
-	return since, hasSince, s.engine.Limit(asked), nil
+	return since, hasSince, s.h.Engine().Limit(asked), nil
 }
 
 // expectedVariant is the cache setting variant `_expected` chooses:
@@ -73,24 +74,24 @@ func expectedVariant(params []query.Param) string {
 // changesetCache sets the plugin's Cache-Control: the collection's
 // `record_cache_{minimum_,maximum_,}expires_seconds` chosen by _expected,
 // then the bucket's and the global record_cache_expires_seconds.
-func (s *Server) changesetCache(w http.ResponseWriter, bid, cid string, params []query.Param) {
+func (s *plugin) changesetCache(w http.ResponseWriter, bid, cid string, params []query.Param) {
 	prefix := bid + "." + cid + ".record_cache_"
-	ttl, ok := s.settings.IntOK(prefix + "expires_seconds")
+	ttl, ok := s.h.Settings().IntOK(prefix + "expires_seconds")
 	if variant := expectedVariant(params); variant != "" {
-		if v, set := s.settings.IntOK(prefix + variant + "expires_seconds"); set {
+		if v, set := s.h.Settings().IntOK(prefix + variant + "expires_seconds"); set {
 			ttl, ok = v, true
 		}
 	}
 	if !ok {
 		for _, name := range []string{bid + ".record_cache_expires_seconds", "record_cache_expires_seconds"} {
-			if v, set := s.settings.IntOK(name); set && v != 0 {
+			if v, set := s.h.Settings().IntOK(name); set && v != 0 {
 				ttl, ok = v, true
 				break
 			}
 		}
 	}
 	if ok {
-		s.cacheExpires(w, ttl)
+		s.h.CacheExpires(w, ttl)
 	}
 }
 
@@ -103,7 +104,7 @@ func (s *Server) changesetCache(w http.ResponseWriter, bid, cid string, params [
 // record:create). The permission check runs for every request; the answer
 // of callers who may read every record is the same for all of them and
 // comes from the response cache.
-func (s *Server) collectionChangeset(w http.ResponseWriter, r *http.Request, c *call) error {
+func (s *plugin) collectionChangeset(w http.ResponseWriter, r *http.Request, c *api.Call) error {
 	d, err := s.changesetDecision(r.Context(), r, c)
 	if err != nil {
 		return err
@@ -115,7 +116,7 @@ func (s *Server) collectionChangeset(w http.ResponseWriter, r *http.Request, c *
 }
 
 // changesetAccess is the permission check of a long-poll on a changeset.
-func (s *Server) changesetAccess(ctx context.Context, r *http.Request, c *call) error {
+func (s *plugin) changesetAccess(ctx context.Context, r *http.Request, c *api.Call) error {
 	_, err := s.changesetDecision(ctx, r, c)
 	return err
 }
@@ -132,29 +133,29 @@ type changesetGrant struct {
 // see). Decisions of callers who may read everything or nothing are kept
 // for the current data generation (changes of permissions, groups or
 // objects are commits, which move it).
-func (s *Server) changesetDecision(ctx context.Context, r *http.Request, c *call) (changesetGrant, error) {
+func (s *plugin) changesetDecision(ctx context.Context, r *http.Request, c *api.Call) (changesetGrant, error) {
 	coll := model.Path{Kind: model.Collection, BucketID: r.PathValue("bid"), ID: r.PathValue("cid")}
 	records := model.Path{Kind: model.Record, BucketID: coll.BucketID, CollectionID: coll.ID}
-	inBatch := inUnit(ctx) // a batch may have changed permissions, uncommitted
-	gen := s.generation()
-	key := "changeset\x00" + coll.BucketID + "/" + coll.ID + "\x00" + c.user()
-	if v, ok := s.decisions.get(gen, key); ok && !inBatch {
+	inBatch := api.InUnit(ctx) // a batch may have changed permissions, uncommitted
+	gen := s.h.Generation()
+	key := "changeset\x00" + coll.BucketID + "/" + coll.ID + "\x00" + c.User()
+	if v, ok := s.decisions.Get(gen, key); ok && !inBatch {
 		d := v.(changesetGrant)
 		if !d.allowed {
-			return d, c.denied()
+			return d, c.Denied()
 		}
 		return d, nil
 	}
 	var d changesetGrant
-	err := s.view(ctx, func(tx storage.Tx) error {
-		if err := c.loadPrincipals(ctx, tx); err != nil {
+	err := s.h.View(ctx, func(tx storage.Tx) error {
+		if err := c.LoadPrincipals(ctx, tx); err != nil {
 			return err
 		}
-		ok, err := s.authz.Allowed(ctx, tx, coll, "read", c.principals())
+		ok, err := s.h.Engine().Authorizer().Allowed(ctx, tx, coll, "read", c.Principals())
 		if err != nil || !ok {
 			return err
 		}
-		scope, ok, err := s.authz.ForList(ctx, tx, records, "read", c.principals())
+		scope, ok, err := s.h.Engine().Authorizer().ForList(ctx, tx, records, "read", c.Principals())
 		d = changesetGrant{allowed: ok, scope: scope}
 		return err
 	})
@@ -162,31 +163,31 @@ func (s *Server) changesetDecision(ctx context.Context, r *http.Request, c *call
 		return d, err
 	}
 	if !inBatch && (!d.allowed || d.scope.All) {
-		s.decisions.put(gen, key, d, 16)
+		s.decisions.Put(gen, key, d, 16)
 	}
 	if !d.allowed {
-		return d, c.denied()
+		return d, c.Denied()
 	}
 	return d, nil
 }
 
 // changesetOf answers an authorized changeset request, with the records of
 // ids only when ids is not nil.
-func (s *Server) changesetOf(ids []string) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, c *call) error {
+func (s *plugin) changesetOf(ids []string) api.Handler {
+	return func(w http.ResponseWriter, r *http.Request, c *api.Call) error {
 		ctx := r.Context()
 		coll := model.Path{Kind: model.Collection, BucketID: r.PathValue("bid"), ID: r.PathValue("cid")}
 		records := model.Path{Kind: model.Record, BucketID: coll.BucketID, CollectionID: coll.ID}
-		if c.paramsErr != nil {
-			return c.paramsErr
+		if c.ParamsErr != nil {
+			return c.ParamsErr
 		}
-		since, hasSince, limit, err := s.changesetParams(c.params)
+		since, hasSince, limit, err := s.changesetParams(c.Params)
 		if err != nil {
 			return err
 		}
 		var body changesetBody
 		var metaTS int64
-		err = s.view(ctx, func(tx storage.Tx) error {
+		err = s.h.View(ctx, func(tx storage.Tx) error {
 			meta, err := tx.Get(ctx, coll.Scope(), coll.ID)
 			if kerr.Is(err, kerr.NotFound) {
 				return kerr.E(kerr.MissingResource, "")
@@ -219,36 +220,26 @@ func (s *Server) changesetOf(ids []string) handlerFunc {
 		// Last-Modified is the metadata's, so that CDNs revalidate after a
 		// signature refresh that changes no record.
 		w.Header().Set("Last-Modified", httpDate(metaTS))
-		s.changesetCache(w, coll.BucketID, coll.ID, c.params)
-		s.writeJSON(w, http.StatusOK, body)
+		s.changesetCache(w, coll.BucketID, coll.ID, c.Params)
+		s.h.WriteJSON(w, http.StatusOK, body)
 		return nil
 	}
 }
 
 func httpDate(ms int64) string { return time.UnixMilli(ms).UTC().Format(http.TimeFormat) }
 
-// rawInt reads a parameter as an integer, quotes stripped.
-func rawInt(params []query.Param, name string) (int64, bool) {
-	raw, ok := query.Get(params, name)
-	if !ok {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(strings.Trim(raw, `"`), 10, 64)
-	return n, err == nil
-}
-
 // withMonitorShortcuts answers, before h and its response cache, the
 // monitor requests that need no data (monitorShortcuts) and, on the
 // changeset, a quoted _expected (push versions are quoted: a 307 merges
 // them with unquoted ones for CDNs). These answers depend on the exact
 // _expected, which the cache key of changesets leaves out.
-func (s *Server) withMonitorShortcuts(h handlerFunc, changeset bool) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, c *call) error {
-		if c.paramsErr != nil {
-			return c.paramsErr
+func (s *plugin) withMonitorShortcuts(h api.Handler, changeset bool) api.Handler {
+	return func(w http.ResponseWriter, r *http.Request, c *api.Call) error {
+		if c.ParamsErr != nil {
+			return c.ParamsErr
 		}
-		if expected, ok := query.Get(c.params, "_expected"); changeset && ok && strings.Contains(expected, `"`) {
-			s.redirectMonitor(w, r, query.Set(c.params, "_expected", strings.ReplaceAll(expected, `"`, "")), -1)
+		if expected, ok := query.Get(c.Params, "_expected"); changeset && ok && strings.Contains(expected, `"`) {
+			s.redirectMonitor(w, r, query.Set(c.Params, "_expected", strings.ReplaceAll(expected, `"`, "")), -1)
 			return nil
 		}
 		if s.monitorShortcuts(w, r, c) {
@@ -262,22 +253,22 @@ func (s *Server) withMonitorShortcuts(h handlerFunc, changeset bool) handlerFunc
 // client going back in time (0 < _expected < _since: a cacheable 204) and
 // a _since older than changes.since_max_age_days (a cacheable 307 to the
 // same URL without it, so that CDNs see few distinct URLs).
-func (s *Server) monitorShortcuts(w http.ResponseWriter, r *http.Request, c *call) bool {
-	since, hasSince := rawInt(c.params, "_since")
+func (s *plugin) monitorShortcuts(w http.ResponseWriter, r *http.Request, c *api.Call) bool {
+	since, hasSince := api.RawInt(c.Params, "_since")
 	if !hasSince {
 		return false
 	}
 	ttl := s.sinceRedirectTTL
-	if expected, ok := rawInt(c.params, "_expected"); ok && expected > 0 && expected < since {
+	if expected, ok := api.RawInt(c.Params, "_expected"); ok && expected > 0 && expected < since {
 		if ttl >= 0 {
-			s.cacheExpires(w, ttl)
+			s.h.CacheExpires(w, ttl)
 		}
 		w.WriteHeader(http.StatusNoContent)
 		return true
 	}
 	maxAge := s.sinceMaxAgeDays
-	if maxAge >= 0 && since < s.opts.Now().Add(-time.Duration(maxAge)*24*time.Hour).UnixMilli() {
-		s.redirectMonitor(w, r, query.Without(c.params, "_since"), ttl)
+	if maxAge >= 0 && since < s.h.Now().Add(-time.Duration(maxAge)*24*time.Hour).UnixMilli() {
+		s.redirectMonitor(w, r, query.Without(c.Params, "_since"), ttl)
 		return true
 	}
 	return false
@@ -285,12 +276,12 @@ func (s *Server) monitorShortcuts(w http.ResponseWriter, r *http.Request, c *cal
 
 // redirectMonitor answers 307 to the same monitor URL with other
 // parameters, on the changes feed's public host and scheme.
-func (s *Server) redirectMonitor(w http.ResponseWriter, r *http.Request, params []query.Param, ttl int64) {
+func (s *plugin) redirectMonitor(w http.ResponseWriter, r *http.Request, params []query.Param, ttl int64) {
 	host := s.monitor.Host()
 	if host == "" {
 		host = r.Host
 	}
-	scheme := s.settings.String("http_scheme")
+	scheme := s.h.Settings().String("http_scheme")
 	if scheme == "" {
 		scheme = "https"
 	}
@@ -299,7 +290,7 @@ func (s *Server) redirectMonitor(w http.ResponseWriter, r *http.Request, params 
 		target += "?" + query.Encode(params)
 	}
 	if ttl >= 0 {
-		s.cacheExpires(w, ttl)
+		s.h.CacheExpires(w, ttl)
 	}
 	w.Header().Set("Location", target)
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
@@ -308,21 +299,21 @@ func (s *Server) redirectMonitor(w http.ResponseWriter, r *http.Request, params 
 
 // monitorChangeset is GET /buckets/monitor/collections/changes/changeset:
 // the monitor entries in a changeset, public.
-func (s *Server) monitorChangeset(w http.ResponseWriter, r *http.Request, c *call) error {
-	if c.paramsErr != nil {
-		return c.paramsErr
+func (s *plugin) monitorChangeset(w http.ResponseWriter, r *http.Request, c *api.Call) error {
+	if c.ParamsErr != nil {
+		return c.ParamsErr
 	}
-	since, hasSince, limit, err := s.changesetParams(c.params)
+	since, hasSince, limit, err := s.changesetParams(c.Params)
 	if err != nil {
 		return err
 	}
-	entries, err := s.monitorEntries(r)
+	entries, err := s.entries(r)
 	if err != nil {
 		return err
 	}
-	bucket, hasBucket := query.Get(c.params, "bucket")
-	collection, hasCollection := query.Get(c.params, "collection")
-	selected := make([]*changes.Entry, 0, len(entries))
+	bucket, hasBucket := query.Get(c.Params, "bucket")
+	collection, hasCollection := query.Get(c.Params, "collection")
+	selected := make([]*Entry, 0, len(entries))
 	for _, e := range entries {
 		if (hasSince && e.LastModified <= since) || (hasBucket && e.Bucket != bucket) || (hasCollection && e.Collection != collection) {
 			continue
@@ -332,22 +323,102 @@ func (s *Server) monitorChangeset(w http.ResponseWriter, r *http.Request, c *cal
 	if len(selected) > limit {
 		selected = selected[:limit]
 	}
-	ts := changes.Timestamp(entries)
+	ts := Timestamp(entries)
 	if ts == 0 {
-		ts = s.nowMS()
+		ts = s.h.Engine().NowMS()
 	}
 	w.Header().Set("Last-Modified", httpDate(ts))
-	s.changesetCache(w, "monitor", "changes", c.params)
-	s.writeJSON(w, http.StatusOK, changesetBody{Metadata: map[string]any{"bucket": "monitor"}, Timestamp: ts, Changes: selected})
+	s.changesetCache(w, "monitor", "changes", c.Params)
+	s.h.WriteJSON(w, http.StatusOK, changesetBody{Metadata: map[string]any{"bucket": "monitor"}, Timestamp: ts, Changes: selected})
 	return nil
 }
 
-// monitorEntries returns the monitor's entries, newest first, from the
+// entries returns the monitor's entries, newest first, from the
 // in-memory snapshot. The slice is shared: do not modify it.
-func (s *Server) monitorEntries(r *http.Request) ([]*changes.Entry, error) {
+func (s *plugin) entries(r *http.Request) ([]*Entry, error) {
 	if u := resource.UnitOf(r.Context()); u != nil {
 		return s.monitor.Entries(r.Context(), u.Tx)
 	}
 	entries, _, err := s.snapshot.Entries(r.Context())
 	return entries, err
+}
+
+// monitorNewer: an entry matching the request's bucket/collection is newer.
+func (s *plugin) monitorNewer(ctx context.Context, r *http.Request, c *api.Call, since int64) (bool, error) {
+	entries, err := s.entries(r)
+	if err != nil {
+		return false, err
+	}
+	bucket, hasBucket := query.Get(c.Params, "bucket")
+	collection, hasCollection := query.Get(c.Params, "collection")
+	for _, e := range entries {
+		if e.LastModified > since && (!hasBucket || e.Bucket == bucket) && (!hasCollection || e.Collection == collection) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// streamMonitor streams the monitor: one event per changed entry, public.
+func (s *plugin) streamMonitor(w http.ResponseWriter, r *http.Request, c *api.Call) error {
+	q, err := query.Parse(query.Without(c.Params, "_since", "_before", "_to", "_wait"), Schema, s.h.Engine().NowMS())
+	if err != nil {
+		return err
+	}
+	entries, err := s.entries(r)
+	if err != nil {
+		return err
+	}
+	cursor := api.StreamCursor(r, c, Timestamp(entries))
+	es, done, err := s.h.OpenStream(w)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return es.Serve(r.Context(), func() error {
+		entries, err := s.entries(r)
+		if err != nil {
+			return err
+		}
+		var fresh []*Entry
+		for _, e := range entries {
+			if e.LastModified > cursor && query.Match(e, q.Filters) {
+				fresh = append(fresh, e)
+			}
+		}
+		sort.Slice(fresh, func(i, j int) bool { return fresh[i].LastModified < fresh[j].LastModified })
+		for _, e := range fresh {
+			if err := es.Send(e.LastModified, "change", e); err != nil {
+				return err
+			}
+			cursor = e.LastModified
+		}
+		if len(fresh) > 0 {
+			return es.Flush()
+		}
+		return nil
+	})
+}
+
+// changesetKey: what a changeset answer depends on. `_expected` only
+// chooses between the Cache-Control variants (clients put any version in
+// it to bust CDN caches: it must not multiply the entries), other unknown
+// parameters are ignored by the endpoint.
+func changesetKey(r *http.Request, c *api.Call) string {
+	var b strings.Builder
+	b.Grow(len(r.Method) + len(r.URL.Path) + len(r.URL.RawQuery) + 32)
+	b.WriteString(r.Method)
+	b.WriteByte(' ')
+	b.WriteString(r.URL.Path)
+	for _, name := range []string{"_since", "_limit", "bucket", "collection"} {
+		if v, ok := query.Get(c.Params, name); ok {
+			b.WriteByte(0)
+			b.WriteString(name)
+			b.WriteByte('=')
+			b.WriteString(v)
+		}
+	}
+	b.WriteString("\x00_expected=")
+	b.WriteString(expectedVariant(c.Params))
+	return b.String()
 }

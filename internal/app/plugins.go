@@ -1,0 +1,100 @@
+package app
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"kintogo/internal/api"
+	"kintogo/internal/config"
+	"kintogo/internal/plugins"
+	"kintogo/internal/plugins/accounts"
+	"kintogo/internal/plugins/changes"
+	"kintogo/internal/plugins/defaultbucket"
+	"kintogo/internal/plugins/flush"
+	"kintogo/internal/plugins/history"
+	"kintogo/internal/plugins/permissions"
+	"kintogo/internal/storage"
+)
+
+// registry is every plugin kintogo provides, by the names `kinto.includes`
+// gives them (a plugin may answer to several: the changes feed has the
+// names of kinto-changes and of remote-settings).
+var registry = map[string]func() plugins.Plugin{
+	"kinto.plugins.accounts":        func() plugins.Plugin { return accounts.Plugin{} },
+	"kinto.plugins.history":         func() plugins.Plugin { return history.Plugin{} },
+	"kinto.plugins.default_bucket":  func() plugins.Plugin { return defaultbucket.Plugin{} },
+	"kinto.plugins.flush":           func() plugins.Plugin { return flush.Plugin{} },
+	"kinto.plugins.admin":           func() plugins.Plugin { return permissions.Plugin{} },
+	"kinto_changes":                 func() plugins.Plugin { return changes.Plugin{} },
+	"kinto_remote_settings.changes": func() plugins.Plugin { return changes.Plugin{} },
+	"kinto_remote_settings":         func() plugins.Plugin { return changes.Plugin{} },
+}
+
+// policyPlugins names the plugin that provides an authentication policy,
+// for a clear message when multiauth.policies names one whose plugin is
+// not included.
+var policyPlugins = map[string]string{"account": "kinto.plugins.accounts"}
+
+// Provided lists the plugin names kintogo provides, sorted.
+func Provided() []string {
+	names := make([]string, 0, len(registry))
+	for name := range registry {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// selectPlugins returns the plugins the settings include, in order, each
+// once. An unknown name stops the start, as an import error stops Kinto's.
+func selectPlugins(s *config.Settings) ([]plugins.Plugin, error) {
+	var out []plugins.Plugin
+	seen := map[string]bool{}
+	add := func(name string) {
+		p := registry[name]()
+		if !seen[p.Name()] {
+			seen[p.Name()] = true
+			out = append(out, p)
+		}
+	}
+	for _, name := range s.List("includes") {
+		if _, ok := registry[name]; !ok {
+			return nil, fmt.Errorf("kinto.includes: kintogo provides no plugin %q (it provides %s)", name, strings.Join(Provided(), ", "))
+		}
+		add(name)
+	}
+	// The permissions endpoint is also a setting of Kinto's core.
+	if s.Bool("experimental_permissions_endpoint") {
+		add("kinto.plugins.admin")
+	}
+	return out, nil
+}
+
+// NewServer builds the HTTP server over store with the plugins the
+// settings include.
+func NewServer(s *config.Settings, store storage.Storage, opts api.Options) (*api.Server, error) {
+	ps, err := selectPlugins(s)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := api.New(s, store, opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ps {
+		if err := p.Provision(srv); err != nil {
+			return nil, fmt.Errorf("%s: %w", p.Name(), err)
+		}
+	}
+	included := map[string]bool{}
+	for _, p := range ps {
+		included[p.Name()] = true
+	}
+	for _, name := range s.List("multiauth.policies") {
+		if plugin, ok := policyPlugins[name]; ok && !included[plugin] {
+			return nil, fmt.Errorf("the %s authentication policy needs %s in kinto.includes", name, plugin)
+		}
+	}
+	return srv, srv.Ready()
+}

@@ -1,0 +1,96 @@
+// Package changes is the changes feed of kinto-changes and
+// remote-settings (kinto_changes, kinto_remote_settings.changes): which of
+// many collections changed, in one request. The monitor list
+// (/buckets/monitor/collections/changes/records) has one entry per
+// monitored collection, whose last_modified is exactly that collection's
+// records timestamp; changesets (a collection's metadata and records, or
+// the monitor's entries) are what Firefox polls; /__broadcasts__ answers
+// the Push service. Polls are answered from memory: a snapshot of the
+// monitored collections' timestamps valid for one data generation, and the
+// host's answer cache. Long-polls and event streams (the host's push) wait
+// for changes instead of polling.
+// (../shared/reference/kinto-changes.md.)
+package changes
+
+import (
+	"net/http"
+
+	"kintogo/internal/api"
+)
+
+// Plugin is the changes feed.
+type Plugin struct{}
+
+// Name implements plugins.Plugin.
+func (Plugin) Name() string { return "kinto_changes" }
+
+// plugin is the provisioned changes feed.
+type plugin struct {
+	h        *api.Server
+	monitor  *Monitor
+	snapshot *Snapshot
+	// decisions are permission decisions of changesetDecision.
+	decisions *api.Memo
+	// changesetBody is the changeset of callers who may read every
+	// record, behind the answer cache.
+	changesetBody api.Handler
+	readonly      bool
+	// changes.since_max_age_days and its redirects' TTL.
+	sinceMaxAgeDays, sinceRedirectTTL int64
+}
+
+// maxDecisions bounds the permission decisions kept per data generation
+// (each holds a bucket, a collection and a user id: at most about a
+// kilobyte).
+const maxDecisions = 16384
+
+// Provision implements plugins.Plugin.
+func (Plugin) Provision(h *api.Server) error {
+	settings := h.Settings()
+	m, err := NewMonitor(settings)
+	if err != nil {
+		return err
+	}
+	s := &plugin{h: h, monitor: m, readonly: settings.Bool("readonly"),
+		sinceMaxAgeDays:  settings.Int("changes.since_max_age_days"),
+		sinceRedirectTTL: settings.Int("changes.since_max_age_redirect_ttl_seconds"),
+		decisions:        api.NewMemo(maxDecisions, 0),
+	}
+	s.snapshot = NewSnapshot(m, h.Engine().Store(), h.Generation)
+	s.changesetBody = h.Cacheable(s.changesetOf(nil), changesetKey)
+
+	// Kinto registers no HEAD view on the monitor list: HEAD reuses GET,
+	// without counts.
+	monitorExpose := func(string) []string { return api.ListExpose(http.MethodGet) }
+	h.Handle("/v1/buckets/monitor/collections/changes/records", api.Endpoint{Expose: monitorExpose, Public: true, Methods: map[string]api.Handler{
+		"GET": h.Pushable(s.withMonitorShortcuts(h.Cacheable(s.monitorRecords, api.RawKey), false), s.monitorNewer, s.streamMonitor, nil),
+	}})
+	// The monitor has no individual entries; its parent objects need not
+	// exist. Record URLs under it fall through to the records routes.
+	public := func(hd api.Handler) api.Endpoint {
+		return api.Endpoint{Expose: api.BaseExpose, Methods: map[string]api.Handler{"GET": hd}, Public: true}
+	}
+	h.Handle("/v1/buckets/monitor/collections/changes/changeset",
+		public(h.Pushable(s.withMonitorShortcuts(h.Cacheable(s.monitorChangeset, changesetKey), true), s.monitorNewer, s.streamMonitor, nil)))
+	h.Handle("/v1/buckets/{bid}/collections/{cid}/changeset", api.Endpoint{Expose: api.BaseExpose, Methods: map[string]api.Handler{
+		"GET": h.Pushable(s.collectionChangeset, h.RecordsNewer, h.StreamRecords, s.changesetAccess),
+	}})
+	h.Handle("/v1/__broadcasts__", public(s.broadcasts))
+
+	// kintogo's own: wait for changes instead of polling. (A capability
+	// of its own: clients compare the changes capability exactly.)
+	h.Capability("changes_push", map[string]any{
+		"description":      "Wait for changes: long-poll with _wait, or Server-Sent Events with Accept: text/event-stream.",
+		"url":              "https://github.com/kintogo/kintogo#push",
+		"long_poll":        "_wait",
+		"max_wait_seconds": settings.Int("push.max_wait_seconds"),
+		"event_stream":     "text/event-stream",
+	})
+	h.Capability("changes", map[string]any{
+		"description": "Track modifications of records in Kinto and store the collection timestamps into a specific bucket and collection.",
+		"url":         "http://kinto.readthedocs.io/en/latest/tutorials/synchronisation.html#polling-for-remote-changes",
+		"version":     Version,
+		"collections": m.Resources(),
+	})
+	return nil
+}
