@@ -33,7 +33,11 @@ func Open(t *testing.T) storage.Storage {
 	if err := s.Update(ctx, func(tx storage.Tx) error { return tx.Flush(ctx) }); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
 	return s
 }
 
@@ -61,8 +65,12 @@ func TestListenNotifyAndClose(t *testing.T) {
 	deadline := time.After(5 * time.Second)
 	for sent := false; !sent; {
 		// Notify until the listener is up; its own node's are ignored.
-		a.Notify(ctx, "node-a", "mine")
-		b.Notify(ctx, "node-b", "hello")
+		if err := a.Notify(ctx, "node-a", "mine"); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Notify(ctx, "node-b", "hello"); err != nil {
+			t.Fatal(err)
+		}
 		select {
 		case p := <-got:
 			if p != "hello" {
@@ -96,7 +104,11 @@ func TestOutdatedSchemaRefused(t *testing.T) {
 	if _, err := admin.Pool().Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		t.Skipf("cannot create a database: %v", err)
 	}
-	defer admin.Pool().Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)")
+	defer func() {
+		if _, err := admin.Pool().Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop %s: %v", name, err)
+		}
+	}()
 	fresh := dsn(t)[:strings.LastIndex(dsn(t), "/")+1] + name
 	if _, err := postgres.Open(ctx, fresh, postgres.Options{}); !errors.Is(err, postgres.ErrOutdated) {
 		t.Fatalf("open without migrate: %v, want ErrOutdated", err)
@@ -105,9 +117,13 @@ func TestOutdatedSchemaRefused(t *testing.T) {
 	if err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	s.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if s, err = postgres.Open(ctx, fresh, postgres.Options{}); err != nil {
 		t.Fatalf("open after migrate: %v", err)
 	}
-	s.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 }

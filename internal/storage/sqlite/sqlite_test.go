@@ -2,9 +2,12 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"kintogo/internal/storage"
@@ -18,7 +21,11 @@ func TestConformance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { s.Close() })
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Errorf("close: %v", err)
+			}
+		})
 		return s
 	})
 }
@@ -40,7 +47,9 @@ func TestReopenKeepsData(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	s, err = sqlite.Open(ctx, path, sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -49,13 +58,18 @@ func TestReopenKeepsData(t *testing.T) {
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("the database is not at its path: %v", err)
 	}
-	s.View(ctx, func(tx storage.Tx) error {
+	if err := s.View(ctx, func(tx storage.Tx) error {
 		got, err := tx.Get(ctx, scope, "c")
-		if err != nil || got.LastModified != written.LastModified || got.Data["title"] != "x" {
-			t.Errorf("after reopen: %v, %v", got, err)
+		if err != nil {
+			return err
+		}
+		if got.LastModified != written.LastModified || got.Data["title"] != "x" {
+			t.Errorf("after reopen: %v", got)
 		}
 		return nil
-	})
+	}); err != nil {
+		t.Fatalf("after reopen: %v", err)
+	}
 }
 
 // One process per database file: a second Open fails until the first
@@ -70,10 +84,56 @@ func TestOneStorePerFile(t *testing.T) {
 	if _, err := sqlite.Open(ctx, path, sqlite.Options{}); !errors.Is(err, sqlite.ErrLocked) {
 		t.Fatalf("second open: %v, want ErrLocked", err)
 	}
-	s.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	s, err = sqlite.Open(ctx, path, sqlite.Options{})
 	if err != nil {
 		t.Fatalf("open after close: %v", err)
 	}
-	s.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The schema version is read from where existing databases keep it
+// (metadata, storage_schema_version): a database claiming a version this
+// binary does not know is refused, migrating or not.
+func TestNewerSchemaRefused(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "test.db")
+	s, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v string
+	if err := db.QueryRowContext(ctx, `SELECT value FROM metadata WHERE name = 'storage_schema_version'`).Scan(&v); err != nil {
+		t.Fatalf("version row: %v", err)
+	}
+	if want := strconv.Itoa(sqlite.LatestVersion); v != want {
+		t.Fatalf("version %s, want %s", v, want)
+	}
+	if _, err := db.ExecContext(ctx, `UPDATE metadata SET value = '99' WHERE name = 'storage_schema_version'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, migrate := range []bool{false, true} {
+		s, err := sqlite.Open(ctx, path, sqlite.Options{Migrate: migrate})
+		if err == nil {
+			s.Close()
+			t.Fatalf("migrate=%v: a newer schema was accepted", migrate)
+		}
+		if !strings.Contains(err.Error(), "newer") {
+			t.Errorf("migrate=%v: %v, want a newer-schema error", migrate, err)
+		}
+	}
 }

@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"RemovePrincipalRemovesItsACEs", testRemovePrincipalACEs},
 		{"ListStopsWhenCanceled", testListCanceled},
 		{"WriterWaitingGivesUpWithItsContext", testWriterGivesUp},
+		{"LockScopeGivesNoTimestamp", testLockScope},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -54,10 +55,21 @@ var ctx = context.Background()
 
 var records = storage.Scope{Parent: "/buckets/b/collections/c", Resource: "record"}
 
+// update runs fn in a read-write transaction; an error fails the test.
+// Callbacks return their errors rather than call t.Fatal, which would
+// leave the transaction to its backend's deferred handling.
 func update(t *testing.T, s storage.Storage, fn func(storage.Tx) error) {
 	t.Helper()
 	if err := s.Update(ctx, fn); err != nil {
 		t.Fatalf("update: %v", err)
+	}
+}
+
+// view runs fn in a read-only transaction; an error fails the test.
+func view(t *testing.T, s storage.Storage, fn func(storage.Tx) error) {
+	t.Helper()
+	if err := s.View(ctx, fn); err != nil {
+		t.Fatalf("view: %v", err)
 	}
 }
 
@@ -72,8 +84,12 @@ func data(t *testing.T, js string) map[string]any {
 	return m
 }
 
-func body(o *storage.Object) string {
-	b, _ := json.Marshal(o)
+func body(t *testing.T, o *storage.Object) string {
+	t.Helper()
+	b, err := json.Marshal(o)
+	if err != nil {
+		t.Fatalf("marshal %s: %v", o.ID, err)
+	}
 	return string(b)
 }
 
@@ -86,12 +102,12 @@ func testCreateGetDelete(t *testing.T, s storage.Storage) {
 	if created.LastModified == 0 {
 		t.Fatal("no timestamp assigned")
 	}
-	s.View(ctx, func(tx storage.Tx) error {
+	view(t, s, func(tx storage.Tx) error {
 		got, err := tx.Get(ctx, records, "r1")
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		if diff := cmp.Diff(body(created), body(got)); diff != "" {
+		if diff := cmp.Diff(body(t, created), body(t, got)); diff != "" {
 			t.Errorf("get differs (-created +got):\n%s", diff)
 		}
 		return nil
@@ -109,21 +125,30 @@ func testCreateGetDelete(t *testing.T, s storage.Storage) {
 		return err
 	})
 	if !tomb.Deleted || tomb.LastModified <= created.LastModified || len(tomb.Data) != 0 {
-		t.Errorf("bad tombstone %s", body(tomb))
+		t.Errorf("bad tombstone %s", body(t, tomb))
 	}
-	s.View(ctx, func(tx storage.Tx) error {
+	view(t, s, func(tx storage.Tx) error {
 		if _, err := tx.Get(ctx, records, "r1"); !kerr.Is(err, kerr.NotFound) {
 			t.Errorf("get tombstone: want NotFound, got %v", err)
 		}
 		if _, err := tx.Get(ctx, records, "nope"); !kerr.Is(err, kerr.NotFound) {
 			t.Errorf("get missing: want NotFound, got %v", err)
 		}
-		live, _ := tx.List(ctx, records, storage.ListOptions{})
-		all, _ := tx.List(ctx, records, storage.ListOptions{IncludeDeleted: true})
+		live, err := tx.List(ctx, records, storage.ListOptions{})
+		if err != nil {
+			return err
+		}
+		all, err := tx.List(ctx, records, storage.ListOptions{IncludeDeleted: true})
+		if err != nil {
+			return err
+		}
 		if len(live) != 0 || len(all) != 1 || !all[0].Deleted {
 			t.Errorf("list after delete: live %d, all %v", len(live), all)
 		}
-		ts, _ := tx.Timestamp(ctx, records)
+		ts, err := tx.Timestamp(ctx, records)
+		if err != nil {
+			return err
+		}
 		if ts != tomb.LastModified {
 			t.Errorf("resource timestamp %d, want the tombstone's %d", ts, tomb.LastModified)
 		}
@@ -137,7 +162,7 @@ func testCreateGetDelete(t *testing.T, s storage.Storage) {
 	update(t, s, func(tx storage.Tx) error {
 		o, err := tx.Create(ctx, records, &storage.Object{ID: "r1", Data: data(t, `{"v":2}`)})
 		if err == nil && (o.LastModified <= tomb.LastModified || o.Deleted) {
-			t.Errorf("recreated %s", body(o))
+			t.Errorf("recreated %s", body(t, o))
 		}
 		return err
 	})
@@ -165,14 +190,17 @@ func testTimestampsIncrease(t *testing.T, s storage.Storage) {
 				return err
 			}
 			if o.LastModified <= last {
-				t.Fatalf("timestamp %d after %d", o.LastModified, last)
+				return fmt.Errorf("timestamp %d after %d", o.LastModified, last)
 			}
 			last = o.LastModified
 			return nil
 		})
 	}
-	s.View(ctx, func(tx storage.Tx) error {
-		ts, _ := tx.Timestamp(ctx, records)
+	view(t, s, func(tx storage.Tx) error {
+		ts, err := tx.Timestamp(ctx, records)
+		if err != nil {
+			return err
+		}
 		if ts != last {
 			t.Errorf("resource timestamp %d, want %d", ts, last)
 		}
@@ -189,10 +217,16 @@ func testScopesIndependent(t *testing.T, s storage.Storage) {
 		_, err := tx.Put(ctx, other, &storage.Object{ID: "a", Data: data(t, `{"other":true}`)})
 		return err
 	})
-	s.View(ctx, func(tx storage.Tx) error {
-		a, _ := tx.Get(ctx, records, "a")
-		b, _ := tx.Get(ctx, other, "a")
-		if a == nil || b == nil || a.Data["other"] != nil || b.Data["other"] != true {
+	view(t, s, func(tx storage.Tx) error {
+		a, err := tx.Get(ctx, records, "a")
+		if err != nil {
+			return err
+		}
+		b, err := tx.Get(ctx, other, "a")
+		if err != nil {
+			return err
+		}
+		if a.Data["other"] != nil || b.Data["other"] != true {
 			t.Errorf("scopes mixed: %v %v", a, b)
 		}
 		return nil
@@ -222,7 +256,10 @@ func testSuppliedTimestamp(t *testing.T, s storage.Storage) {
 		if past.LastModified != 1000 {
 			t.Errorf("past timestamp not kept: %d", past.LastModified)
 		}
-		ts, _ := tx.Timestamp(ctx, records)
+		ts, err := tx.Timestamp(ctx, records)
+		if err != nil {
+			return err
+		}
 		if ts != o.LastModified {
 			t.Errorf("resource timestamp %d, want %d", ts, o.LastModified)
 		}
@@ -232,8 +269,12 @@ func testSuppliedTimestamp(t *testing.T, s storage.Storage) {
 
 func testInitTimestamp(t *testing.T, s storage.Storage) {
 	scope := storage.Scope{Parent: "/buckets/x", Resource: "collection"}
-	s.View(ctx, func(tx storage.Tx) error {
-		if ts, _ := tx.Timestamp(ctx, scope); ts != 0 {
+	view(t, s, func(tx storage.Tx) error {
+		ts, err := tx.Timestamp(ctx, scope)
+		if err != nil {
+			return err
+		}
+		if ts != 0 {
 			t.Errorf("empty scope timestamp %d, want 0", ts)
 		}
 		return nil
@@ -248,11 +289,11 @@ func testInitTimestamp(t *testing.T, s storage.Storage) {
 	}
 	update(t, s, func(tx storage.Tx) error {
 		again, err := tx.InitTimestamp(ctx, scope)
-		if again != floor {
-			t.Errorf("floor moved: %d -> %d", floor, again)
-		}
 		if err != nil {
 			return err
+		}
+		if again != floor {
+			t.Errorf("floor moved: %d -> %d", floor, again)
 		}
 		o, err := tx.Put(ctx, scope, &storage.Object{ID: "c"})
 		if err == nil && o.LastModified <= floor {
@@ -313,11 +354,11 @@ func testList(t *testing.T, s storage.Storage) {
 		{"two keys, keyset after", storage.ListOptions{Sort: []query.Sort{{Field: "tags", Desc: true}, {Field: "id"}}, After: map[string]any{"tags": []any{"x", "y"}, "id": "r1"}, Limit: 1}, []string{"r0"}}, // missing sorts first descending: r3, r1, r0
 		{"filters, sort and limit together", storage.ListOptions{Filters: []query.Filter{{Field: "n", Op: query.LT, Value: n("10")}}, Sort: []query.Sort{{Field: "n", Desc: true}}, Limit: 1}, []string{"r0"}},
 	}
-	s.View(ctx, func(tx storage.Tx) error {
+	view(t, s, func(tx storage.Tx) error {
 		for _, c := range cases {
 			got, err := tx.List(ctx, records, c.opts)
 			if err != nil {
-				t.Fatalf("%s: %v", c.name, err)
+				return fmt.Errorf("%s: %w", c.name, err)
 			}
 			if diff := cmp.Diff(c.want, ids(got)); diff != "" {
 				t.Errorf("%s (-want +got):\n%s", c.name, diff)
@@ -340,12 +381,18 @@ func testListIDs(t *testing.T, s storage.Storage) {
 		}
 		return nil
 	})
-	s.View(ctx, func(tx storage.Tx) error {
-		got, _ := tx.List(ctx, records, storage.ListOptions{IDs: []string{"c", "a", "zz"}, Sort: []query.Sort{{Field: "id"}}})
+	view(t, s, func(tx storage.Tx) error {
+		got, err := tx.List(ctx, records, storage.ListOptions{IDs: []string{"c", "a", "zz"}, Sort: []query.Sort{{Field: "id"}}})
+		if err != nil {
+			return err
+		}
 		if diff := cmp.Diff([]string{"a", "c"}, ids(got)); diff != "" {
 			t.Errorf("ids restriction (-want +got):\n%s", diff)
 		}
-		none, _ := tx.List(ctx, records, storage.ListOptions{IDs: []string{}})
+		none, err := tx.List(ctx, records, storage.ListOptions{IDs: []string{}})
+		if err != nil {
+			return err
+		}
 		if len(none) != 0 {
 			t.Errorf("empty ids restriction listed %v", ids(none))
 		}
@@ -368,17 +415,25 @@ func testPurgeTree(t *testing.T, s storage.Storage) {
 		}
 		return tx.PurgeTree(ctx, "/buckets/b")
 	})
-	s.View(ctx, func(tx storage.Tx) error {
+	view(t, s, func(tx storage.Tx) error {
 		if _, err := tx.Get(ctx, buckets, "b"); err != nil {
 			t.Errorf("bucket itself purged: %v", err)
 		}
 		if _, err := tx.Get(ctx, cols, "c"); !kerr.Is(err, kerr.NotFound) {
-			t.Errorf("collection survived purge")
+			t.Errorf("collection survived purge: %v", err)
 		}
-		if all, _ := tx.List(ctx, records, storage.ListOptions{IncludeDeleted: true}); len(all) != 0 {
+		all, err := tx.List(ctx, records, storage.ListOptions{IncludeDeleted: true})
+		if err != nil {
+			return err
+		}
+		if len(all) != 0 {
 			t.Errorf("records survived purge")
 		}
-		if ts, _ := tx.Timestamp(ctx, records); ts != 0 {
+		ts, err := tx.Timestamp(ctx, records)
+		if err != nil {
+			return err
+		}
+		if ts != 0 {
 			t.Errorf("records timestamp survived purge: %d", ts)
 		}
 		if _, err := tx.Get(ctx, sibling, "c"); err != nil {
@@ -404,10 +459,10 @@ func testTimestampsByPrefix(t *testing.T, s storage.Storage) {
 		want["/buckets/main/collections/empty"] = floor
 		return err
 	})
-	s.View(ctx, func(tx storage.Tx) error {
+	view(t, s, func(tx storage.Tx) error {
 		got, err := tx.Timestamps(ctx, "record", []string{"/buckets/main/"})
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("timestamps (-want +got):\n%s", diff)
@@ -430,23 +485,35 @@ func testPermissions(t *testing.T, s storage.Storage) {
 		// Replace only read; write stays.
 		return tx.SetPermissions(ctx, "/buckets/b", map[string][]string{"read": {"carol"}})
 	})
-	s.View(ctx, func(tx storage.Tx) error {
-		perms, _ := tx.Permissions(ctx, "/buckets/b")
+	view(t, s, func(tx storage.Tx) error {
+		perms, err := tx.Permissions(ctx, "/buckets/b")
+		if err != nil {
+			return err
+		}
 		for k := range perms {
 			sort.Strings(perms[k])
 		}
 		if diff := cmp.Diff(map[string][]string{"write": {"alice"}, "read": {"carol"}}, perms); diff != "" {
 			t.Errorf("permissions (-want +got):\n%s", diff)
 		}
-		ok, _ := tx.HasAny(ctx, []storage.ACE{{URI: "/buckets/b", Permission: "write"}, {URI: "/buckets/b/collections/c", Permission: "read"}}, []string{"x", "bob"})
+		ok, err := tx.HasAny(ctx, []storage.ACE{{URI: "/buckets/b", Permission: "write"}, {URI: "/buckets/b/collections/c", Permission: "read"}}, []string{"x", "bob"})
+		if err != nil {
+			return err
+		}
 		if !ok {
 			t.Error("HasAny: bob reads c")
 		}
-		ok, _ = tx.HasAny(ctx, []storage.ACE{{URI: "/buckets/b", Permission: "write"}}, []string{"bob"})
+		ok, err = tx.HasAny(ctx, []storage.ACE{{URI: "/buckets/b", Permission: "write"}}, []string{"bob"})
+		if err != nil {
+			return err
+		}
 		if ok {
 			t.Error("HasAny: bob does not write b")
 		}
-		acc, _ := tx.Accessible(ctx, "/buckets/b/collections/", 1, []string{"read", "write", "record:create"}, []string{"dave", "bob"})
+		acc, err := tx.Accessible(ctx, "/buckets/b/collections/", 1, []string{"read", "write", "record:create"}, []string{"dave", "bob"})
+		if err != nil {
+			return err
+		}
 		for k := range acc {
 			sort.Strings(acc[k])
 		}
@@ -461,15 +528,25 @@ func testPermissions(t *testing.T, s storage.Storage) {
 		}
 		return tx.DeletePermissions(ctx, "/buckets/b/collections/c/*")
 	})
-	s.View(ctx, func(tx storage.Tx) error {
-		perms, _ := tx.Permissions(ctx, "/buckets/b")
+	view(t, s, func(tx storage.Tx) error {
+		perms, err := tx.Permissions(ctx, "/buckets/b")
+		if err != nil {
+			return err
+		}
 		if _, has := perms["read"]; has {
 			t.Error("empty list did not remove the permission")
 		}
-		if p, _ := tx.Permissions(ctx, "/buckets/b/collections/c/records/r"); len(p) != 0 {
+		p, err := tx.Permissions(ctx, "/buckets/b/collections/c/records/r")
+		if err != nil {
+			return err
+		}
+		if len(p) != 0 {
 			t.Errorf("wildcard delete left %v", p)
 		}
-		if p, _ := tx.Permissions(ctx, "/buckets/b/collections/c"); len(p) != 2 {
+		if p, err = tx.Permissions(ctx, "/buckets/b/collections/c"); err != nil {
+			return err
+		}
+		if len(p) != 2 {
 			t.Errorf("wildcard delete removed the collection's own ACEs: %v", p)
 		}
 		return nil
@@ -478,36 +555,62 @@ func testPermissions(t *testing.T, s storage.Storage) {
 
 func testUserPrincipals(t *testing.T, s storage.Storage) {
 	update(t, s, func(tx storage.Tx) error {
-		for _, op := range []error{
-			tx.AddUserPrincipal(ctx, "alice", "/buckets/b/groups/g1"),
-			tx.AddUserPrincipal(ctx, "alice", "/buckets/b/groups/g2"),
-			tx.AddUserPrincipal(ctx, "system.Authenticated", "/buckets/b/groups/all"),
-			tx.RemoveUserPrincipal(ctx, "alice", "/buckets/b/groups/g2"),
+		for _, op := range []func() error{
+			func() error { return tx.AddUserPrincipal(ctx, "alice", "/buckets/b/groups/g1") },
+			func() error { return tx.AddUserPrincipal(ctx, "alice", "/buckets/b/groups/g2") },
+			func() error { return tx.AddUserPrincipal(ctx, "system.Authenticated", "/buckets/b/groups/all") },
+			func() error { return tx.RemoveUserPrincipal(ctx, "alice", "/buckets/b/groups/g2") },
 		} {
-			if op != nil {
-				return op
+			if err := op(); err != nil {
+				return err
 			}
 		}
 		return nil
 	})
-	s.View(ctx, func(tx storage.Tx) error {
-		got, _ := tx.UserPrincipals(ctx, "alice", true)
+	view(t, s, func(tx storage.Tx) error {
+		got, err := tx.UserPrincipals(ctx, "alice", true)
+		if err != nil {
+			return err
+		}
 		if diff := cmp.Diff([]string{"/buckets/b/groups/all", "/buckets/b/groups/g1"}, got); diff != "" {
 			t.Errorf("principals (-want +got):\n%s", diff)
 		}
-		got, _ = tx.UserPrincipals(ctx, "alice", false)
+		if got, err = tx.UserPrincipals(ctx, "alice", false); err != nil {
+			return err
+		}
 		if diff := cmp.Diff([]string{"/buckets/b/groups/g1"}, got); diff != "" {
 			t.Errorf("principals unauthenticated (-want +got):\n%s", diff)
 		}
 		return nil
 	})
 	update(t, s, func(tx storage.Tx) error { return tx.RemovePrincipal(ctx, "/buckets/b/groups/g1") })
-	s.View(ctx, func(tx storage.Tx) error {
-		if got, _ := tx.UserPrincipals(ctx, "alice", false); len(got) != 0 {
+	view(t, s, func(tx storage.Tx) error {
+		got, err := tx.UserPrincipals(ctx, "alice", false)
+		if err != nil {
+			return err
+		}
+		if len(got) != 0 {
 			t.Errorf("RemovePrincipal left %v", got)
 		}
 		return nil
 	})
+}
+
+// written returns an error unless tx sees the writes of testRollback and
+// testFlush (the record "new", an ACE on uri, a membership of user): what
+// a rollback or a flush leaves behind means something only after writes
+// that took effect.
+func written(tx storage.Tx, uri, user string) error {
+	if _, err := tx.Get(ctx, records, "new"); err != nil {
+		return fmt.Errorf("written object not visible in its transaction: %w", err)
+	}
+	if p, err := tx.Permissions(ctx, uri); err != nil || len(p) == 0 {
+		return fmt.Errorf("written ACE not visible in its transaction: %v, %v", p, err)
+	}
+	if u, err := tx.UserPrincipals(ctx, user, false); err != nil || len(u) == 0 {
+		return fmt.Errorf("written membership not visible in its transaction: %v, %v", u, err)
+	}
+	return nil
 }
 
 func testRollback(t *testing.T, s storage.Storage) {
@@ -516,34 +619,65 @@ func testRollback(t *testing.T, s storage.Storage) {
 		return err
 	})
 	var before int64
-	s.View(ctx, func(tx storage.Tx) error { before, _ = tx.Timestamp(ctx, records); return nil })
+	view(t, s, func(tx storage.Tx) (err error) { before, err = tx.Timestamp(ctx, records); return err })
 	boom := errors.New("boom")
+	// Every write must succeed: only then does the absence of its effects
+	// afterwards show a rollback. A failed one is returned instead of
+	// boom, failing the test.
 	err := s.Update(ctx, func(tx storage.Tx) error {
-		tx.Put(ctx, records, &storage.Object{ID: "keep", Data: data(t, `{"v":2}`)})
-		tx.Put(ctx, records, &storage.Object{ID: "new"})
-		tx.SetPermissions(ctx, "/x", map[string][]string{"read": {"a"}})
-		tx.AddUserPrincipal(ctx, "u", "p")
-		tx.PurgeTree(ctx, "/buckets/b")
+		if _, err := tx.Put(ctx, records, &storage.Object{ID: "keep", Data: data(t, `{"v":2}`)}); err != nil {
+			return fmt.Errorf("put keep: %w", err)
+		}
+		if _, err := tx.Put(ctx, records, &storage.Object{ID: "new"}); err != nil {
+			return fmt.Errorf("put new: %w", err)
+		}
+		if err := tx.SetPermissions(ctx, "/x", map[string][]string{"read": {"a"}}); err != nil {
+			return fmt.Errorf("set permissions: %w", err)
+		}
+		if err := tx.AddUserPrincipal(ctx, "u", "p"); err != nil {
+			return fmt.Errorf("add user principal: %w", err)
+		}
+		if err := written(tx, "/x", "u"); err != nil {
+			return err
+		}
+		if err := tx.PurgeTree(ctx, "/buckets/b"); err != nil {
+			return fmt.Errorf("purge: %w", err)
+		}
 		return boom
 	})
 	if !errors.Is(err, boom) {
 		t.Fatalf("Update returned %v, want the callback's error", err)
 	}
-	s.View(ctx, func(tx storage.Tx) error {
+	view(t, s, func(tx storage.Tx) error {
 		o, err := tx.Get(ctx, records, "keep")
-		if err != nil || fmt.Sprint(o.Data["v"]) != "1" {
-			t.Errorf("rolled-back write visible: %v %v", o, err)
+		if err != nil {
+			return err
+		}
+		if fmt.Sprint(o.Data["v"]) != "1" {
+			t.Errorf("rolled-back write visible: %v", o)
 		}
 		if _, err := tx.Get(ctx, records, "new"); !kerr.Is(err, kerr.NotFound) {
-			t.Error("rolled-back create visible")
+			t.Errorf("rolled-back create visible: %v", err)
 		}
-		if ts, _ := tx.Timestamp(ctx, records); ts != before {
+		ts, err := tx.Timestamp(ctx, records)
+		if err != nil {
+			return err
+		}
+		if ts != before {
 			t.Errorf("timestamp moved on rollback: %d -> %d", before, ts)
 		}
-		if p, _ := tx.Permissions(ctx, "/x"); len(p) != 0 {
+		p, err := tx.Permissions(ctx, "/x")
+		if err != nil {
+			return err
+		}
+		if len(p) != 0 {
 			t.Error("rolled-back ACE visible")
 		}
-		if p, _ := tx.UserPrincipals(ctx, "u", false); len(p) != 0 {
+		u, err := tx.UserPrincipals(ctx, "u", false)
+		if err != nil {
+			return err
+		}
+		if len(u) != 0 {
 			t.Error("rolled-back membership visible")
 		}
 		return nil
@@ -552,16 +686,37 @@ func testRollback(t *testing.T, s storage.Storage) {
 
 func testFlush(t *testing.T, s storage.Storage) {
 	update(t, s, func(tx storage.Tx) error {
-		tx.Put(ctx, records, &storage.Object{ID: "a"})
-		tx.SetPermissions(ctx, "/buckets/b", map[string][]string{"write": {"a"}})
-		tx.AddUserPrincipal(ctx, "u", "p")
+		if _, err := tx.Put(ctx, records, &storage.Object{ID: "new"}); err != nil {
+			return err
+		}
+		if err := tx.SetPermissions(ctx, "/buckets/b", map[string][]string{"write": {"a"}}); err != nil {
+			return err
+		}
+		if err := tx.AddUserPrincipal(ctx, "u", "p"); err != nil {
+			return err
+		}
+		if err := written(tx, "/buckets/b", "u"); err != nil {
+			return err
+		}
 		return tx.Flush(ctx)
 	})
-	s.View(ctx, func(tx storage.Tx) error {
-		all, _ := tx.List(ctx, records, storage.ListOptions{IncludeDeleted: true})
-		ts, _ := tx.Timestamp(ctx, records)
-		p, _ := tx.Permissions(ctx, "/buckets/b")
-		u, _ := tx.UserPrincipals(ctx, "u", false)
+	view(t, s, func(tx storage.Tx) error {
+		all, err := tx.List(ctx, records, storage.ListOptions{IncludeDeleted: true})
+		if err != nil {
+			return err
+		}
+		ts, err := tx.Timestamp(ctx, records)
+		if err != nil {
+			return err
+		}
+		p, err := tx.Permissions(ctx, "/buckets/b")
+		if err != nil {
+			return err
+		}
+		u, err := tx.UserPrincipals(ctx, "u", false)
+		if err != nil {
+			return err
+		}
 		if len(all)+len(p)+len(u) != 0 || ts != 0 {
 			t.Errorf("flush left objects %d, ts %d, acl %v, users %v", len(all), ts, p, u)
 		}
@@ -585,13 +740,21 @@ func testSavepoint(t *testing.T, s storage.Storage) {
 		if _, err := tx.Put(ctx, records, &storage.Object{ID: "before"}); err != nil {
 			return err
 		}
+		// As in testRollback, a failed write is returned instead of boom.
 		err := tx.Savepoint(ctx, func(tx storage.Tx) error {
-			tx.Put(ctx, records, &storage.Object{ID: "inside"})
-			tx.SetPermissions(ctx, "/x", map[string][]string{"read": {"a"}})
+			if _, err := tx.Put(ctx, records, &storage.Object{ID: "inside"}); err != nil {
+				return fmt.Errorf("put inside: %w", err)
+			}
+			if err := tx.SetPermissions(ctx, "/x", map[string][]string{"read": {"a"}}); err != nil {
+				return fmt.Errorf("set permissions: %w", err)
+			}
+			if _, err := tx.Get(ctx, records, "inside"); err != nil {
+				return fmt.Errorf("written object not visible in its savepoint: %w", err)
+			}
 			return boom
 		})
 		if !errors.Is(err, boom) {
-			t.Errorf("Savepoint returned %v, want the callback's error", err)
+			return fmt.Errorf("Savepoint returned %v, want the callback's error", err)
 		}
 		err = tx.Savepoint(ctx, func(tx storage.Tx) error {
 			_, err := tx.Put(ctx, records, &storage.Object{ID: "kept"})
@@ -603,12 +766,19 @@ func testSavepoint(t *testing.T, s storage.Storage) {
 		_, err = tx.Put(ctx, records, &storage.Object{ID: "after"})
 		return err
 	})
-	s.View(ctx, func(tx storage.Tx) error {
-		all, _ := tx.List(ctx, records, storage.ListOptions{Sort: []query.Sort{{Field: "id"}}})
+	view(t, s, func(tx storage.Tx) error {
+		all, err := tx.List(ctx, records, storage.ListOptions{Sort: []query.Sort{{Field: "id"}}})
+		if err != nil {
+			return err
+		}
 		if diff := cmp.Diff([]string{"after", "before", "kept"}, ids(all)); diff != "" {
 			t.Errorf("after savepoints (-want +got):\n%s", diff)
 		}
-		if p, _ := tx.Permissions(ctx, "/x"); len(p) != 0 {
+		p, err := tx.Permissions(ctx, "/x")
+		if err != nil {
+			return err
+		}
+		if len(p) != 0 {
 			t.Errorf("rolled-back savepoint left ACEs: %v", p)
 		}
 		return nil
@@ -626,12 +796,18 @@ func testRemovePrincipalACEs(t *testing.T, s storage.Storage) {
 		return tx.SetPermissions(ctx, "/buckets/other", map[string][]string{"write": {g}})
 	})
 	update(t, s, func(tx storage.Tx) error { return tx.RemovePrincipal(ctx, g) })
-	s.View(ctx, func(tx storage.Tx) error {
-		got, _ := tx.Permissions(ctx, "/buckets/b/collections/c")
+	view(t, s, func(tx storage.Tx) error {
+		got, err := tx.Permissions(ctx, "/buckets/b/collections/c")
+		if err != nil {
+			return err
+		}
 		if diff := cmp.Diff(map[string][]string{"read": {"alice"}}, got); diff != "" {
 			t.Errorf("ACL after RemovePrincipal (-want +got):\n%s", diff)
 		}
-		if got, _ := tx.Permissions(ctx, "/buckets/other"); len(got) != 0 {
+		if got, err = tx.Permissions(ctx, "/buckets/other"); err != nil {
+			return err
+		}
+		if len(got) != 0 {
 			t.Errorf("ACL after RemovePrincipal: %v", got)
 		}
 		return nil
@@ -694,5 +870,61 @@ func testWriterGivesUp(t *testing.T, s storage.Storage) {
 	}
 	if waited := time.Since(start); waited > 5*time.Second {
 		t.Fatalf("blocked writer waited %v", waited)
+	}
+}
+
+// Locking a scope that has no timestamp gives it none: it stays 0, is not
+// listed by Timestamps, and InitTimestamp still sets its floor (a backend
+// may keep a placeholder where it locks).
+func testLockScope(t *testing.T, s storage.Storage) {
+	scope := storage.Scope{Parent: "/buckets/locked", Resource: "collection"}
+	update(t, s, func(tx storage.Tx) error {
+		if err := tx.LockScope(ctx, scope); err != nil {
+			return err
+		}
+		ts, err := tx.Timestamp(ctx, scope)
+		if err != nil {
+			return err
+		}
+		if ts != 0 {
+			t.Errorf("locked scope's timestamp %d in its transaction, want 0", ts)
+		}
+		return nil
+	})
+	view(t, s, func(tx storage.Tx) error {
+		ts, err := tx.Timestamp(ctx, scope)
+		if err != nil {
+			return err
+		}
+		stamps, err := tx.Timestamps(ctx, "collection", []string{"/buckets/"})
+		if err != nil {
+			return err
+		}
+		if ts != 0 || len(stamps) != 0 {
+			t.Errorf("after a lock: timestamp %d, timestamps %v; want none", ts, stamps)
+		}
+		return nil
+	})
+	var floor int64
+	update(t, s, func(tx storage.Tx) (err error) {
+		if err := tx.LockScope(ctx, scope); err != nil {
+			return err
+		}
+		floor, err = tx.InitTimestamp(ctx, scope)
+		return err
+	})
+	if floor == 0 {
+		t.Fatal("InitTimestamp after a lock set no floor")
+	}
+	var o *storage.Object
+	update(t, s, func(tx storage.Tx) (err error) {
+		if err := tx.LockScope(ctx, scope); err != nil {
+			return err
+		}
+		o, err = tx.Put(ctx, scope, &storage.Object{ID: "c"})
+		return err
+	})
+	if o.LastModified <= floor {
+		t.Errorf("write after lock: timestamp %d not after floor %d", o.LastModified, floor)
 	}
 }

@@ -1,0 +1,234 @@
+// Package sqlstore is what the SQL storage backends (SQLite, PostgreSQL)
+// share: the whole storage.Tx contract written once over a driver
+// transaction, the mapping of driver errors to the contract's, and the
+// schema migration runner.
+//
+// A backend keeps only what is its own: opening its database, its
+// connection pools, its transaction retries, and its Dialect, the
+// description of how its SQL differs. It begins a driver transaction, wraps
+// it in a Txn and hands it to Dialect.Run, which gives the caller's
+// function a storage.Tx and ends the transaction.
+//
+// Shared statements are written with ? placeholders; Dialect rewrites them
+// for databases that number their parameters.
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+
+	"kintogo/internal/kerr"
+	"kintogo/internal/storage"
+)
+
+// Querier runs statements, as a driver's transaction, connection or pool
+// does. Statements are the driver's native SQL: Querier does no rewriting.
+type Querier interface {
+	// Exec runs a statement that returns no rows.
+	Exec(ctx context.Context, query string, args ...any) error
+	// Query runs a statement and returns its rows; the caller closes them.
+	Query(ctx context.Context, query string, args ...any) (Rows, error)
+	// QueryRow runs a statement expected to return at most one row. A
+	// missing row is an error for which errors.Is(err, sql.ErrNoRows)
+	// holds (pgx's ErrNoRows does).
+	QueryRow(ctx context.Context, query string, args ...any) Row
+}
+
+// Rows is a result set being read.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	// Err is the error met while iterating, if any.
+	Err() error
+	Close()
+}
+
+// Row is the result of QueryRow; its error, if any, is reported by Scan.
+type Row interface {
+	Scan(dest ...any) error
+}
+
+// Txn is one driver transaction, begun by the backend.
+type Txn interface {
+	Querier
+	Commit(ctx context.Context) error
+	Rollback(ctx context.Context) error
+}
+
+// DB is a database handle that runs statements on its own and begins
+// transactions: what the migration runner needs.
+type DB interface {
+	Querier
+	Begin(ctx context.Context) (Txn, error)
+}
+
+// Dialect describes how a backend's SQL differs from the shared
+// statements, and how its errors are classified. Its strings must all be
+// set; its flags, false, describe SQLite (? placeholders, lists spelt out,
+// writers serialized by the database).
+type Dialect struct {
+	// NumberedParams rewrites each ? placeholder into $1, $2, ...
+	// (PostgreSQL). A ? inside a quoted literal is left alone.
+	NumberedParams bool
+	// LikeEscape follows every LIKE comparison. Patterns escape %, _ and
+	// \ with a backslash, so it must make the backslash LIKE's escape
+	// character: ` ESCAPE '\'` for SQLite, which has none by default;
+	// empty for PostgreSQL, whose default it is (and whose LIKE ANY takes
+	// no ESCAPE clause).
+	LikeEscape string
+	// Greatest is the SQL function returning the larger of two values:
+	// SQLite's two-argument MAX, PostgreSQL's GREATEST.
+	Greatest string
+	// JSONColumn reads the data column as JSON text ("data",
+	// "data::text"); JSONParam is the placeholder that writes JSON text
+	// into it ("?", "?::jsonb").
+	JSONColumn, JSONParam string
+	// Arrays binds a list as one array parameter, compared with = ANY(?),
+	// LIKE ANY(?) and unnest (PostgreSQL): one statement text whatever the
+	// list's length. Without it lists are spelt out, IN (?, ?, ...).
+	Arrays bool
+	// RowLocks serializes the writers of a scope with the lock of its
+	// timestamps row, taken with SELECT ... FOR UPDATE after inserting a
+	// placeholder row (timestamp 0) when there is none: concurrent
+	// transactions then give timestamps in commit order (PostgreSQL).
+	// Without it, the database serializes all writers already (SQLite's
+	// single writer) and LockScope does nothing.
+	RowLocks bool
+	// Truncate makes Flush empty the tables with one TRUNCATE rather than
+	// a DELETE per table (SQLite has no TRUNCATE).
+	Truncate bool
+	// Retryable reports the driver errors after which the whole
+	// transaction may run again (deadlocks, serialization failures); nil
+	// when the database has none.
+	Retryable func(error) bool
+	// TableExists is a query of one parameter, a table name, answering
+	// one boolean: whether that table exists. The migration runner uses it
+	// to recognise a database never initialised.
+	TableExists string
+}
+
+// Wrap turns a driver error into the contract's: nil stays nil, kerr
+// errors and errors already marked retryable pass through, errors the
+// dialect deems Retryable are marked storage.Retryable, an ended context
+// is a kerr.Unavailable "Request canceled or timed out.", and anything
+// else is kerr.Unavailable.
+func (d *Dialect) Wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	if d.Retryable != nil && d.Retryable(err) {
+		return storage.Retryable(err)
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) || storage.IsRetryable(err) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return kerr.Wrap(kerr.Unavailable, "Request canceled or timed out.", err)
+	}
+	return kerr.Wrap(kerr.Unavailable, "", err)
+}
+
+// Run runs fn with a storage.Tx over txn, which the caller began (read-only
+// unless writable), and ends txn. It commits when writable and fn returns
+// nil; it rolls back when fn returns an error (returned as is), panics
+// (the panic goes on), or the transaction is read-only. A failed commit is
+// returned through Wrap, so a serialization failure at commit is
+// retryable.
+func (d *Dialect) Run(ctx context.Context, txn Txn, writable bool, fn func(storage.Tx) error) (err error) {
+	defer func() {
+		// The rollback must happen even when ctx has ended: that is
+		// often why fn failed.
+		if p := recover(); p != nil {
+			txn.Rollback(context.Background())
+			panic(p)
+		}
+		if err != nil || !writable {
+			txn.Rollback(context.Background())
+			return
+		}
+		if cerr := txn.Commit(ctx); cerr != nil {
+			err = d.Wrap(cerr)
+		}
+	}()
+	return fn(&tx{d: d, q: txn, writable: writable})
+}
+
+// rebind rewrites the ? placeholders of a shared statement for the
+// dialect.
+func (d *Dialect) rebind(query string) string {
+	if !d.NumberedParams || !strings.Contains(query, "?") {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n, quoted := 0, false
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		switch {
+		case c == '\'':
+			quoted = !quoted // '' inside a literal toggles twice
+		case c == '?' && !quoted:
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// like is the condition "column matches the pattern of one parameter",
+// with the dialect's escape clause.
+func (d *Dialect) like(column string) string {
+	return column + " LIKE ?" + d.LikeEscape
+}
+
+// likeAny is the condition "column matches one of the patterns", and its
+// arguments. patterns must not be empty.
+func (d *Dialect) likeAny(column string, patterns []string) (string, []any) {
+	if d.Arrays {
+		return column + " LIKE ANY(?)", []any{patterns}
+	}
+	cond := make([]string, len(patterns))
+	args := make([]any, len(patterns))
+	for i, p := range patterns {
+		cond[i], args[i] = d.like(column), p
+	}
+	return "(" + strings.Join(cond, " OR ") + ")", args
+}
+
+// in is the condition "column is one of values", and its arguments.
+// values must not be empty.
+func (d *Dialect) in(column string, values []string) (string, []any) {
+	if d.Arrays {
+		return column + " = ANY(?)", []any{values}
+	}
+	args := make([]any, len(values))
+	for i, v := range values {
+		args[i] = v
+	}
+	return column + " IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(values)), ", ") + ")", args
+}
+
+// likePrefix is the LIKE pattern of the strings starting with p: p's
+// wildcards and backslashes are escaped with a backslash.
+func likePrefix(p string) string {
+	return likeEscaper.Replace(p) + "%"
+}
+
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// Exec runs statements in order on q, stopping at the first that fails:
+// the body of most migrations.
+func Exec(ctx context.Context, q Querier, statements ...string) error {
+	for _, stmt := range statements {
+		if err := q.Exec(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	return nil
+}

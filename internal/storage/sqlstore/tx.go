@@ -1,0 +1,474 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"kintogo/internal/kerr"
+	"kintogo/internal/query"
+	"kintogo/internal/storage"
+)
+
+// tx implements storage.Tx over one driver transaction. Filters on id and
+// last_modified run in SQL; the rest of a list's selection runs in Go
+// (storage.Select), so every backend answers identically.
+type tx struct {
+	d        *Dialect
+	q        Querier
+	writable bool
+	depth    int // nesting of savepoints
+}
+
+var errReadOnly = kerr.E(kerr.Other, "write in a read-only transaction")
+
+// now is the clock of timestamps, in milliseconds.
+func now() int64 { return time.Now().UnixMilli() }
+
+// The tx's own statements go through these three: they rewrite
+// placeholders, and exec refuses to write in a read-only transaction.
+
+func (t *tx) exec(ctx context.Context, q string, args ...any) error {
+	if !t.writable {
+		return errReadOnly
+	}
+	return t.d.Wrap(t.q.Exec(ctx, t.d.rebind(q), args...))
+}
+
+func (t *tx) query(ctx context.Context, q string, args ...any) (Rows, error) {
+	rows, err := t.q.Query(ctx, t.d.rebind(q), args...)
+	return rows, t.d.Wrap(err)
+}
+
+func (t *tx) queryRow(ctx context.Context, q string, args ...any) Row {
+	return t.q.QueryRow(ctx, t.d.rebind(q), args...)
+}
+
+// Savepoint implements storage.Tx. In a read-only transaction, which has
+// nothing to undo, fn simply runs.
+func (t *tx) Savepoint(ctx context.Context, fn func(storage.Tx) error) (err error) {
+	if !t.writable {
+		return fn(t)
+	}
+	t.depth++
+	name := "sp" + strconv.Itoa(t.depth)
+	defer func() { t.depth-- }()
+	if err := t.exec(ctx, "SAVEPOINT "+name); err != nil {
+		return err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			t.q.Exec(ctx, "ROLLBACK TO SAVEPOINT "+name)
+			panic(p)
+		}
+		if err != nil {
+			// Also what makes a PostgreSQL transaction usable again
+			// after a failed statement.
+			if rerr := t.q.Exec(ctx, "ROLLBACK TO SAVEPOINT "+name); rerr != nil {
+				err = t.d.Wrap(rerr)
+				return
+			}
+		}
+		if rerr := t.q.Exec(ctx, "RELEASE SAVEPOINT "+name); rerr != nil && err == nil {
+			err = t.d.Wrap(rerr)
+		}
+	}()
+	return fn(t)
+}
+
+// Get implements storage.Tx.
+func (t *tx) Get(ctx context.Context, s storage.Scope, id string) (*storage.Object, error) {
+	var lm int64
+	var raw string
+	err := t.queryRow(ctx, `SELECT last_modified, `+t.d.JSONColumn+` FROM objects
+		WHERE parent_id = ? AND resource_name = ? AND id = ? AND NOT deleted`, s.Parent, s.Resource, id).Scan(&lm, &raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, kerr.ObjectNotFound(s.Resource, id)
+	}
+	if err != nil {
+		return nil, t.d.Wrap(err)
+	}
+	data, err := decodeData(raw)
+	if err != nil {
+		return nil, t.d.Wrap(err)
+	}
+	return &storage.Object{ID: id, LastModified: lm, Data: data}, nil
+}
+
+// scopeTimestamp returns a scope's timestamp, 0 when it has none. With
+// lock (RowLocks dialects only), it first makes sure the scope has a
+// timestamps row and locks it until the end of the transaction.
+func (t *tx) scopeTimestamp(ctx context.Context, s storage.Scope, lock bool) (int64, error) {
+	q := `SELECT last_modified FROM timestamps WHERE parent_id = ? AND resource_name = ?`
+	if lock {
+		if err := t.exec(ctx, `INSERT INTO timestamps (parent_id, resource_name, last_modified) VALUES (?, ?, 0)
+			ON CONFLICT DO NOTHING`, s.Parent, s.Resource); err != nil {
+			return 0, err
+		}
+		q += ` FOR UPDATE`
+	}
+	var ts int64
+	err := t.queryRow(ctx, q, s.Parent, s.Resource).Scan(&ts)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return ts, t.d.Wrap(err)
+}
+
+// writeRow stores one row with the next timestamp of its scope (see
+// storage.NextTimestamp) and keeps the scope's timestamp current: the one
+// write beneath Create, Put and Delete.
+func (t *tx) writeRow(ctx context.Context, s storage.Scope, o *storage.Object, supplied int64) (*storage.Object, error) {
+	if !t.writable {
+		return nil, errReadOnly
+	}
+	prev, err := t.scopeTimestamp(ctx, s, t.d.RowLocks)
+	if err != nil {
+		return nil, err
+	}
+	raw := "{}"
+	if !o.Deleted && o.Data != nil {
+		b, err := json.Marshal(o.Data)
+		if err != nil {
+			return nil, kerr.Wrap(kerr.Invalid, "data cannot be stored", err)
+		}
+		raw = string(b)
+	}
+	out := &storage.Object{ID: o.ID, Deleted: o.Deleted, Data: o.Data}
+	if o.Deleted {
+		out.Data = nil
+	}
+	out.LastModified = storage.NextTimestamp(prev, now(), supplied)
+	if err := t.exec(ctx, `INSERT INTO objects (parent_id, resource_name, id, last_modified, deleted, data)
+		VALUES (?, ?, ?, ?, ?, `+t.d.JSONParam+`)
+		ON CONFLICT (parent_id, resource_name, id) DO UPDATE SET
+		last_modified = excluded.last_modified, deleted = excluded.deleted, data = excluded.data`,
+		s.Parent, s.Resource, o.ID, out.LastModified, o.Deleted, raw); err != nil {
+		return nil, err
+	}
+	// A supplied timestamp in the past must not move the scope's back.
+	if err := t.exec(ctx, `INSERT INTO timestamps (parent_id, resource_name, last_modified) VALUES (?, ?, ?)
+		ON CONFLICT (parent_id, resource_name) DO UPDATE SET
+		last_modified = `+t.d.Greatest+`(timestamps.last_modified, excluded.last_modified)`,
+		s.Parent, s.Resource, out.LastModified); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Create implements storage.Tx: a live object with the same id is a
+// conflict.
+func (t *tx) Create(ctx context.Context, s storage.Scope, obj *storage.Object) (*storage.Object, error) {
+	if !t.writable {
+		return nil, errReadOnly
+	}
+	if _, err := t.Get(ctx, s, obj.ID); err == nil {
+		return nil, kerr.E(kerr.Conflict, "object "+obj.ID+" already exists")
+	} else if !kerr.Is(err, kerr.NotFound) {
+		return nil, err
+	}
+	return t.writeRow(ctx, s, &storage.Object{ID: obj.ID, Data: obj.Data}, obj.LastModified)
+}
+
+// Put implements storage.Tx.
+func (t *tx) Put(ctx context.Context, s storage.Scope, obj *storage.Object) (*storage.Object, error) {
+	return t.writeRow(ctx, s, &storage.Object{ID: obj.ID, Data: obj.Data}, obj.LastModified)
+}
+
+// Delete implements storage.Tx: the tombstone keeps a supplied timestamp
+// only when it is newer than the object's.
+func (t *tx) Delete(ctx context.Context, s storage.Scope, id string, lastModified int64) (*storage.Object, error) {
+	if !t.writable {
+		return nil, errReadOnly
+	}
+	old, err := t.Get(ctx, s, id)
+	if err != nil {
+		return nil, err
+	}
+	supplied := int64(0)
+	if lastModified > old.LastModified {
+		supplied = lastModified
+	}
+	return t.writeRow(ctx, s, &storage.Object{ID: id, Deleted: true}, supplied)
+}
+
+// pushDown is the SQL operator of each filter operator SQL can evaluate on
+// a column.
+var pushDown = map[query.Operator]string{query.EQ: "=", query.LT: "<", query.GT: ">", query.MAX: "<=", query.MIN: ">="}
+
+// List implements storage.Tx. The filters on last_modified and id equality
+// narrow the rows read; storage.Select then applies all of them, with
+// sorting and pagination.
+func (t *tx) List(ctx context.Context, s storage.Scope, opts storage.ListOptions) ([]*storage.Object, error) {
+	if opts.IDs != nil && len(opts.IDs) == 0 {
+		return []*storage.Object{}, nil
+	}
+	q := `SELECT id, last_modified, deleted, ` + t.d.JSONColumn + ` FROM objects WHERE parent_id = ? AND resource_name = ?`
+	args := []any{s.Parent, s.Resource}
+	if !opts.IncludeDeleted {
+		q += " AND NOT deleted"
+	}
+	for _, f := range opts.Filters {
+		op, ok := pushDown[f.Op]
+		if !ok {
+			continue
+		}
+		switch v := f.Value.(type) {
+		case int64:
+			if f.Field == query.ModifiedField {
+				q += " AND last_modified " + op + " ?"
+				args = append(args, v)
+			}
+		case string:
+			if f.Field == query.IDField && f.Op == query.EQ {
+				q += " AND id = ?"
+				args = append(args, v)
+			}
+		}
+	}
+	rows, err := t.query(ctx, q+" ORDER BY id", args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	all, err := scanObjects(rows)
+	if err != nil {
+		return nil, t.d.Wrap(err)
+	}
+	return storage.Select(ctx, all, opts)
+}
+
+// Count implements storage.Tx.
+func (t *tx) Count(ctx context.Context, s storage.Scope, filters []query.Filter, ids []string) (int, error) {
+	objs, err := t.List(ctx, s, storage.ListOptions{Filters: filters, IDs: ids})
+	return len(objs), err
+}
+
+// PurgeTree implements storage.Tx.
+func (t *tx) PurgeTree(ctx context.Context, parent string) error {
+	if !t.writable {
+		return errReadOnly
+	}
+	for _, table := range []string{"objects", "timestamps"} {
+		if err := t.exec(ctx, `DELETE FROM `+table+` WHERE parent_id = ? OR `+t.d.like("parent_id"),
+			parent, likePrefix(parent+"/")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Timestamp implements storage.Tx.
+func (t *tx) Timestamp(ctx context.Context, s storage.Scope) (int64, error) {
+	return t.scopeTimestamp(ctx, s, false)
+}
+
+// InitTimestamp implements storage.Tx. A placeholder row left by a lock
+// (timestamp 0) counts as none.
+func (t *tx) InitTimestamp(ctx context.Context, s storage.Scope) (int64, error) {
+	if err := t.exec(ctx, `INSERT INTO timestamps (parent_id, resource_name, last_modified) VALUES (?, ?, ?)
+		ON CONFLICT (parent_id, resource_name) DO UPDATE SET last_modified = excluded.last_modified
+		WHERE timestamps.last_modified = 0`, s.Parent, s.Resource, now()); err != nil {
+		return 0, err
+	}
+	return t.Timestamp(ctx, s)
+}
+
+// Timestamps implements storage.Tx. Placeholder rows left by locks
+// (timestamp 0) are scopes without a timestamp.
+func (t *tx) Timestamps(ctx context.Context, resource string, prefixes []string) (map[string]int64, error) {
+	out := map[string]int64{}
+	if len(prefixes) == 0 {
+		return out, nil
+	}
+	patterns := make([]string, len(prefixes))
+	for i, p := range prefixes {
+		patterns[i] = likePrefix(p)
+	}
+	cond, args := t.d.likeAny("parent_id", patterns)
+	rows, err := t.query(ctx, `SELECT parent_id, last_modified FROM timestamps
+		WHERE resource_name = ? AND last_modified > 0 AND `+cond, append([]any{resource}, args...)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	stamps, err := scanTimestamps(rows)
+	return stamps, t.d.Wrap(err)
+}
+
+// Permissions implements storage.Tx.
+func (t *tx) Permissions(ctx context.Context, uri string) (map[string][]string, error) {
+	rows, err := t.query(ctx, `SELECT permission, principal FROM access_control_entries
+		WHERE object_id = ? ORDER BY permission, principal`, uri)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	perms, err := scanGroups(rows, nil)
+	return perms, t.d.Wrap(err)
+}
+
+// SetPermissions implements storage.Tx. Permissions are written in name
+// order, so that concurrent writers of one ACL take its row locks in one
+// order.
+func (t *tx) SetPermissions(ctx context.Context, uri string, perms map[string][]string) error {
+	if !t.writable {
+		return errReadOnly
+	}
+	names := make([]string, 0, len(perms))
+	for perm := range perms {
+		names = append(names, perm)
+	}
+	sort.Strings(names)
+	for _, perm := range names {
+		if err := t.exec(ctx, `DELETE FROM access_control_entries WHERE object_id = ? AND permission = ?`, uri, perm); err != nil {
+			return err
+		}
+		for _, p := range perms[perm] {
+			if err := t.exec(ctx, `INSERT INTO access_control_entries (object_id, permission, principal) VALUES (?, ?, ?)
+				ON CONFLICT DO NOTHING`, uri, perm, p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// DeletePermissions implements storage.Tx.
+func (t *tx) DeletePermissions(ctx context.Context, uris ...string) error {
+	if !t.writable {
+		return errReadOnly
+	}
+	for _, pattern := range uris {
+		var err error
+		if prefix, ok := strings.CutSuffix(pattern, "*"); ok {
+			err = t.exec(ctx, `DELETE FROM access_control_entries WHERE `+t.d.like("object_id"), likePrefix(prefix))
+		} else {
+			err = t.exec(ctx, `DELETE FROM access_control_entries WHERE object_id = ?`, pattern)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// HasAny implements storage.Tx.
+func (t *tx) HasAny(ctx context.Context, aces []storage.ACE, principals []string) (bool, error) {
+	if len(aces) == 0 || len(principals) == 0 {
+		return false, nil
+	}
+	var q string
+	var args []any
+	if t.d.Arrays {
+		uris := make([]string, len(aces))
+		perms := make([]string, len(aces))
+		for i, a := range aces {
+			uris[i], perms[i] = a.URI, a.Permission
+		}
+		q = `SELECT EXISTS (SELECT 1 FROM access_control_entries e
+			JOIN unnest(?::text[], ?::text[]) AS a(uri, perm) ON e.object_id = a.uri AND e.permission = a.perm
+			WHERE e.principal = ANY(?))`
+		args = []any{uris, perms, principals}
+	} else {
+		cond := make([]string, len(aces))
+		for i, a := range aces {
+			cond[i] = "(object_id = ? AND permission = ?)"
+			args = append(args, a.URI, a.Permission)
+		}
+		in, inArgs := t.d.in("principal", principals)
+		q = `SELECT EXISTS (SELECT 1 FROM access_control_entries WHERE (` + strings.Join(cond, " OR ") + `) AND ` + in + `)`
+		args = append(args, inArgs...)
+	}
+	var found bool
+	err := t.queryRow(ctx, q, args...).Scan(&found)
+	return found, t.d.Wrap(err)
+}
+
+// Accessible implements storage.Tx.
+func (t *tx) Accessible(ctx context.Context, prefix string, extra int, perms, principals []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	if len(perms) == 0 || len(principals) == 0 {
+		return out, nil
+	}
+	permIn, permArgs := t.d.in("permission", perms)
+	principalIn, principalArgs := t.d.in("principal", principals)
+	args := append(append([]any{likePrefix(prefix)}, permArgs...), principalArgs...)
+	rows, err := t.query(ctx, `SELECT DISTINCT object_id, permission FROM access_control_entries
+		WHERE `+t.d.like("object_id")+` AND `+permIn+` AND `+principalIn, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	found, err := scanGroups(rows, func(uri string) bool { return storage.SegmentsAfter(uri, prefix) == extra })
+	return found, t.d.Wrap(err)
+}
+
+// UserPrincipals implements storage.Tx.
+func (t *tx) UserPrincipals(ctx context.Context, userID string, authenticated bool) ([]string, error) {
+	users := []string{userID}
+	if authenticated {
+		users = append(users, "system.Authenticated")
+	}
+	in, args := t.d.in("user_id", users)
+	rows, err := t.query(ctx, `SELECT DISTINCT principal FROM user_principals WHERE `+in+` ORDER BY principal`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	principals, err := scanStrings(rows)
+	return principals, t.d.Wrap(err)
+}
+
+// AddUserPrincipal implements storage.Tx.
+func (t *tx) AddUserPrincipal(ctx context.Context, userID, principal string) error {
+	return t.exec(ctx, `INSERT INTO user_principals (user_id, principal) VALUES (?, ?) ON CONFLICT DO NOTHING`, userID, principal)
+}
+
+// RemoveUserPrincipal implements storage.Tx.
+func (t *tx) RemoveUserPrincipal(ctx context.Context, userID, principal string) error {
+	return t.exec(ctx, `DELETE FROM user_principals WHERE user_id = ? AND principal = ?`, userID, principal)
+}
+
+// RemovePrincipal implements storage.Tx.
+func (t *tx) RemovePrincipal(ctx context.Context, principal string) error {
+	if err := t.exec(ctx, `DELETE FROM user_principals WHERE principal = ?`, principal); err != nil {
+		return err
+	}
+	return t.exec(ctx, `DELETE FROM access_control_entries WHERE principal = ?`, principal)
+}
+
+// LockScope implements storage.Tx: with RowLocks, the lock of the scope's
+// timestamps row, the one its writes take; otherwise nothing, since the
+// database serializes writers already.
+func (t *tx) LockScope(ctx context.Context, s storage.Scope) error {
+	if !t.d.RowLocks {
+		return nil
+	}
+	if !t.writable {
+		return errReadOnly
+	}
+	_, err := t.scopeTimestamp(ctx, s, true)
+	return err
+}
+
+// tables are every table of the contract's data, emptied by Flush.
+var tables = []string{"objects", "timestamps", "access_control_entries", "user_principals"}
+
+// Flush implements storage.Tx.
+func (t *tx) Flush(ctx context.Context) error {
+	if t.d.Truncate {
+		return t.exec(ctx, `TRUNCATE `+strings.Join(tables, ", "))
+	}
+	for _, table := range tables {
+		if err := t.exec(ctx, `DELETE FROM `+table); err != nil {
+			return err
+		}
+	}
+	return nil
+}
