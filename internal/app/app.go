@@ -12,9 +12,9 @@ import (
 
 	"github.com/google/uuid"
 
-	"kintogo/internal/api"
 	"kintogo/internal/config"
 	"kintogo/internal/events"
+	"kintogo/internal/httpapi"
 	"kintogo/internal/resource"
 	"kintogo/internal/storage"
 	"kintogo/internal/storage/memory"
@@ -56,12 +56,12 @@ func OpenStorage(ctx context.Context, s *config.Settings, migrate bool) (storage
 
 // New opens storage and returns the HTTP handler and the storage (to close
 // on shutdown).
-func New(ctx context.Context, s *config.Settings, log *slog.Logger) (*api.Server, storage.Storage, error) {
+func New(ctx context.Context, s *config.Settings, log *slog.Logger) (*httpapi.Server, storage.Storage, error) {
 	store, err := OpenStorage(ctx, s, false)
 	if err != nil {
 		return nil, nil, err
 	}
-	srv, err := NewServer(s, store, api.Options{Version: Version, Commit: Commit(), Logger: log})
+	srv, err := NewServer(s, store, httpapi.Options{Version: Version, Commit: Commit(), Logger: log})
 	if err != nil {
 		store.Close()
 		return nil, nil, err
@@ -76,7 +76,7 @@ func New(ctx context.Context, s *config.Settings, log *slog.Logger) (*api.Server
 // commits are announced with NOTIFY, and the other nodes' announcements
 // (LISTEN) drop this node's in-memory views. The delay between a commit on
 // one node and the others' views is the notification's delivery time.
-func fanOut(ctx context.Context, pg *postgres.Store, srv *api.Server, log *slog.Logger) {
+func fanOut(ctx context.Context, pg *postgres.Store, srv *httpapi.Server, log *slog.Logger) {
 	node := uuid.NewString()
 	srv.Engine().Hook(resource.Hooks{AfterCommit: []func([]events.Event){func(evs []events.Event) {
 		payload, _ := json.Marshal(evs)

@@ -5,8 +5,8 @@ import (
 	"sort"
 	"strings"
 
-	"kintogo/internal/api"
 	"kintogo/internal/config"
+	"kintogo/internal/httpapi"
 	"kintogo/internal/plugins"
 	"kintogo/internal/plugins/accounts"
 	"kintogo/internal/plugins/changes"
@@ -73,12 +73,12 @@ func selectPlugins(s *config.Settings) ([]plugins.Plugin, error) {
 
 // NewServer builds the HTTP server over store with the plugins the
 // settings include.
-func NewServer(s *config.Settings, store storage.Storage, opts api.Options) (*api.Server, error) {
+func NewServer(s *config.Settings, store storage.Storage, opts httpapi.Options) (*httpapi.Server, error) {
 	ps, err := selectPlugins(s)
 	if err != nil {
 		return nil, err
 	}
-	srv, err := api.New(s, store, opts)
+	srv, err := httpapi.New(s, store, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,7 @@
 // An error carries a Kind, never an HTTP status: storage, permission and
 // resource code say what went wrong, and only the API renderer decides how
 // that looks on the wire (status, Kinto errno, message). This keeps HTTP out
-// of every package below internal/api.
+// of every package below internal/httpapi.
 package kerr
 
 import (
@@ -14,7 +14,7 @@ import (
 // Kind classifies an error.
 type Kind int
 
-// The kinds of error. The renderer in internal/api maps each one to Kinto's
+// The kinds of error. The renderer in internal/httpapi maps each one to Kinto's
 // status and errno (see ../shared/reference/kinto-protocol.md §8).
 const (
 	Other                Kind = iota // unexpected failure: 500, errno 999

@@ -7,7 +7,7 @@
 // engine. The registry of the plugins kintogo provides is in internal/app.
 package plugins
 
-import "kintogo/internal/api"
+import "kintogo/internal/httpapi"
 
 // Plugin is one optional feature.
 type Plugin interface {
@@ -15,5 +15,5 @@ type Plugin interface {
 	Name() string
 	// Provision extends the host with the plugin, before any request; an
 	// error (a setting it cannot honour) stops the start.
-	Provision(h *api.Server) error
+	Provision(h *httpapi.Server) error
 }

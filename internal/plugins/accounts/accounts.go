@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"kintogo/internal/api"
 	"kintogo/internal/auth"
 	"kintogo/internal/events"
+	"kintogo/internal/httpapi"
 	"kintogo/internal/kerr"
 	"kintogo/internal/model"
 	"kintogo/internal/pyfmt"
@@ -28,15 +28,15 @@ type Plugin struct{}
 func (Plugin) Name() string { return "kinto.plugins.accounts" }
 
 // Provision implements plugins.Plugin.
-func (Plugin) Provision(h *api.Server) error {
+func (Plugin) Provision(h *httpapi.Server) error {
 	s := &plugin{h: h}
 	s.policy = s.accountPolicy()
 	h.AuthPolicy(s.policy)
 	h.RootPermission("account:create", "account_create_principals")
-	h.Handle("/v1/accounts", api.Endpoint{Expose: api.ListExpose, Methods: map[string]api.Handler{
+	h.Handle("/v1/accounts", httpapi.Endpoint{Expose: httpapi.ListExpose, Methods: map[string]httpapi.Handler{
 		"GET": s.listAccounts, "POST": s.writeAccount, "DELETE": s.deleteAccounts,
 	}})
-	h.Handle("/v1/accounts/{id}", api.Endpoint{Expose: api.ObjectExpose, Methods: map[string]api.Handler{
+	h.Handle("/v1/accounts/{id}", httpapi.Endpoint{Expose: httpapi.ObjectExpose, Methods: map[string]httpapi.Handler{
 		"GET": s.getAccount, "PUT": s.writeAccount, "PATCH": s.writeAccount, "DELETE": s.deleteAccount,
 	}})
 	h.Capability("accounts", map[string]any{
@@ -50,7 +50,7 @@ func (Plugin) Provision(h *api.Server) error {
 
 // plugin is the provisioned accounts plugin.
 type plugin struct {
-	h      *api.Server
+	h      *httpapi.Server
 	policy *auth.Accounts
 }
 
@@ -97,7 +97,7 @@ func (s *plugin) accountPolicy() *auth.Accounts {
 }
 
 // username is the caller's account name, "" when not logged in with one.
-func username(c *api.Call) string {
+func username(c *httpapi.Call) string {
 	name, _ := strings.CutPrefix(c.User(), "account:")
 	if name == c.User() {
 		return ""
@@ -105,14 +105,14 @@ func username(c *api.Call) string {
 	return name
 }
 
-func (s *plugin) settingGrants(name string, c *api.Call) bool {
+func (s *plugin) settingGrants(name string, c *httpapi.Call) bool {
 	return s.h.Engine().Authorizer().SettingGrants(name, c.Principals())
 }
 
 // accountAllowed reports whether the caller holds perm on an account: the
 // account's ACEs, or the account_{read,write}_principals settings
 // (administrators).
-func (s *plugin) accountAllowed(ctx context.Context, tx storage.Tx, c *api.Call, id, perm string) (bool, error) {
+func (s *plugin) accountAllowed(ctx context.Context, tx storage.Tx, c *httpapi.Call, id, perm string) (bool, error) {
 	if s.settingGrants("account_write_principals", c) || (perm == "read" && s.settingGrants("account_read_principals", c)) {
 		return true, nil
 	}
@@ -123,7 +123,7 @@ func (s *plugin) accountAllowed(ctx context.Context, tx storage.Tx, c *api.Call,
 	return tx.HasAny(ctx, aces, c.Principals())
 }
 
-func (s *plugin) isAccountAdmin(c *api.Call) bool {
+func (s *plugin) isAccountAdmin(c *httpapi.Call) bool {
 	return s.settingGrants("account_write_principals", c)
 }
 
@@ -151,11 +151,11 @@ func accountData(data map[string]any, required bool) error {
 
 // listAccounts is GET/HEAD /accounts: the caller's own account (Kinto
 // lists accounts under the caller's username, administrators included).
-func (s *plugin) listAccounts(w http.ResponseWriter, r *http.Request, c *api.Call) error {
+func (s *plugin) listAccounts(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
 	if c.User() == "" {
 		return &kerr.Error{Kind: kerr.Unauthenticated, Errno: 999, Title: "Cannot read accounts."}
 	}
-	if err := api.FirstErr(api.CheckAccept(r), c.ParamsErr); err != nil {
+	if err := httpapi.FirstErr(httpapi.CheckAccept(r), c.ParamsErr); err != nil {
 		return err
 	}
 	q, err := query.Parse(c.Params, query.Schema{}, s.h.Engine().NowMS())
@@ -163,7 +163,7 @@ func (s *plugin) listAccounts(w http.ResponseWriter, r *http.Request, c *api.Cal
 		return err
 	}
 	scope := accountScope(username(c))
-	var l api.ListReply
+	var l httpapi.ListReply
 	err = s.h.View(r.Context(), func(tx storage.Tx) error {
 		ts, err := tx.Timestamp(r.Context(), scope)
 		if err != nil {
@@ -179,9 +179,9 @@ func (s *plugin) listAccounts(w http.ResponseWriter, r *http.Request, c *api.Cal
 		}
 		items := make([]map[string]any, len(objs))
 		for i, o := range objs {
-			items[i] = api.Project(o, o.Body(), q.Fields)
+			items[i] = httpapi.Project(o, o.Body(), q.Fields)
 		}
-		l = api.ListReply{Path: accountPath, Query: q, Timestamp: ts, Counted: true, Total: int64(len(objs)), Items: items}
+		l = httpapi.ListReply{Path: accountPath, Query: q, Timestamp: ts, Counted: true, Total: int64(len(objs)), Items: items}
 		return nil
 	})
 	if err != nil {
@@ -191,7 +191,7 @@ func (s *plugin) listAccounts(w http.ResponseWriter, r *http.Request, c *api.Cal
 }
 
 // getAccount is GET/HEAD /accounts/{id}.
-func (s *plugin) getAccount(w http.ResponseWriter, r *http.Request, c *api.Call) error {
+func (s *plugin) getAccount(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
 	id := r.PathValue("id")
 	var out *storage.Object
 	var perms map[string][]string
@@ -221,14 +221,14 @@ func (s *plugin) getAccount(w http.ResponseWriter, r *http.Request, c *api.Call)
 // /accounts (id in the body): anonymous callers allowed by
 // account_create_principals create accounts; users manage their own;
 // administrators (account_write_principals) manage anyone's.
-func (s *plugin) writeAccount(w http.ResponseWriter, r *http.Request, c *api.Call) error {
+func (s *plugin) writeAccount(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
 	ctx := r.Context()
-	media := []string{api.MediaJSON}
+	media := []string{httpapi.MediaJSON}
 	if r.Method == http.MethodPatch {
-		media = append(media, api.MediaMergePatch)
+		media = append(media, httpapi.MediaMergePatch)
 	}
-	in := api.ReadWrite(r, model.Account, media...)
-	pre, precondErr := api.Preconditions(r)
+	in := httpapi.ReadWrite(r, model.Account, media...)
+	pre, precondErr := httpapi.Preconditions(r)
 	id := r.PathValue("id")
 	if r.Method == http.MethodPost && in.Body != nil && in.Body.Data != nil {
 		id, _ = in.Body.Data[query.IDField].(string)
@@ -258,7 +258,7 @@ func (s *plugin) writeAccount(w http.ResponseWriter, r *http.Request, c *api.Cal
 		if !allowed {
 			return written{}, c.Denied()
 		}
-		if err := api.FirstErr(api.CheckAccept(r), in.Err, precondErr); err != nil {
+		if err := httpapi.FirstErr(httpapi.CheckAccept(r), in.Err, precondErr); err != nil {
 			return written{}, err
 		}
 		if id == "" {
@@ -283,7 +283,7 @@ func (s *plugin) writeAccount(w http.ResponseWriter, r *http.Request, c *api.Cal
 		}
 		data := map[string]any{}
 		switch {
-		case r.Method == http.MethodPatch && in.Media == api.MediaMergePatch:
+		case r.Method == http.MethodPatch && in.Media == httpapi.MediaMergePatch:
 			data = resource.MergePatch(existing.Data, in.Body.Data)
 		case r.Method == http.MethodPatch:
 			data = resource.CopyData(existing.Data)
@@ -334,15 +334,15 @@ func (s *plugin) writeAccount(w http.ResponseWriter, r *http.Request, c *api.Cal
 	if err != nil {
 		return err
 	}
-	s.h.WriteObject(w, api.WrittenStatus(res), res.Object, res.Perms)
+	s.h.WriteObject(w, httpapi.WrittenStatus(res), res.Object, res.Perms)
 	return nil
 }
 
 // deleteAccount is DELETE /accounts/{id}.
-func (s *plugin) deleteAccount(w http.ResponseWriter, r *http.Request, c *api.Call) error {
+func (s *plugin) deleteAccount(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
 	ctx := r.Context()
 	id := r.PathValue("id")
-	pre, precondErr := api.Preconditions(r)
+	pre, precondErr := httpapi.Preconditions(r)
 	tomb, err := resource.Write(ctx, s.h.Engine(), func(u *resource.Unit) (*storage.Object, error) {
 		tx := u.Tx
 		ok, err := s.accountAllowed(ctx, tx, c, id, "write")
@@ -352,7 +352,7 @@ func (s *plugin) deleteAccount(w http.ResponseWriter, r *http.Request, c *api.Ca
 		if !ok {
 			return nil, c.Denied()
 		}
-		if err := api.FirstErr(api.CheckAccept(r), precondErr); err != nil {
+		if err := httpapi.FirstErr(httpapi.CheckAccept(r), precondErr); err != nil {
 			return nil, err
 		}
 		existing, err := tx.Get(ctx, accountScope(id), id)
@@ -375,13 +375,13 @@ func (s *plugin) deleteAccount(w http.ResponseWriter, r *http.Request, c *api.Ca
 	if err != nil {
 		return err
 	}
-	api.SetTimestamp(w, tomb.LastModified)
+	httpapi.SetTimestamp(w, tomb.LastModified)
 	s.h.WriteJSON(w, http.StatusOK, map[string]any{"data": tomb.Body()})
 	return nil
 }
 
 // deleteAccounts is DELETE /accounts: the caller's own account.
-func (s *plugin) deleteAccounts(w http.ResponseWriter, r *http.Request, c *api.Call) error {
+func (s *plugin) deleteAccounts(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
 	if c.User() == "" {
 		return c.Denied()
 	}

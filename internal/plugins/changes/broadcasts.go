@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"kintogo/internal/api"
+	"kintogo/internal/httpapi"
 	"kintogo/internal/kerr"
 	"kintogo/internal/resource"
 	"kintogo/internal/storage"
@@ -46,7 +46,7 @@ func readPublished(ctx context.Context, tx storage.Tx) (published, bool, error) 
 // version is published when the last one is older than the minimum
 // interval and the change is either larger than that interval or has
 // settled for that long (remote-settings' rules).
-func (s *plugin) broadcasts(w http.ResponseWriter, r *http.Request, c *api.Call) error {
+func (s *plugin) broadcasts(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
 	ctx := r.Context()
 	min := time.Duration(s.h.Settings().Int("push_broadcast_min_debounce_interval_seconds")) * time.Second
 	now := s.h.Now()

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"kintogo/internal/api"
 	"kintogo/internal/app"
 	"kintogo/internal/config"
+	"kintogo/internal/httpapi"
 	"kintogo/internal/storage/memory"
 )
 
@@ -25,7 +25,7 @@ func TestAnswerCacheIsBoundedInBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := app.NewServer(settings, memory.New(), api.Options{})
+	s, err := app.NewServer(settings, memory.New(), httpapi.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"kintogo/internal/api"
+	"kintogo/internal/httpapi"
 	"kintogo/internal/kerr"
 	"kintogo/internal/model"
 	"kintogo/internal/permission"
@@ -104,7 +104,7 @@ func (s *plugin) changesetCache(w http.ResponseWriter, bid, cid string, params [
 // record:create). The permission check runs for every request; the answer
 // of callers who may read every record is the same for all of them and
 // comes from the response cache.
-func (s *plugin) collectionChangeset(w http.ResponseWriter, r *http.Request, c *api.Call) error {
+func (s *plugin) collectionChangeset(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
 	d, err := s.changesetDecision(r.Context(), r, c)
 	if err != nil {
 		return err
@@ -116,7 +116,7 @@ func (s *plugin) collectionChangeset(w http.ResponseWriter, r *http.Request, c *
 }
 
 // changesetAccess is the permission check of a long-poll on a changeset.
-func (s *plugin) changesetAccess(ctx context.Context, r *http.Request, c *api.Call) error {
+func (s *plugin) changesetAccess(ctx context.Context, r *http.Request, c *httpapi.Call) error {
 	_, err := s.changesetDecision(ctx, r, c)
 	return err
 }
@@ -133,10 +133,10 @@ type changesetGrant struct {
 // see). Decisions of callers who may read everything or nothing are kept
 // for the current data generation (changes of permissions, groups or
 // objects are commits, which move it).
-func (s *plugin) changesetDecision(ctx context.Context, r *http.Request, c *api.Call) (changesetGrant, error) {
+func (s *plugin) changesetDecision(ctx context.Context, r *http.Request, c *httpapi.Call) (changesetGrant, error) {
 	coll := model.Path{Kind: model.Collection, BucketID: r.PathValue("bid"), ID: r.PathValue("cid")}
 	records := model.Path{Kind: model.Record, BucketID: coll.BucketID, CollectionID: coll.ID}
-	inBatch := api.InUnit(ctx) // a batch may have changed permissions, uncommitted
+	inBatch := httpapi.InUnit(ctx) // a batch may have changed permissions, uncommitted
 	gen := s.h.Generation()
 	key := "changeset\x00" + coll.BucketID + "/" + coll.ID + "\x00" + c.User()
 	if v, ok := s.decisions.Get(gen, key); ok && !inBatch {
@@ -173,8 +173,8 @@ func (s *plugin) changesetDecision(ctx context.Context, r *http.Request, c *api.
 
 // changesetOf answers an authorized changeset request, with the records of
 // ids only when ids is not nil.
-func (s *plugin) changesetOf(ids []string) api.Handler {
-	return func(w http.ResponseWriter, r *http.Request, c *api.Call) error {
+func (s *plugin) changesetOf(ids []string) httpapi.Handler {
+	return func(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
 		ctx := r.Context()
 		coll := model.Path{Kind: model.Collection, BucketID: r.PathValue("bid"), ID: r.PathValue("cid")}
 		records := model.Path{Kind: model.Record, BucketID: coll.BucketID, CollectionID: coll.ID}
@@ -233,8 +233,8 @@ func httpDate(ms int64) string { return time.UnixMilli(ms).UTC().Format(http.Tim
 // changeset, a quoted _expected (push versions are quoted: a 307 merges
 // them with unquoted ones for CDNs). These answers depend on the exact
 // _expected, which the cache key of changesets leaves out.
-func (s *plugin) withMonitorShortcuts(h api.Handler, changeset bool) api.Handler {
-	return func(w http.ResponseWriter, r *http.Request, c *api.Call) error {
+func (s *plugin) withMonitorShortcuts(h httpapi.Handler, changeset bool) httpapi.Handler {
+	return func(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
 		if c.ParamsErr != nil {
 			return c.ParamsErr
 		}
@@ -253,13 +253,13 @@ func (s *plugin) withMonitorShortcuts(h api.Handler, changeset bool) api.Handler
 // client going back in time (0 < _expected < _since: a cacheable 204) and
 // a _since older than changes.since_max_age_days (a cacheable 307 to the
 // same URL without it, so that CDNs see few distinct URLs).
-func (s *plugin) monitorShortcuts(w http.ResponseWriter, r *http.Request, c *api.Call) bool {
-	since, hasSince := api.RawInt(c.Params, "_since")
+func (s *plugin) monitorShortcuts(w http.ResponseWriter, r *http.Request, c *httpapi.Call) bool {
+	since, hasSince := httpapi.RawInt(c.Params, "_since")
 	if !hasSince {
 		return false
 	}
 	ttl := s.sinceRedirectTTL
-	if expected, ok := api.RawInt(c.Params, "_expected"); ok && expected > 0 && expected < since {
+	if expected, ok := httpapi.RawInt(c.Params, "_expected"); ok && expected > 0 && expected < since {
 		if ttl >= 0 {
 			s.h.CacheExpires(w, ttl)
 		}
@@ -299,7 +299,7 @@ func (s *plugin) redirectMonitor(w http.ResponseWriter, r *http.Request, params 
 
 // monitorChangeset is GET /buckets/monitor/collections/changes/changeset:
 // the monitor entries in a changeset, public.
-func (s *plugin) monitorChangeset(w http.ResponseWriter, r *http.Request, c *api.Call) error {
+func (s *plugin) monitorChangeset(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
 	if c.ParamsErr != nil {
 		return c.ParamsErr
 	}
@@ -344,7 +344,7 @@ func (s *plugin) entries(r *http.Request) ([]*Entry, error) {
 }
 
 // monitorNewer: an entry matching the request's bucket/collection is newer.
-func (s *plugin) monitorNewer(ctx context.Context, r *http.Request, c *api.Call, since int64) (bool, error) {
+func (s *plugin) monitorNewer(ctx context.Context, r *http.Request, c *httpapi.Call, since int64) (bool, error) {
 	entries, err := s.entries(r)
 	if err != nil {
 		return false, err
@@ -360,7 +360,7 @@ func (s *plugin) monitorNewer(ctx context.Context, r *http.Request, c *api.Call,
 }
 
 // streamMonitor streams the monitor: one event per changed entry, public.
-func (s *plugin) streamMonitor(w http.ResponseWriter, r *http.Request, c *api.Call) error {
+func (s *plugin) streamMonitor(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
 	q, err := query.Parse(query.Without(c.Params, "_since", "_before", "_to", "_wait"), Schema, s.h.Engine().NowMS())
 	if err != nil {
 		return err
@@ -369,7 +369,7 @@ func (s *plugin) streamMonitor(w http.ResponseWriter, r *http.Request, c *api.Ca
 	if err != nil {
 		return err
 	}
-	cursor := api.StreamCursor(r, c, Timestamp(entries))
+	cursor := httpapi.StreamCursor(r, c, Timestamp(entries))
 	es, done, err := s.h.OpenStream(w)
 	if err != nil {
 		return err
@@ -404,7 +404,7 @@ func (s *plugin) streamMonitor(w http.ResponseWriter, r *http.Request, c *api.Ca
 // chooses between the Cache-Control variants (clients put any version in
 // it to bust CDN caches: it must not multiply the entries), other unknown
 // parameters are ignored by the endpoint.
-func changesetKey(r *http.Request, c *api.Call) string {
+func changesetKey(r *http.Request, c *httpapi.Call) string {
 	var b strings.Builder
 	b.Grow(len(r.Method) + len(r.URL.Path) + len(r.URL.RawQuery) + 32)
 	b.WriteString(r.Method)

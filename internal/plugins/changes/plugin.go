@@ -15,7 +15,7 @@ package changes
 import (
 	"net/http"
 
-	"kintogo/internal/api"
+	"kintogo/internal/httpapi"
 )
 
 // Plugin is the changes feed.
@@ -26,14 +26,14 @@ func (Plugin) Name() string { return "kinto_changes" }
 
 // plugin is the provisioned changes feed.
 type plugin struct {
-	h        *api.Server
+	h        *httpapi.Server
 	monitor  *Monitor
 	snapshot *Snapshot
 	// decisions are permission decisions of changesetDecision.
-	decisions *api.Memo
+	decisions *httpapi.Memo
 	// changesetBody is the changeset of callers who may read every
 	// record, behind the answer cache.
-	changesetBody api.Handler
+	changesetBody httpapi.Handler
 	readonly      bool
 	// changes.since_max_age_days and its redirects' TTL.
 	sinceMaxAgeDays, sinceRedirectTTL int64
@@ -45,7 +45,7 @@ type plugin struct {
 const maxDecisions = 16384
 
 // Provision implements plugins.Plugin.
-func (Plugin) Provision(h *api.Server) error {
+func (Plugin) Provision(h *httpapi.Server) error {
 	settings := h.Settings()
 	m, err := NewMonitor(settings)
 	if err != nil {
@@ -54,25 +54,25 @@ func (Plugin) Provision(h *api.Server) error {
 	s := &plugin{h: h, monitor: m, readonly: settings.Bool("readonly"),
 		sinceMaxAgeDays:  settings.Int("changes.since_max_age_days"),
 		sinceRedirectTTL: settings.Int("changes.since_max_age_redirect_ttl_seconds"),
-		decisions:        api.NewMemo(maxDecisions, 0),
+		decisions:        httpapi.NewMemo(maxDecisions, 0),
 	}
 	s.snapshot = NewSnapshot(m, h.Engine().Store(), h.Generation)
 	s.changesetBody = h.Cacheable(s.changesetOf(nil), changesetKey)
 
 	// Kinto registers no HEAD view on the monitor list: HEAD reuses GET,
 	// without counts.
-	monitorExpose := func(string) []string { return api.ListExpose(http.MethodGet) }
-	h.Handle("/v1/buckets/monitor/collections/changes/records", api.Endpoint{Expose: monitorExpose, Public: true, Methods: map[string]api.Handler{
-		"GET": h.Pushable(s.withMonitorShortcuts(h.Cacheable(s.monitorRecords, api.RawKey), false), s.monitorNewer, s.streamMonitor, nil),
+	monitorExpose := func(string) []string { return httpapi.ListExpose(http.MethodGet) }
+	h.Handle("/v1/buckets/monitor/collections/changes/records", httpapi.Endpoint{Expose: monitorExpose, Public: true, Methods: map[string]httpapi.Handler{
+		"GET": h.Pushable(s.withMonitorShortcuts(h.Cacheable(s.monitorRecords, httpapi.RawKey), false), s.monitorNewer, s.streamMonitor, nil),
 	}})
 	// The monitor has no individual entries; its parent objects need not
 	// exist. Record URLs under it fall through to the records routes.
-	public := func(hd api.Handler) api.Endpoint {
-		return api.Endpoint{Expose: api.BaseExpose, Methods: map[string]api.Handler{"GET": hd}, Public: true}
+	public := func(hd httpapi.Handler) httpapi.Endpoint {
+		return httpapi.Endpoint{Expose: httpapi.BaseExpose, Methods: map[string]httpapi.Handler{"GET": hd}, Public: true}
 	}
 	h.Handle("/v1/buckets/monitor/collections/changes/changeset",
 		public(h.Pushable(s.withMonitorShortcuts(h.Cacheable(s.monitorChangeset, changesetKey), true), s.monitorNewer, s.streamMonitor, nil)))
-	h.Handle("/v1/buckets/{bid}/collections/{cid}/changeset", api.Endpoint{Expose: api.BaseExpose, Methods: map[string]api.Handler{
+	h.Handle("/v1/buckets/{bid}/collections/{cid}/changeset", httpapi.Endpoint{Expose: httpapi.BaseExpose, Methods: map[string]httpapi.Handler{
 		"GET": h.Pushable(s.collectionChangeset, h.RecordsNewer, h.StreamRecords, s.changesetAccess),
 	}})
 	h.Handle("/v1/__broadcasts__", public(s.broadcasts))

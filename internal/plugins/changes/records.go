@@ -3,7 +3,7 @@ package changes
 import (
 	"net/http"
 
-	"kintogo/internal/api"
+	"kintogo/internal/httpapi"
 	"kintogo/internal/kerr"
 	"kintogo/internal/model"
 	"kintogo/internal/query"
@@ -19,11 +19,11 @@ var monitorPath = model.Path{Kind: model.Record, BucketID: "monitor", Collection
 // the same snapshot as the collections' timestamps) and needs no monitor
 // bucket. Filters, sorting and pagination work as on any Kinto list, on the
 // entries' fields only.
-func (s *plugin) monitorRecords(w http.ResponseWriter, r *http.Request, c *api.Call) error {
+func (s *plugin) monitorRecords(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
 	if c.ParamsErr != nil {
 		return c.ParamsErr
 	}
-	pre, err := api.Preconditions(r)
+	pre, err := httpapi.Preconditions(r)
 	if err != nil {
 		return err
 	}
@@ -45,7 +45,7 @@ func (s *plugin) monitorRecords(w http.ResponseWriter, r *http.Request, c *api.C
 		}
 		// The CDN-friendly answer of later plugin versions: a cacheable
 		// 200 with nothing new instead of a 304.
-		return s.h.WriteList(w, r, c, api.ListReply{Path: monitorPath, Cache: s.monitorCache(c), Query: q, Timestamp: ts})
+		return s.h.WriteList(w, r, c, httpapi.ListReply{Path: monitorPath, Cache: s.monitorCache(c), Query: q, Timestamp: ts})
 	}
 	selected := make([]*Entry, 0, len(entries))
 	for _, e := range entries {
@@ -64,18 +64,18 @@ func (s *plugin) monitorRecords(w http.ResponseWriter, r *http.Request, c *api.C
 	if q.Fields != nil {
 		projected := make([]map[string]any, len(selected))
 		for i, e := range selected {
-			projected[i] = api.Project(e, map[string]any{
+			projected[i] = httpapi.Project(e, map[string]any{
 				"id": e.ID, "last_modified": e.LastModified, "bucket": e.Bucket, "collection": e.Collection, "host": e.Host,
 			}, q.Fields)
 		}
 		items = projected
 	}
-	return s.h.WriteList(w, r, c, api.ListReply{Path: monitorPath, Cache: s.monitorCache(c), Query: q, Timestamp: ts, Next: next, Items: items})
+	return s.h.WriteList(w, r, c, httpapi.ListReply{Path: monitorPath, Cache: s.monitorCache(c), Query: q, Timestamp: ts, Next: next, Items: items})
 }
 
 // monitorCache sets the monitor list's cache headers: the plugin's
 // (monitor.changes.record_cache_*), never Kinto's default for records.
-func (s *plugin) monitorCache(c *api.Call) func(w http.ResponseWriter) {
+func (s *plugin) monitorCache(c *httpapi.Call) func(w http.ResponseWriter) {
 	return func(w http.ResponseWriter) {
 		w.Header().Set("Cache-Control", "no-cache, no-store")
 		s.changesetCache(w, "monitor", "changes", c.Params)

@@ -10,8 +10,8 @@ import (
 	"net/http"
 	"strings"
 
-	"kintogo/internal/api"
 	"kintogo/internal/auth"
+	"kintogo/internal/httpapi"
 	"kintogo/internal/kerr"
 	"kintogo/internal/model"
 )
@@ -26,7 +26,7 @@ func (Plugin) Name() string { return "kinto.plugins.default_bucket" }
 // default_bucket_hmac_secret nor userid_hmac_secret, as in Kinto) anyone
 // could compute another user's personal bucket id and create that bucket
 // first: the start is refused.
-func (Plugin) Provision(h *api.Server) error {
+func (Plugin) Provision(h *httpapi.Server) error {
 	s := &plugin{h: h, readonly: h.Settings().Bool("readonly")}
 	s.secret = h.Settings().String("default_bucket_hmac_secret")
 	if s.secret == "" {
@@ -43,7 +43,7 @@ func (Plugin) Provision(h *api.Server) error {
 		s.serve(w, r)
 		return true
 	})
-	h.HelloUser(func(c *api.Call, user map[string]any) {
+	h.HelloUser(func(c *httpapi.Call, user map[string]any) {
 		user["bucket"] = DefaultBucketID(s.secret, c.User())
 	})
 	h.Capability("default_bucket", map[string]any{
@@ -55,7 +55,7 @@ func (Plugin) Provision(h *api.Server) error {
 
 // plugin is the provisioned default bucket plugin.
 type plugin struct {
-	h        *api.Server
+	h        *httpapi.Server
 	secret   string // key of personal bucket ids
 	readonly bool
 }
@@ -78,7 +78,7 @@ func isDefaultBucketPath(path string) bool {
 // serves the request on the real path.
 func (s *plugin) serve(w http.ResponseWriter, r *http.Request) {
 	c := s.h.NewCall(r)
-	w.Header().Set("Access-Control-Expose-Headers", strings.Join(api.BaseExpose(""), ", "))
+	w.Header().Set("Access-Control-Expose-Headers", strings.Join(httpapi.BaseExpose(""), ", "))
 	if c.User() == "" {
 		s.h.RenderError(w, r, kerr.E(kerr.Unauthenticated, ""))
 		return
@@ -105,7 +105,7 @@ func (s *plugin) serve(w http.ResponseWriter, r *http.Request) {
 
 // ensure creates the personal bucket, and the collection the
 // path names, unless the request itself is the PUT that creates it.
-func (s *plugin) ensure(ctx context.Context, c *api.Call, method, bid, rest string) error {
+func (s *plugin) ensure(ctx context.Context, c *httpapi.Call, method, bid, rest string) error {
 	bucket := model.Path{Kind: model.Bucket, ID: bid}
 	var coll model.Path
 	if after, ok := strings.CutPrefix(rest, "/collections/"); ok {

@@ -5,7 +5,7 @@ package flush
 import (
 	"net/http"
 
-	"kintogo/internal/api"
+	"kintogo/internal/httpapi"
 )
 
 // Plugin is kinto.plugins.flush.
@@ -15,10 +15,10 @@ type Plugin struct{}
 func (Plugin) Name() string { return "kinto.plugins.flush" }
 
 // Provision implements plugins.Plugin.
-func (Plugin) Provision(h *api.Server) error {
+func (Plugin) Provision(h *httpapi.Server) error {
 	// Kinto requires no permission to flush.
-	h.Handle("/v1/__flush__", api.Endpoint{Expose: api.BaseExpose, Public: true, Methods: map[string]api.Handler{
-		"POST": func(w http.ResponseWriter, r *http.Request, c *api.Call) error {
+	h.Handle("/v1/__flush__", httpapi.Endpoint{Expose: httpapi.BaseExpose, Public: true, Methods: map[string]httpapi.Handler{
+		"POST": func(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
 			if err := h.Engine().Flush(r.Context()); err != nil {
 				return err
 			}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"kintogo/internal/api"
+	"kintogo/internal/httpapi"
 	"kintogo/internal/model"
 	"kintogo/internal/query"
 	"kintogo/internal/resource"
@@ -25,11 +25,11 @@ type Plugin struct{}
 func (Plugin) Name() string { return "kinto.plugins.history" }
 
 // Provision implements plugins.Plugin.
-func (Plugin) Provision(h *api.Server) error {
+func (Plugin) Provision(h *httpapi.Server) error {
 	s := &plugin{h: h, excluded: h.Settings().List("history.exclude_resources"),
 		explicit: h.Settings().Bool("explicit_permissions")}
 	h.Engine().Hook(s.hooks())
-	h.Handle("/v1/buckets/{bid}/history", api.Endpoint{Expose: api.ListExpose, Methods: map[string]api.Handler{
+	h.Handle("/v1/buckets/{bid}/history", httpapi.Endpoint{Expose: httpapi.ListExpose, Methods: map[string]httpapi.Handler{
 		"GET": s.listHistory, "DELETE": s.purgeHistory,
 	}})
 	h.Capability("history", map[string]any{
@@ -41,12 +41,12 @@ func (Plugin) Provision(h *api.Server) error {
 
 // plugin is the provisioned history plugin.
 type plugin struct {
-	h        *api.Server
+	h        *httpapi.Server
 	excluded []string // history.exclude_resources
 	explicit bool     // explicit_permissions: entries get their readers
 }
 
-func (s *plugin) settingGrants(name string, c *api.Call) bool {
+func (s *plugin) settingGrants(name string, c *httpapi.Call) bool {
 	return s.h.Engine().Authorizer().SettingGrants(name, c.Principals())
 }
 
@@ -168,7 +168,7 @@ func nullable(s string) any {
 // historyAccess decides which entries of a bucket's history the caller may
 // see: all of them for readers of the bucket, else those whose ACL names
 // the caller; ok is false when there are none to see.
-func (s *plugin) historyAccess(ctx context.Context, tx storage.Tx, c *api.Call, bucketID, perm string) (ids []string, all, ok bool, err error) {
+func (s *plugin) historyAccess(ctx context.Context, tx storage.Tx, c *httpapi.Call, bucketID, perm string) (ids []string, all, ok bool, err error) {
 	bucket := model.Path{Kind: model.Bucket, ID: bucketID}
 	grants := []storage.ACE{{URI: bucket.URI(), Permission: "write"}}
 	if perm == "read" {
@@ -190,10 +190,10 @@ func (s *plugin) historyAccess(ctx context.Context, tx storage.Tx, c *api.Call, 
 }
 
 // listHistory is GET/HEAD /buckets/{bid}/history.
-func (s *plugin) listHistory(w http.ResponseWriter, r *http.Request, c *api.Call) error {
+func (s *plugin) listHistory(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
 	ctx := r.Context()
 	bid := r.PathValue("bid")
-	var l api.ListReply
+	var l httpapi.ListReply
 	err := s.h.View(ctx, func(tx storage.Tx) error {
 		if err := c.LoadPrincipals(ctx, tx); err != nil {
 			return err
@@ -205,7 +205,7 @@ func (s *plugin) listHistory(w http.ResponseWriter, r *http.Request, c *api.Call
 		if !ok {
 			return c.Denied()
 		}
-		if err := api.FirstErr(api.CheckAccept(r), c.ParamsErr); err != nil {
+		if err := httpapi.FirstErr(httpapi.CheckAccept(r), c.ParamsErr); err != nil {
 			return err
 		}
 		q, err := query.Parse(c.Params, historySchema, s.h.Engine().NowMS())
@@ -225,14 +225,14 @@ func (s *plugin) listHistory(w http.ResponseWriter, r *http.Request, c *api.Call
 		if err != nil {
 			return err
 		}
-		l = api.ListReply{Path: model.Path{Kind: &model.Kind{Name: "history"}}, Query: q, Timestamp: ts, Counted: true}
+		l = httpapi.ListReply{Path: model.Path{Kind: &model.Kind{Name: "history"}}, Query: q, Timestamp: ts, Counted: true}
 		if len(objs) > limit {
 			objs = objs[:limit]
 			l.Next = s.h.NextPage(r, c.Params, limit, query.Token(objs[len(objs)-1], q.Sort, q.Offset+int64(limit)))
 		}
 		items := make([]map[string]any, len(objs))
 		for i, o := range objs {
-			items[i] = api.Project(o, o.Body(), q.Fields)
+			items[i] = httpapi.Project(o, o.Body(), q.Fields)
 		}
 		l.Items, l.Total = items, int64(len(items))
 		return nil
@@ -245,7 +245,7 @@ func (s *plugin) listHistory(w http.ResponseWriter, r *http.Request, c *api.Call
 
 // purgeHistory is DELETE /buckets/{bid}/history: removes the entries the
 // caller may write (all of them for bucket writers), filtered like a list.
-func (s *plugin) purgeHistory(w http.ResponseWriter, r *http.Request, c *api.Call) error {
+func (s *plugin) purgeHistory(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
 	ctx := r.Context()
 	bid := r.PathValue("bid")
 	type purged struct {
@@ -299,7 +299,7 @@ func (s *plugin) purgeHistory(w http.ResponseWriter, r *http.Request, c *api.Cal
 	if tombs == nil {
 		tombs = []map[string]any{}
 	}
-	api.SetTimestamp(w, ts)
+	httpapi.SetTimestamp(w, ts)
 	s.h.WriteJSON(w, http.StatusOK, map[string]any{"data": tombs})
 	return nil
 }

@@ -9,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	"kintogo/internal/api"
+	"kintogo/internal/httpapi"
 	"kintogo/internal/model"
 	"kintogo/internal/query"
 	"kintogo/internal/storage"
@@ -22,9 +22,9 @@ type Plugin struct{}
 func (Plugin) Name() string { return "kinto.plugins.admin" }
 
 // Provision implements plugins.Plugin.
-func (Plugin) Provision(h *api.Server) error {
+func (Plugin) Provision(h *httpapi.Server) error {
 	s := &plugin{h: h}
-	h.Handle("/v1/permissions", api.Endpoint{Expose: api.ListExpose, Methods: map[string]api.Handler{"GET": s.listPermissions}})
+	h.Handle("/v1/permissions", httpapi.Endpoint{Expose: httpapi.ListExpose, Methods: map[string]httpapi.Handler{"GET": s.listPermissions}})
 	h.Capability("permissions_endpoint", map[string]any{
 		"description": "The permissions endpoint can be used to list all user objects permissions.",
 		"url":         "https://kinto.readthedocs.io/en/latest/configuration/settings.html#activating-the-permissions-endpoint",
@@ -32,9 +32,9 @@ func (Plugin) Provision(h *api.Server) error {
 	return nil
 }
 
-type plugin struct{ h *api.Server }
+type plugin struct{ h *httpapi.Server }
 
-func (s *plugin) settingGrants(name string, c *api.Call) bool {
+func (s *plugin) settingGrants(name string, c *httpapi.Call) bool {
 	return s.h.Engine().Authorizer().SettingGrants(name, c.Principals())
 }
 
@@ -93,9 +93,9 @@ func describeURI(uri string) permissionEntry {
 // listPermissions is GET/HEAD /permissions: every object on which the
 // caller holds an explicit permission, with the permissions it implies on
 // that object, plus the root permissions granted by settings.
-func (s *plugin) listPermissions(w http.ResponseWriter, r *http.Request, c *api.Call) error {
+func (s *plugin) listPermissions(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
 	ctx := r.Context()
-	if err := api.FirstErr(api.CheckAccept(r), c.ParamsErr); err != nil {
+	if err := httpapi.FirstErr(httpapi.CheckAccept(r), c.ParamsErr); err != nil {
 		return err
 	}
 	q, err := query.Parse(c.Params, permissionsSchema, s.h.Engine().NowMS())
@@ -186,7 +186,7 @@ func (s *plugin) listPermissions(w http.ResponseWriter, r *http.Request, c *api.
 		}
 		items[i] = e
 	}
-	return s.h.WriteList(w, r, c, api.ListReply{Path: permissionsPath, Query: q, Next: next, Counted: true, Total: int64(len(selected)), Items: items})
+	return s.h.WriteList(w, r, c, httpapi.ListReply{Path: permissionsPath, Query: q, Next: next, Counted: true, Total: int64(len(selected)), Items: items})
 }
 
 func toAny(list []string) []any {
@@ -224,7 +224,7 @@ func expandPermissions(kind string, perms []string) []string {
 // settingsGrantedObjects lists the buckets, collections and groups on
 // which a `<kind>_<perm>_principals` setting grants the caller something:
 // every existing object of that kind.
-func (s *plugin) settingsGrantedObjects(ctx context.Context, tx storage.Tx, c *api.Call) (map[string][]string, error) {
+func (s *plugin) settingsGrantedObjects(ctx context.Context, tx storage.Tx, c *httpapi.Call) (map[string][]string, error) {
 	out := map[string][]string{}
 	perms := func(kind string) []string {
 		var ps []string

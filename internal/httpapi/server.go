@@ -1,8 +1,11 @@
-// Package api is kintogo's HTTP layer: the route table, the handlers of
-// Kinto's endpoints and of the changes monitor, and the one renderer of
-// Kinto's JSON errors. Handlers return errors; nothing below this package
-// knows about HTTP statuses.
-package api
+// Package httpapi is kintogo's HTTP layer: the router and its middleware
+// (CORS, body limits, redirects), the one renderer of Kinto's JSON errors,
+// body decoding, the answer cache, push (long-polls and event streams),
+// batches, and thin handlers of the core endpoints that parse a request,
+// call the resource engine and render its answer. Plugins extend it
+// through the host (host.go). Handlers return errors; nothing below this
+// package knows about HTTP statuses.
+package httpapi
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package api_test
+package httpapi_test
 
 import (
 	"bytes"
@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"kintogo/internal/api"
 	"kintogo/internal/app"
 	"kintogo/internal/config"
+	"kintogo/internal/httpapi"
 	"kintogo/internal/storage"
 	"kintogo/internal/storage/memory"
 	"kintogo/internal/storage/postgres"
@@ -93,10 +93,10 @@ func eachStore(t *testing.T, extra map[string]string, fn func(t *testing.T, c *c
 
 func newClient(t *testing.T, store storage.Storage, extra map[string]string) *client {
 	t.Helper()
-	return newClientWith(t, store, extra, api.Options{Version: "test"})
+	return newClientWith(t, store, extra, httpapi.Options{Version: "test"})
 }
 
-func newClientWith(t *testing.T, store storage.Storage, extra map[string]string, opts api.Options) *client {
+func newClientWith(t *testing.T, store storage.Storage, extra map[string]string, opts httpapi.Options) *client {
 	t.Helper()
 	m := map[string]string{}
 	for k, v := range testSettings {

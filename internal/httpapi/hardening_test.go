@@ -1,4 +1,4 @@
-package api_test
+package httpapi_test
 
 import (
 	"bufio"
@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"kintogo/internal/api"
 	"kintogo/internal/app"
 	"kintogo/internal/config"
+	"kintogo/internal/httpapi"
 	"kintogo/internal/storage"
 	"kintogo/internal/storage/memory"
 )
@@ -406,7 +406,7 @@ func TestDefaultBucketNeedsASecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := app.NewServer(settings, memory.New(), api.Options{}); err == nil || !strings.Contains(err.Error(), "default_bucket_hmac_secret") {
+	if _, err := app.NewServer(settings, memory.New(), httpapi.Options{}); err == nil || !strings.Contains(err.Error(), "default_bucket_hmac_secret") {
 		t.Fatalf("New: %v", err)
 	}
 }
@@ -418,13 +418,13 @@ func TestOpenAdministratorAccountIsWarned(t *testing.T) {
 		"account_create_principals": "system.Everyone", "account_write_principals": "account:admin"}
 	var logs bytes.Buffer
 	store := memory.New()
-	c := newClientWith(t, store, extra, api.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	c := newClientWith(t, store, extra, httpapi.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if !strings.Contains(logs.String(), "administrator account does not exist yet") || !strings.Contains(logs.String(), "account=admin") {
 		t.Fatalf("no warning: %s", logs.String())
 	}
 	c.do(req{method: "PUT", path: "/v1/accounts/admin", body: map[string]any{"data": map[string]any{"password": "s3cret"}}}).must(t, 201)
 	logs.Reset()
-	newClientWith(t, store, extra, api.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	newClientWith(t, store, extra, httpapi.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if strings.Contains(logs.String(), "administrator") {
 		t.Errorf("warning although the account exists: %s", logs.String())
 	}

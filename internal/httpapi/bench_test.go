@@ -1,4 +1,4 @@
-package api_test
+package httpapi_test
 
 import (
 	"bytes"
@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"kintogo/internal/api"
 	"kintogo/internal/app"
 	"kintogo/internal/config"
+	"kintogo/internal/httpapi"
 	"kintogo/internal/storage"
 )
 
@@ -29,7 +29,7 @@ func benchServer(b *testing.B, backend string) http.Handler {
 		b.Fatal(err)
 	}
 	t := &testing.T{}
-	srv, err := app.NewServer(settings, backends()[backend](t), api.Options{Version: "bench"})
+	srv, err := app.NewServer(settings, backends()[backend](t), httpapi.Options{Version: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func BenchmarkLargeCollection(b *testing.B) {
 		settings, _ := config.FromMap(map[string]string{"multiauth.policies": "basicauth"})
 		t := &testing.T{}
 		store := backends()[backend](t)
-		srv, err := api.New(settings, store, api.Options{Version: "bench"})
+		srv, err := httpapi.New(settings, store, httpapi.Options{Version: "bench"})
 		if err != nil {
 			b.Fatal(err)
 		}
