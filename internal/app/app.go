@@ -73,17 +73,20 @@ func New(ctx context.Context, s *config.Settings, log *slog.Logger) (*httpapi.Se
 }
 
 // fanOut connects the nodes sharing a PostgreSQL database: this node's
-// commits are announced with NOTIFY, and the other nodes' announcements
-// (LISTEN) drop this node's in-memory views. The delay between a commit on
-// one node and the others' views is the notification's delivery time.
+// commits are announced with NOTIFY in their transactions, and the other
+// nodes' announcements (LISTEN) update this node's in-memory views. The
+// delay between a commit on one node and the others' views is the
+// notification's delivery time.
 func fanOut(ctx context.Context, pg *postgres.Store, srv *httpapi.Server, log *slog.Logger) {
 	node := uuid.NewString()
-	srv.Engine().Hook(resource.Hooks{AfterCommit: []func([]events.Event){func(evs []events.Event) {
-		payload, _ := json.Marshal(evs)
-		if err := pg.Notify(context.Background(), node, string(payload)); err != nil {
-			log.Warn("notifying other nodes", "err", err)
-		}
-	}}})
+	// The announcement is part of the write's transaction: delivered
+	// exactly when the commit is.
+	srv.Engine().Hook(resource.Hooks{BeforeCommit: []func(context.Context, storage.Tx, []events.Event) error{
+		func(ctx context.Context, tx storage.Tx, evs []events.Event) error {
+			payload, _ := json.Marshal(evs)
+			return tx.Announce(ctx, postgres.Message(node, string(payload)))
+		},
+	}})
 	go pg.Listen(context.WithoutCancel(ctx), node, func(payload string) {
 		var evs []events.Event
 		if payload == "" || json.Unmarshal([]byte(payload), &evs) != nil {

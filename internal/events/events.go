@@ -1,11 +1,8 @@
-// Package events carries "something changed" notices from the handlers
-// that commit writes to the features that depend on stored data (the
-// changes feed's snapshot, response caches, and later history and push).
-//
-// Events are published after the storage transaction committed and before
-// the client gets its answer, so a subscriber that invalidates a cache
-// guarantees that no acknowledged write is missing from a later read.
-// Subscribers run synchronously and must be quick.
+// Package events describes committed changes and tells what depends on
+// them: the in-memory views of the stored data (caches, the changes
+// monitor) and the requests waiting for a change (long-polls, event
+// streams) are valid for, or wait on, a scope of the data, and a change
+// touches only the scopes it changed.
 package events
 
 import "sync"
@@ -13,36 +10,149 @@ import "sync"
 // Event is one committed change.
 type Event struct {
 	Action       string // "create", "update", "delete" or "flush"
-	ResourceName string // "bucket", "collection", "group", "record"; "" for flush
+	ResourceName string // "bucket", "collection", "group", "record", "account"; "" for flush
 	BucketID     string
 	CollectionID string
 	ID           string // the object's id
 	Timestamp    int64  // the object's new timestamp (the tombstone's for deletes)
 }
 
-// Bus dispatches events to subscribers. The zero value is ready to use.
-type Bus struct {
-	mu   sync.RWMutex
-	subs []func([]Event)
+// Scope is what a view depends on: a collection (its metadata, permissions
+// and records), or with an empty Collection a bucket object. A bucket
+// contains its collections: a change of the bucket (its permissions, its
+// deletion) changes every collection's scope too, not the other way.
+type Scope struct {
+	Bucket, Collection string
 }
 
-// Subscribe registers fn to receive every batch of events published.
-func (b *Bus) Subscribe(fn func([]Event)) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.subs = append(b.subs, fn)
+// Of is the scope an event touches; all is true when it may change
+// anything (a flush; a group, whose principal may be granted anywhere).
+func Of(ev Event) (s Scope, all bool) {
+	switch ev.ResourceName {
+	case "bucket":
+		return Scope{Bucket: ev.BucketID}, false
+	case "collection", "record":
+		return Scope{Bucket: ev.BucketID, Collection: ev.CollectionID}, false
+	case "account":
+		return Scope{}, false // outside the bucket tree: only the account's own views
+	}
+	return Scope{}, true
 }
 
-// Publish hands the events of one commit to every subscriber, in the order
-// they subscribed.
-func (b *Bus) Publish(evs ...Event) {
-	if len(evs) == 0 {
+// Hub keeps the version of every scope and wakes whoever waits on one.
+// Versions come from one clock that every change advances, so a view
+// computed at a scope's version is valid exactly while Version returns the
+// same value. The zero value is ready to use.
+type Hub struct {
+	mu      sync.Mutex
+	clock   uint64
+	all     uint64 // the clock at the last change of everything
+	buckets map[string]*bucketState
+}
+
+type bucketState struct {
+	scope       scopeState             // the bucket itself
+	collections map[string]*scopeState // its collections
+}
+
+type scopeState struct {
+	version uint64
+	wake    chan struct{} // nil while nobody waits
+}
+
+func (h *Hub) bucket(id string, create bool) *bucketState {
+	if h.buckets == nil {
+		if !create {
+			return nil
+		}
+		h.buckets = map[string]*bucketState{}
+	}
+	b := h.buckets[id]
+	if b == nil && create {
+		b = &bucketState{collections: map[string]*scopeState{}}
+		h.buckets[id] = b
+	}
+	return b
+}
+
+func (st *scopeState) touch(v uint64) {
+	st.version = v
+	if st.wake != nil {
+		close(st.wake)
+		st.wake = nil
+	}
+}
+
+// Touch records a change of the scope (of the bucket and all its
+// collections when Collection is empty) and wakes whoever waits on it.
+func (h *Hub) Touch(s Scope) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.clock++
+	b := h.bucket(s.Bucket, true)
+	if s.Collection == "" {
+		b.scope.touch(h.clock)
+		for _, c := range b.collections {
+			c.touch(h.clock)
+		}
 		return
 	}
-	b.mu.RLock()
-	subs := b.subs
-	b.mu.RUnlock()
-	for _, fn := range subs {
-		fn(evs)
+	c := b.collections[s.Collection]
+	if c == nil {
+		c = &scopeState{}
+		b.collections[s.Collection] = c
 	}
+	c.touch(h.clock)
+}
+
+// TouchAll records a change of everything and wakes every waiter.
+func (h *Hub) TouchAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.clock++
+	h.all = h.clock
+	for _, b := range h.buckets {
+		b.scope.touch(h.clock)
+		for _, c := range b.collections {
+			c.touch(h.clock)
+		}
+	}
+}
+
+// Version is the scope's version: it changes when the scope, its bucket
+// or everything changes.
+func (h *Hub) Version(s Scope) uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v := h.all
+	if b := h.bucket(s.Bucket, false); b != nil {
+		v = max(v, b.scope.version)
+		if s.Collection != "" {
+			if c := b.collections[s.Collection]; c != nil {
+				v = max(v, c.version)
+			}
+		}
+	}
+	return v
+}
+
+// Wait returns a channel closed at the next change of the scope (or of its
+// bucket, or of everything). Take it before reading the data it guards, so
+// that no change slips in between.
+func (h *Hub) Wait(s Scope) <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	b := h.bucket(s.Bucket, true)
+	st := &b.scope
+	if s.Collection != "" {
+		st = b.collections[s.Collection]
+		if st == nil {
+			st = &scopeState{version: h.all}
+			b.collections[s.Collection] = st
+		}
+	}
+	if st.wake == nil {
+		st.wake = make(chan struct{})
+	}
+	return st.wake
 }

@@ -3,8 +3,10 @@ package httpapi
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,16 +14,17 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"kintogo/internal/events"
 	"kintogo/internal/kerr"
 )
 
-// memo holds values computed from stored data, valid for one generation of
-// the data (see Server.generation): any commit empties it. It is bounded
-// by a number of entries and by the bytes they hold; when full, the oldest
-// entries go first.
+// memo holds values computed from stored data, each valid for the version
+// of the scope it was computed from (events.Hub): a value whose scope
+// changed since is not returned any more, and is replaced by the next put.
+// It is bounded by a number of entries and by the bytes they hold; when
+// full, the oldest entries go first.
 type memo struct {
 	mu       sync.RWMutex
-	gen      uint64
 	items    map[string]memoEntry
 	order    []string // keys, oldest first
 	bytes    int64
@@ -30,8 +33,9 @@ type memo struct {
 }
 
 type memoEntry struct {
-	v    any
-	size int64
+	v       any
+	version uint64
+	size    int64
 }
 
 // newMemo returns a memo of at most maxItems entries and maxBytes bytes
@@ -40,33 +44,31 @@ func newMemo(maxItems int, maxBytes int64) *memo {
 	return &memo{items: map[string]memoEntry{}, maxItems: maxItems, maxBytes: maxBytes}
 }
 
-func (m *memo) get(gen uint64, key string) (any, bool) {
+// get returns the value kept for key when it was computed at version.
+func (m *memo) get(version uint64, key string) (any, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if m.gen != gen {
+	e, ok := m.items[key]
+	if !ok || e.version != version {
 		return nil, false
 	}
-	e, ok := m.items[key]
-	return e.v, ok
+	return e.v, true
 }
 
-// put stores v, of about size bytes, for gen, unless the memo already
-// moved to a later generation or v alone would exceed the byte bound. (A
-// second key of a value already stored counts only its own bytes.)
-func (m *memo) put(gen uint64, key string, v any, size int64) {
+// put keeps v, of about size bytes, computed at version, unless v alone
+// would exceed the byte bound. (A second key of a value already stored
+// counts only its own bytes.)
+func (m *memo) put(version uint64, key string, v any, size int64) {
 	size += int64(len(key))
 	if m.maxBytes > 0 && size > m.maxBytes {
 		return
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if gen < m.gen {
-		return
-	}
-	if gen > m.gen {
-		m.items, m.order, m.bytes, m.gen = map[string]memoEntry{}, nil, 0, gen
-	}
 	if old, ok := m.items[key]; ok {
+		if old.version > version {
+			return // a newer value is kept already
+		}
 		m.bytes -= old.size
 		delete(m.items, key)
 	}
@@ -78,9 +80,22 @@ func (m *memo) put(gen uint64, key string, v any, size int64) {
 			delete(m.items, oldest)
 		}
 	}
-	m.items[key] = memoEntry{v: v, size: size}
+	m.items[key] = memoEntry{v: v, version: version, size: size}
 	m.order = append(m.order, key)
 	m.bytes += size
+	if len(m.order) > 2*len(m.items)+16 {
+		// Keys replaced in place left duplicates behind: keep each once.
+		seen := make(map[string]bool, len(m.items))
+		kept := m.order[:0]
+		for i := len(m.order) - 1; i >= 0; i-- {
+			if k := m.order[i]; !seen[k] {
+				seen[k] = true
+				kept = append(kept, k)
+			}
+		}
+		slices.Reverse(kept)
+		m.order = kept
+	}
 }
 
 // cachedResponse is a recorded answer, replayed to identical requests.
@@ -214,31 +229,37 @@ func rawKey(r *http.Request, c *Call) string {
 }
 
 // cacheable wraps a handler whose answer depends only on the stored data
-// and what key names. Answers are found by the exact request first (rawKey,
-// the cheapest to build), then by key; an answer found by key is
-// remembered under the exact request too, sharing its bytes.
-func (s *Server) cacheable(h Handler, key cacheKey) Handler {
+// of the scope scopeOf names, and on what key names. Answers are found by
+// the exact request first (rawKey, the cheapest to build), then by key; an
+// answer found by key is remembered under the exact request too, sharing
+// its bytes. Identical requests that arrive together share one
+// computation, detached from any one of them: it does not fail because
+// the first caller went away.
+func (s *Server) cacheable(h Handler, key cacheKey, scopeOf func(r *http.Request) events.Scope) Handler {
 	return func(w http.ResponseWriter, r *http.Request, c *Call) error {
 		if inUnit(r.Context()) {
 			return h(w, r, c) // uncommitted data: nothing to share
 		}
-		gen := s.generation()
+		scope := scopeOf(r)
+		version := s.hub.Version(scope)
 		exact := rawKey(r, c)
-		if v, ok := s.responses.memo.get(gen, exact); ok {
+		if v, ok := s.responses.memo.get(version, exact); ok {
 			v.(*cachedResponse).write(w, r, s.opts.Now())
 			return nil
 		}
 		k := key(r, c)
 		if k != exact {
-			if v, ok := s.responses.memo.get(gen, k); ok {
-				s.responses.memo.put(gen, exact, v, 0)
+			if v, ok := s.responses.memo.get(version, k); ok {
+				s.responses.memo.put(version, exact, v, 0)
 				v.(*cachedResponse).write(w, r, s.opts.Now())
 				return nil
 			}
 		}
-		v, _, _ := s.responses.flight.Do(strconv.FormatUint(gen, 10)+" "+k, func() (any, error) {
+		v, _, _ := s.responses.flight.Do(strconv.FormatUint(version, 10)+" "+k, func() (any, error) {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), sharedTimeout)
+			defer cancel()
 			rec := newRecorder()
-			err := h(rec, r, c)
+			err := h(rec, r.WithContext(ctx), c)
 			var ke *kerr.Error
 			if errors.As(err, &ke) && ke.Kind == kerr.NotModified {
 				setTimestamp(rec, ke.Timestamp)
@@ -253,9 +274,9 @@ func (s *Server) cacheable(h Handler, key cacheKey) Handler {
 			resp := newCachedResponse(rec)
 			// Answers that depend on the clock (redirects of an old
 			// _since, 204s) are not kept; neither is anything computed
-			// while a commit happened.
-			if (resp.status == http.StatusOK || resp.status == http.StatusNotModified) && s.generation() == gen {
-				s.responses.memo.put(gen, k, resp, resp.size())
+			// while its scope changed.
+			if keep(resp) && s.hub.Version(scope) == version {
+				s.responses.memo.put(version, k, resp, resp.size())
 			}
 			return resp, nil
 		})
@@ -266,12 +287,22 @@ func (s *Server) cacheable(h Handler, key cacheKey) Handler {
 			return f.err
 		}
 		resp := v.(*cachedResponse)
-		if k != exact && (resp.status == http.StatusOK || resp.status == http.StatusNotModified) && s.generation() == gen {
-			s.responses.memo.put(gen, exact, resp, 0)
+		if k != exact && keep(resp) && s.hub.Version(scope) == version {
+			s.responses.memo.put(version, exact, resp, 0)
 		}
 		resp.write(w, r, s.opts.Now())
 		return nil
 	}
+}
+
+// sharedTimeout bounds a computation shared by identical requests, which
+// goes on when they leave.
+const sharedTimeout = 30 * time.Second
+
+// keep reports whether a recorded answer may be served again: 200s and
+// 304s (redirects and 204s depend on the clock).
+func keep(resp *cachedResponse) bool {
+	return resp.status == http.StatusOK || resp.status == http.StatusNotModified
 }
 
 // failed is a shared computation that ended with an error.

@@ -8,6 +8,7 @@ import (
 
 	"kintogo/internal/auth"
 	"kintogo/internal/config"
+	"kintogo/internal/events"
 	"kintogo/internal/model"
 	"kintogo/internal/query"
 	"kintogo/internal/resource"
@@ -89,9 +90,15 @@ func (s *Server) View(ctx context.Context, fn func(storage.Tx) error) error { re
 // wait while it holds the unit's transaction.
 func InUnit(ctx context.Context) bool { return inUnit(ctx) }
 
-// Generation identifies the state of the stored data: it moves at every
-// commit (local or another node's), before the writer gets its answer.
-func (s *Server) Generation() uint64 { return s.generation() }
+// Version is the version of a scope of the stored data: it moves at every
+// commit (local or another node's) that changes the scope, before the
+// writer gets its answer. A view computed at a version is valid while the
+// version stays.
+func (s *Server) Version(scope events.Scope) uint64 { return s.hub.Version(scope) }
+
+// Touch moves a scope's version and wakes its waiters: a plugin's own
+// scopes (the changes monitor), after a change it derived from events.
+func (s *Server) Touch(scope events.Scope) { s.hub.Touch(scope) }
 
 // WriteJSON writes a JSON answer as Kinto does (no escaping of "/", "<",
 // ">" and "&").
@@ -203,9 +210,12 @@ type CacheKey = cacheKey
 var RawKey CacheKey = rawKey
 
 // Cacheable serves identical requests (per key) of a handler whose answer
-// depends only on the stored data from one recorded answer per data
-// generation, within response_cache_max_bytes.
-func (s *Server) Cacheable(h Handler, key CacheKey) Handler { return s.cacheable(h, key) }
+// depends only on the stored data of the scope scopeOf names from one
+// recorded answer per version of that scope, within
+// response_cache_max_bytes.
+func (s *Server) Cacheable(h Handler, key CacheKey, scopeOf func(r *http.Request) events.Scope) Handler {
+	return s.cacheable(h, key, scopeOf)
+}
 
 // AnswerCacheStats reports the answers cached and the bytes they hold.
 func (s *Server) AnswerCacheStats() (entries int, bytes int64) {
@@ -215,26 +225,31 @@ func (s *Server) AnswerCacheStats() (entries int, bytes int64) {
 	return len(m.items), m.bytes
 }
 
-// Memo holds values computed from stored data, valid for one data
-// generation, bounded in entries and bytes.
+// Memo holds values computed from stored data, each valid for the version
+// of the scope it was computed from, bounded in entries and bytes.
 type Memo = memo
 
 // NewMemo returns a memo of at most maxItems entries and maxBytes bytes
 // (0: no byte bound).
 func NewMemo(maxItems int, maxBytes int64) *Memo { return newMemo(maxItems, maxBytes) }
 
-// Get returns the value kept for key in generation gen.
-func (m *memo) Get(gen uint64, key string) (any, bool) { return m.get(gen, key) }
+// Get returns the value kept for key when it was computed at version.
+func (m *memo) Get(version uint64, key string) (any, bool) { return m.get(version, key) }
 
-// Put keeps v (about size bytes) for key in generation gen.
-func (m *memo) Put(gen uint64, key string, v any, size int64) { m.put(gen, key, v, size) }
+// Put keeps v (about size bytes) for key, computed at version.
+func (m *memo) Put(version uint64, key string, v any, size int64) { m.put(version, key, v, size) }
 
 // Pushable adds long-poll (`_wait`) and event streams to a handler; newer
-// tells whether something newer than a cursor exists, authorize checks a
+// tells whether something newer than a cursor exists in the scope scopeOf
+// names, which wakes the long-poll when it changes; authorize checks a
 // long-poll's permission before it waits (nil: public).
-func (s *Server) Pushable(h Handler, newer NewerFunc, stream Handler, authorize AuthorizeFunc) Handler {
-	return s.pushable(h, newer, stream, authorize)
+func (s *Server) Pushable(h Handler, newer NewerFunc, stream Handler, authorize AuthorizeFunc, scopeOf func(r *http.Request) events.Scope) Handler {
+	return s.pushable(h, newer, stream, authorize, scopeOf)
 }
+
+// RecordsScope is the scope of the records of the path's collection (bid,
+// cid).
+func RecordsScope(r *http.Request) events.Scope { return recordsScope(r) }
 
 // NewerFunc reports whether something newer than since exists for the
 // request.
@@ -264,10 +279,10 @@ func (s *Server) OpenStream(w http.ResponseWriter) (*EventStream, func(), error)
 }
 
 // Serve runs the stream: emit writes what is newer than the stream's
-// cursor, after every commit, until the client goes or the stream's life
-// ends.
-func (es *eventStream) Serve(ctx context.Context, emit func() error) error {
-	return es.serve(ctx, emit)
+// cursor, after every change of scope, until the client goes or the
+// stream's life ends.
+func (es *eventStream) Serve(ctx context.Context, scope events.Scope, emit func() error) error {
+	return es.serve(ctx, scope, emit)
 }
 
 // Send writes one event.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"kintogo/internal/events"
 	"kintogo/internal/kerr"
 	"kintogo/internal/model"
 	"kintogo/internal/query"
@@ -53,7 +54,7 @@ type authorizeFunc func(ctx context.Context, r *http.Request, c *Call) error
 // longPoll waits, for a request with `_wait` and `_since`, until newer
 // reports a change or the deadline passes, once authorize (nil: public)
 // allowed it. It returns false when the client went away.
-func (s *Server) longPoll(r *http.Request, c *Call, newer newerFunc, authorize authorizeFunc) (bool, error) {
+func (s *Server) longPoll(r *http.Request, c *Call, newer newerFunc, authorize authorizeFunc, scope events.Scope) (bool, error) {
 	raw, ok := query.Get(c.Params, "_wait")
 	if !ok {
 		return true, nil
@@ -75,7 +76,7 @@ func (s *Server) longPoll(r *http.Request, c *Call, newer newerFunc, authorize a
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	for {
-		next := s.nextChange()
+		next := s.hub.Wait(scope)
 		found, err := newer(r.Context(), r, c, since)
 		if err != nil || found {
 			return true, nil // the plain request answers (or reports the error)
@@ -92,7 +93,7 @@ func (s *Server) longPoll(r *http.Request, c *Call, newer newerFunc, authorize a
 
 // pushable adds long-poll and event streams to a handler; authorize is
 // the permission check of a long-poll (nil: public).
-func (s *Server) pushable(h Handler, newer newerFunc, stream Handler, authorize authorizeFunc) Handler {
+func (s *Server) pushable(h Handler, newer newerFunc, stream Handler, authorize authorizeFunc, scopeOf func(r *http.Request) events.Scope) Handler {
 	return func(w http.ResponseWriter, r *http.Request, c *Call) error {
 		if c.ParamsErr != nil {
 			return c.ParamsErr
@@ -106,7 +107,7 @@ func (s *Server) pushable(h Handler, newer newerFunc, stream Handler, authorize 
 		if wantsStream(r) && r.Method == http.MethodGet {
 			return stream(w, r, c)
 		}
-		ok, err := s.longPoll(r, c, newer, authorize)
+		ok, err := s.longPoll(r, c, newer, authorize, scopeOf(r))
 		if err != nil || !ok {
 			return err
 		}
@@ -122,6 +123,13 @@ func (s *Server) recordsAccess(ctx context.Context, r *http.Request, c *Call) er
 		_, _, err := s.engine.ListAccess(ctx, tx, c.Caller(), p)
 		return err
 	})
+}
+
+// recordsScope is the scope of a records list or stream: its collection
+// (a record stream's access depends on the collection's and the bucket's
+// permissions, whose changes touch it too).
+func recordsScope(r *http.Request) events.Scope {
+	return events.Scope{Bucket: r.PathValue("bid"), Collection: r.PathValue("cid")}
 }
 
 // recordsNewer: the collection's records timestamp is newer.
@@ -211,8 +219,8 @@ var errStreamEnded = errors.New("stream ended")
 // ends, and a failed write (a client too slow or gone) drops the
 // connection, so that the client sees it and reconnects with its last
 // event id instead of waiting on a silent socket.
-func (es *eventStream) serve(ctx context.Context, emit func() error) error {
-	if err := es.run(ctx, emit); err != nil && !errors.Is(err, errStreamEnded) {
+func (es *eventStream) serve(ctx context.Context, scope events.Scope, emit func() error) error {
+	if err := es.run(ctx, scope, emit); err != nil && !errors.Is(err, errStreamEnded) {
 		panic(http.ErrAbortHandler)
 	}
 	return nil
@@ -220,14 +228,14 @@ func (es *eventStream) serve(ctx context.Context, emit func() error) error {
 
 // run is the loop of a stream: emit what is newer than the cursor, then
 // sleep until the next commit, a heartbeat or the end of the stream's life.
-func (es *eventStream) run(ctx context.Context, emit func() error) error {
+func (es *eventStream) run(ctx context.Context, scope events.Scope, emit func() error) error {
 	s := es.s
 	heartbeat := time.NewTicker(time.Duration(max(1, s.settings.Int("push.heartbeat_seconds"))) * time.Second)
 	defer heartbeat.Stop()
 	lifetime := time.NewTimer(time.Duration(s.settings.Int("push.max_stream_seconds")) * time.Second)
 	defer lifetime.Stop()
 	for {
-		next := s.nextChange()
+		next := s.hub.Wait(scope)
 		if err := emit(); err != nil {
 			return err
 		}
@@ -285,7 +293,7 @@ func (s *Server) streamRecords(w http.ResponseWriter, r *http.Request, c *Call) 
 		return err
 	}
 	defer done()
-	return es.serve(ctx, func() error {
+	return es.serve(ctx, recordsScope(r), func() error {
 		opts, _, err := access()
 		if err != nil {
 			// Access was lost (or the collection is gone): say why and end.

@@ -17,7 +17,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -71,39 +70,16 @@ type Server struct {
 	rootPerms    []rootPerm
 	onChange     []func(evs []events.Event)
 
-	// Every commit (the engine's AfterCommit hook) moves gen, the
-	// generation of the stored data that in-memory caches are valid for.
-	gen       atomic.Uint64
-	changedMu sync.Mutex
-	changed   chan struct{} // closed and replaced at every commit
-	streams   atomic.Int64  // open event streams
+	// hub versions the scopes of the stored data that in-memory views
+	// depend on, and wakes the requests waiting on them: every commit
+	// touches the scopes it changed (changedNow).
+	hub       events.Hub
+	streams   atomic.Int64 // open event streams
 	responses *responseCache
 	// nestedBatches counts the sub-requests that reached the batch
 	// endpoint although routesToBatch let them through (always 0 unless
 	// the two disagree: the batch fuzz test checks it).
 	nestedBatches atomic.Int64
-}
-
-// generation identifies the state of the stored data: it changes after
-// every commit, before the writer gets its answer.
-func (s *Server) generation() uint64 { return s.gen.Load() }
-
-// bump moves the generation and wakes whoever waits for a change
-// (long-polls, event streams).
-func (s *Server) bump() {
-	s.changedMu.Lock()
-	s.gen.Add(1)
-	close(s.changed)
-	s.changed = make(chan struct{})
-	s.changedMu.Unlock()
-}
-
-// nextChange returns a channel closed at the next commit. Take it before
-// reading the data it guards, so that no commit slips in between.
-func (s *Server) nextChange() <-chan struct{} {
-	s.changedMu.Lock()
-	defer s.changedMu.Unlock()
-	return s.changed
 }
 
 // RemoteChange takes the changes another node committed (nil when they are
@@ -113,9 +89,21 @@ func (s *Server) nextChange() <-chan struct{} {
 func (s *Server) RemoteChange(evs []events.Event) { s.changedNow(evs) }
 
 // changedNow updates what depends on the stored data after changes
-// committed here or elsewhere (nil: unknown changes).
+// committed here or elsewhere (nil: unknown changes): the scopes they
+// touched move (their caches are dropped, their waiters wake), then the
+// plugins' views follow.
 func (s *Server) changedNow(evs []events.Event) {
-	s.bump()
+	all := evs == nil
+	for _, ev := range evs {
+		scope, everything := events.Of(ev)
+		all = all || everything
+		if !everything && scope.Bucket != "" {
+			s.hub.Touch(scope)
+		}
+	}
+	if all {
+		s.hub.TouchAll()
+	}
 	for _, fn := range s.onChange {
 		fn(evs)
 	}
@@ -165,7 +153,6 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 	s.AuthPolicy(auth.Basic{Secret: settings.String("userid_hmac_secret")})
 	s.RootPermission("bucket:create", "bucket_create_principals")
 	s.responses = newResponseCache(settings.Int("response_cache_max_bytes"))
-	s.changed = make(chan struct{})
 	s.engine.Hook(resource.Hooks{AfterCommit: []func([]events.Event){s.changedNow}})
 	// The list of buckets gets its timestamp floor once; a read-only node
 	// (on a replica) writes nothing.
@@ -317,7 +304,7 @@ func (s *Server) routes() {
 	for _, k := range kinds {
 		list := s.listObjects(k)
 		if k.kind == model.Record {
-			list = s.pushable(list, s.recordsNewer, s.streamRecords, s.recordsAccess)
+			list = s.pushable(list, s.recordsNewer, s.streamRecords, s.recordsAccess, recordsScope)
 		}
 		s.Handle(k.pluralPattern, Endpoint{Expose: ListExpose, Methods: map[string]Handler{
 			"GET": list, "HEAD": s.listObjects(k), "POST": s.createObject(k), "DELETE": s.deleteObjects(k),

@@ -188,6 +188,13 @@ type Tx interface {
 	// Flush deletes everything: objects, timestamps, ACEs, memberships.
 	Flush(ctx context.Context) error
 
+	// Announce tells the other nodes sharing the database about this
+	// transaction's changes (payload: free text of at most a few
+	// kilobytes): the announcement is delivered when the transaction
+	// commits, and never when it rolls back. Backends that serve one node
+	// do nothing.
+	Announce(ctx context.Context, payload string) error
+
 	// LockScope takes a scope's write lock until the end of the
 	// transaction, as a write in the scope does. Writers that touch several
 	// scopes take their locks in one order with it (see the history

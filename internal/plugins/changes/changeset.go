@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"kintogo/internal/events"
 	"kintogo/internal/httpapi"
 	"kintogo/internal/kerr"
 	"kintogo/internal/model"
@@ -131,15 +132,15 @@ type changesetGrant struct {
 // changesetDecision decides the caller's right on a changeset like
 // GET /records does (read on the collection, then the records it may
 // see). Decisions of callers who may read everything or nothing are kept
-// for the current data generation (changes of permissions, groups or
-// objects are commits, which move it).
+// for the current version of the collection's scope (changes of its
+// permissions, of its bucket's, of groups move it).
 func (s *plugin) changesetDecision(ctx context.Context, r *http.Request, c *httpapi.Call) (changesetGrant, error) {
 	coll := model.Path{Kind: model.Collection, BucketID: r.PathValue("bid"), ID: r.PathValue("cid")}
 	records := model.Path{Kind: model.Record, BucketID: coll.BucketID, CollectionID: coll.ID}
 	inBatch := httpapi.InUnit(ctx) // a batch may have changed permissions, uncommitted
-	gen := s.h.Generation()
+	version := s.h.Version(events.Scope{Bucket: coll.BucketID, Collection: coll.ID})
 	key := "changeset\x00" + coll.BucketID + "/" + coll.ID + "\x00" + c.User()
-	if v, ok := s.decisions.Get(gen, key); ok && !inBatch {
+	if v, ok := s.decisions.Get(version, key); ok && !inBatch {
 		d := v.(changesetGrant)
 		if !d.allowed {
 			return d, c.Denied()
@@ -163,7 +164,7 @@ func (s *plugin) changesetDecision(ctx context.Context, r *http.Request, c *http
 		return d, err
 	}
 	if !inBatch && (!d.allowed || d.scope.All) {
-		s.decisions.Put(gen, key, d, 16)
+		s.decisions.Put(version, key, d, 16)
 	}
 	if !d.allowed {
 		return d, c.Denied()
@@ -339,8 +340,7 @@ func (s *plugin) entries(r *http.Request) ([]*Entry, error) {
 	if u := resource.UnitOf(r.Context()); u != nil {
 		return s.monitor.Entries(r.Context(), u.Tx)
 	}
-	entries, _, err := s.snapshot.Entries(r.Context())
-	return entries, err
+	return s.snapshot.Entries(r.Context())
 }
 
 // monitorNewer: an entry matching the request's bucket/collection is newer.
@@ -375,7 +375,7 @@ func (s *plugin) streamMonitor(w http.ResponseWriter, r *http.Request, c *httpap
 		return err
 	}
 	defer done()
-	return es.Serve(r.Context(), func() error {
+	return es.Serve(r.Context(), monitorScope, func() error {
 		entries, err := s.entries(r)
 		if err != nil {
 			return err

@@ -7,18 +7,21 @@
 package changes
 
 import (
+	"cmp"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/singleflight"
 
 	"kintogo/internal/config"
+	"kintogo/internal/events"
 	"kintogo/internal/query"
 	"kintogo/internal/storage"
 )
@@ -124,16 +127,7 @@ func (m *Monitor) Entries(ctx context.Context, tx storage.Tx) ([]*Entry, error) 
 		bid, cid, _ := strings.Cut(rest, "/collections/")
 		entries = append(entries, &Entry{ID: EntryID(m.host, bid, cid), LastModified: ts, Bucket: bid, Collection: cid, Host: m.host})
 	}
-	sort.Slice(entries, func(i, j int) bool {
-		a, b := entries[i], entries[j]
-		if a.LastModified != b.LastModified {
-			return a.LastModified > b.LastModified
-		}
-		if a.Bucket != b.Bucket {
-			return a.Bucket < b.Bucket
-		}
-		return a.Collection < b.Collection
-	})
+	slices.SortFunc(entries, compareEntries)
 	return entries, nil
 }
 
@@ -169,39 +163,46 @@ func Timestamp(entries []*Entry) int64 {
 }
 
 // Snapshot keeps the monitor's entries in memory, so that polls cost no
-// storage query. It is invalidated by every committed write (its
-// generation moves, see internal/events) and rebuilt by one storage read
-// on the next poll; polls that arrive together share that read.
+// storage query. It is valid for one version of the monitor's scope: the
+// changes of records of monitored collections update it in place (Apply),
+// other changes that may alter the set of entries (a monitored collection
+// created or deleted, a bucket deleted, a flush) drop it, and the next
+// poll rebuilds it with one storage read, which polls that arrive together
+// share.
 type Snapshot struct {
-	monitor    *Monitor
-	store      storage.Storage
-	generation func() uint64
+	monitor *Monitor
+	store   storage.Storage
+	version func() uint64
 
 	mu      sync.Mutex
 	entries []*Entry
-	gen     uint64
+	at      uint64 // the version the entries are valid for
 	valid   bool
 	flight  singleflight.Group
 }
 
-// NewSnapshot returns a snapshot of m's entries in store. generation must
-// change after every commit that may have changed them.
-func NewSnapshot(m *Monitor, store storage.Storage, generation func() uint64) *Snapshot {
-	return &Snapshot{monitor: m, store: store, generation: generation}
+// NewSnapshot returns a snapshot of m's entries in store. version is the
+// version of the monitor's scope, which every change of the entries
+// moves.
+func NewSnapshot(m *Monitor, store storage.Storage, version func() uint64) *Snapshot {
+	return &Snapshot{monitor: m, store: store, version: version}
 }
 
-// Entries returns the current entries, newest first, and the generation
-// they belong to. The slice is shared: callers must not modify it.
-func (s *Snapshot) Entries(ctx context.Context) ([]*Entry, uint64, error) {
-	gen := s.generation()
+// Entries returns the current entries, newest first. The slice is shared:
+// callers must not modify it.
+func (s *Snapshot) Entries(ctx context.Context) ([]*Entry, error) {
+	version := s.version()
 	s.mu.Lock()
-	if s.valid && s.gen == gen {
+	if s.valid && s.at == version {
 		entries := s.entries
 		s.mu.Unlock()
-		return entries, gen, nil
+		return entries, nil
 	}
 	s.mu.Unlock()
-	v, err, _ := s.flight.Do(strconv.FormatUint(gen, 10), func() (any, error) {
+	v, err, _ := s.flight.Do(strconv.FormatUint(version, 10), func() (any, error) {
+		// Shared: it must not fail because the first poller went away.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
 		var entries []*Entry
 		err := s.store.View(ctx, func(tx storage.Tx) (err error) {
 			entries, err = s.monitor.Entries(ctx, tx)
@@ -211,16 +212,111 @@ func (s *Snapshot) Entries(ctx context.Context) ([]*Entry, uint64, error) {
 			return nil, err
 		}
 		s.mu.Lock()
-		// Keep it only if no commit happened meanwhile: a read that began
+		// Keep it only if nothing changed meanwhile: a read that began
 		// before a commit must not pass for the state after it.
-		if s.generation() == gen {
-			s.entries, s.gen, s.valid = entries, gen, true
+		if s.version() == version {
+			s.entries, s.at, s.valid = entries, version, true
 		}
 		s.mu.Unlock()
 		return entries, nil
 	})
 	if err != nil {
-		return nil, gen, err
+		return nil, err
 	}
-	return v.([]*Entry), gen, nil
+	return v.([]*Entry), nil
+}
+
+// Affects reports whether events may change the monitor: records of
+// monitored collections, monitored collections themselves, buckets that
+// hold some, flushes and unknown changes (nil).
+func (m *Monitor) Affects(evs []events.Event) bool {
+	if evs == nil {
+		return true
+	}
+	for _, ev := range evs {
+		switch ev.ResourceName {
+		case "record", "collection":
+			if m.monitors("/buckets/" + ev.BucketID + "/collections/" + ev.CollectionID) {
+				return true
+			}
+		case "bucket":
+			if m.covers(ev.BucketID) {
+				return true
+			}
+		case "":
+			return true // a flush
+		}
+	}
+	return false
+}
+
+// covers reports whether a bucket holds monitored collections.
+func (m *Monitor) covers(bucketID string) bool {
+	b := "/buckets/" + bucketID
+	for _, p := range m.prefixes {
+		if p == b+"/collections/" || strings.HasPrefix(p, b+"/collections/") {
+			return true
+		}
+	}
+	return false
+}
+
+// Apply brings the snapshot, valid for version from, to the state after
+// evs, at version to: a record's change moves its collection's entry to
+// its timestamp; any other change of the monitor drops the snapshot (the
+// next poll rebuilds it). A snapshot that is not at version from any more
+// is dropped.
+func (s *Snapshot) Apply(evs []events.Event, from, to uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.valid || s.at != from || evs == nil {
+		s.valid = false
+		return
+	}
+	entries := s.entries
+	copied := false
+	for _, ev := range evs {
+		switch ev.ResourceName {
+		case "record":
+			coll := "/buckets/" + ev.BucketID + "/collections/" + ev.CollectionID
+			if !s.monitor.monitors(coll) {
+				continue
+			}
+			i := slices.IndexFunc(entries, func(e *Entry) bool { return e.Bucket == ev.BucketID && e.Collection == ev.CollectionID })
+			if i < 0 {
+				s.valid = false
+				return
+			}
+			if ev.Timestamp <= entries[i].LastModified {
+				continue // a scope's timestamp never moves backwards
+			}
+			if !copied {
+				entries, copied = slices.Clone(entries), true
+			}
+			moved := *entries[i]
+			moved.LastModified = ev.Timestamp
+			entries = slices.Delete(entries, i, i+1)
+			at, _ := slices.BinarySearchFunc(entries, &moved, compareEntries)
+			entries = slices.Insert(entries, at, &moved)
+		case "group", "account":
+		default:
+			if s.monitor.Affects([]events.Event{ev}) {
+				s.valid = false
+				return
+			}
+		}
+	}
+	s.entries, s.at = entries, to
+}
+
+// compareEntries is the monitor's order: newest first, then by bucket and
+// collection.
+func compareEntries(a, b *Entry) int {
+	if a.LastModified != b.LastModified {
+		return cmp.Compare(b.LastModified, a.LastModified)
+	}
+	if a.Bucket != b.Bucket {
+		return strings.Compare(a.Bucket, b.Bucket)
+	}
+	return strings.Compare(a.Collection, b.Collection)
 }

@@ -15,6 +15,7 @@ package changes
 import (
 	"net/http"
 
+	"kintogo/internal/events"
 	"kintogo/internal/httpapi"
 )
 
@@ -39,6 +40,12 @@ type plugin struct {
 	sinceMaxAgeDays, sinceRedirectTTL int64
 }
 
+// monitorScope is the scope of the monitor's entries: a bucket no client
+// can name (ids never start with a NUL).
+var monitorScope = events.Scope{Bucket: "\x00monitor"}
+
+func monitorScopeOf(*http.Request) events.Scope { return monitorScope }
+
 // maxDecisions bounds the permission decisions kept per data generation
 // (each holds a bucket, a collection and a user id: at most about a
 // kilobyte).
@@ -56,14 +63,24 @@ func (Plugin) Provision(h *httpapi.Server) error {
 		sinceRedirectTTL: settings.Int("changes.since_max_age_redirect_ttl_seconds"),
 		decisions:        httpapi.NewMemo(maxDecisions, 0),
 	}
-	s.snapshot = NewSnapshot(m, h.Engine().Store(), h.Generation)
-	s.changesetBody = h.Cacheable(s.changesetOf(nil), changesetKey)
+	s.snapshot = NewSnapshot(m, h.Engine().Store(), func() uint64 { return h.Version(monitorScope) })
+	s.changesetBody = h.Cacheable(s.changesetOf(nil), changesetKey, httpapi.RecordsScope)
+	// The monitor follows the commits (of any node) that change it, and
+	// only those wake its polls and streams.
+	h.OnChange(func(evs []events.Event) {
+		if !m.Affects(evs) {
+			return
+		}
+		from := h.Version(monitorScope)
+		h.Touch(monitorScope)
+		s.snapshot.Apply(evs, from, h.Version(monitorScope))
+	})
 
 	// Kinto registers no HEAD view on the monitor list: HEAD reuses GET,
 	// without counts.
 	monitorExpose := func(string) []string { return httpapi.ListExpose(http.MethodGet) }
 	h.Handle("/v1/buckets/monitor/collections/changes/records", httpapi.Endpoint{Expose: monitorExpose, Public: true, Methods: map[string]httpapi.Handler{
-		"GET": h.Pushable(s.withMonitorShortcuts(h.Cacheable(s.monitorRecords, httpapi.RawKey), false), s.monitorNewer, s.streamMonitor, nil),
+		"GET": h.Pushable(s.withMonitorShortcuts(h.Cacheable(s.monitorRecords, httpapi.RawKey, monitorScopeOf), false), s.monitorNewer, s.streamMonitor, nil, monitorScopeOf),
 	}})
 	// The monitor has no individual entries; its parent objects need not
 	// exist. Record URLs under it fall through to the records routes.
@@ -71,9 +88,9 @@ func (Plugin) Provision(h *httpapi.Server) error {
 		return httpapi.Endpoint{Expose: httpapi.BaseExpose, Methods: map[string]httpapi.Handler{"GET": hd}, Public: true}
 	}
 	h.Handle("/v1/buckets/monitor/collections/changes/changeset",
-		public(h.Pushable(s.withMonitorShortcuts(h.Cacheable(s.monitorChangeset, changesetKey), true), s.monitorNewer, s.streamMonitor, nil)))
+		public(h.Pushable(s.withMonitorShortcuts(h.Cacheable(s.monitorChangeset, changesetKey, monitorScopeOf), true), s.monitorNewer, s.streamMonitor, nil, monitorScopeOf)))
 	h.Handle("/v1/buckets/{bid}/collections/{cid}/changeset", httpapi.Endpoint{Expose: httpapi.BaseExpose, Methods: map[string]httpapi.Handler{
-		"GET": h.Pushable(s.collectionChangeset, h.RecordsNewer, h.StreamRecords, s.changesetAccess),
+		"GET": h.Pushable(s.collectionChangeset, h.RecordsNewer, h.StreamRecords, s.changesetAccess, httpapi.RecordsScope),
 	}})
 	h.Handle("/v1/__broadcasts__", public(s.broadcasts))
 

@@ -449,6 +449,9 @@ func (t *tx) RemovePrincipal(ctx context.Context, principal string) error {
 	return nil
 }
 
+// Announce implements storage.Tx: a memory store serves one node.
+func (t *tx) Announce(ctx context.Context, payload string) error { return nil }
+
 // LockScope implements storage.Tx: writers are serialized already.
 func (t *tx) LockScope(ctx context.Context, s storage.Scope) error { return nil }
 

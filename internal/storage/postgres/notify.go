@@ -9,15 +9,19 @@ import (
 // channel is the PostgreSQL notification channel of committed changes.
 const channel = "kintogo_changes"
 
-// Notify tells every node listening on the database that this node
-// committed changes. payload is free text, at most a few kilobytes
-// (PostgreSQL's limit is 8000 bytes); node identifies the sender.
-func (s *Store) Notify(ctx context.Context, node, payload string) error {
-	if len(payload) > 7000 {
+// maxPayload bounds a notification's payload (PostgreSQL's limit is 8000
+// bytes).
+const maxPayload = 7000
+
+// Message is the text a node announces (storage.Tx.Announce) to the nodes
+// that Listen: the sender's node id, then the payload, or nothing when the
+// payload is too large to be sent (the listeners then assume that
+// anything may have changed).
+func Message(node, payload string) string {
+	if len(payload) > maxPayload {
 		payload = ""
 	}
-	_, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, node+"\n"+payload)
-	return err
+	return node + "\n" + payload
 }
 
 // Listen calls onRemote with the payload of every notification sent by

@@ -41,6 +41,10 @@ var dialect = &sqlstore.Dialect{
 	Truncate:       true,
 	Retryable:      retryable,
 	TableExists:    `SELECT to_regclass(?) IS NOT NULL`,
+	// Notifications go out at commit: another node never hears of a
+	// change it cannot read yet, nor of one rolled back.
+	Announce:        `SELECT pg_notify(?, ?)`,
+	AnnounceChannel: channel,
 }
 
 // Store is the PostgreSQL backend.

@@ -46,8 +46,9 @@ func TestConformance(t *testing.T) {
 }
 
 // Close returns while a listener waits for notifications (it holds a
-// connection the pool would otherwise wait for), and notifications from
-// other nodes reach listeners.
+// connection the pool would otherwise wait for); announcements of other
+// nodes' committed transactions reach listeners, those of rolled-back
+// ones never do.
 func TestListenNotifyAndClose(t *testing.T) {
 	ctx := context.Background()
 	a, err := postgres.Open(ctx, dsn(t), postgres.Options{Migrate: true})
@@ -62,15 +63,29 @@ func TestListenNotifyAndClose(t *testing.T) {
 	got := make(chan string, 4)
 	done := make(chan struct{})
 	go func() { a.Listen(ctx, "node-a", func(p string) { got <- p }); close(done) }()
+	announce := func(s *postgres.Store, node, payload string, commit bool) {
+		t.Helper()
+		errRollback := errors.New("rolled back")
+		err := s.Update(ctx, func(tx storage.Tx) error {
+			if err := tx.Announce(ctx, postgres.Message(node, payload)); err != nil {
+				return err
+			}
+			if !commit {
+				return errRollback
+			}
+			return nil
+		})
+		if err != nil && (commit || !errors.Is(err, errRollback)) {
+			t.Fatal(err)
+		}
+	}
 	deadline := time.After(5 * time.Second)
 	for sent := false; !sent; {
-		// Notify until the listener is up; its own node's are ignored.
-		if err := a.Notify(ctx, "node-a", "mine"); err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Notify(ctx, "node-b", "hello"); err != nil {
-			t.Fatal(err)
-		}
+		// Announce until the listener is up; its own node's are ignored,
+		// rolled-back ones never sent.
+		announce(a, "node-a", "mine", true)
+		announce(b, "node-b", "rolled back", false)
+		announce(b, "node-b", "hello", true)
 		select {
 		case p := <-got:
 			if p != "hello" {

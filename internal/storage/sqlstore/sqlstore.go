@@ -103,6 +103,13 @@ type Dialect struct {
 	// transaction may run again (deadlocks, serialization failures); nil
 	// when the database has none.
 	Retryable func(error) bool
+	// Announce is the statement of two parameters (a channel, a payload)
+	// that announces a transaction's changes to the other nodes when it
+	// commits (PostgreSQL's pg_notify); empty when one node serves the
+	// database.
+	Announce string
+	// AnnounceChannel is the channel Announce uses.
+	AnnounceChannel string
 	// TableExists is a query of one parameter, a table name, answering
 	// one boolean: whether that table exists. The migration runner uses it
 	// to recognise a database never initialised.

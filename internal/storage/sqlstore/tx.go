@@ -457,6 +457,19 @@ func (t *tx) LockScope(ctx context.Context, s storage.Scope) error {
 	return err
 }
 
+// Announce implements storage.Tx with the dialect's statement, in the
+// transaction: PostgreSQL delivers a notification when (and only if) the
+// transaction commits.
+func (t *tx) Announce(ctx context.Context, payload string) error {
+	if t.d.Announce == "" {
+		return nil
+	}
+	if !t.writable {
+		return errReadOnly
+	}
+	return t.exec(ctx, t.d.Announce, t.d.AnnounceChannel, payload)
+}
+
 // tables are every table of the contract's data, emptied by Flush.
 var tables = []string{"objects", "timestamps", "access_control_entries", "user_principals"}
 
