@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/ini.v1"
 )
@@ -328,3 +329,92 @@ func parseBool(v string) (bool, error) {
 
 // Environ is os.Environ, named for callers that pass it to Load.
 var Environ = os.Environ
+
+// Config is what the core reads of the settings on its request path,
+// typed and read once (FromSettings). Plugins read their own settings
+// once, when they are provisioned. Settings whose names are computed from
+// the request (`{bid}.{cid}.record_cache_expires_seconds`,
+// `<kind>_<perm>_principals`) stay lookups in Settings.
+type Config struct {
+	Project ProjectConfig
+	HTTP    HTTPConfig
+	Objects ObjectsConfig
+	Batch   BatchConfig
+	Push    PushConfig
+}
+
+// ProjectConfig is what GET /v1/ and /__version__ tell of the project.
+type ProjectConfig struct {
+	Name, Version, Docs string
+	VersionJSONPath     string // version_json_path
+}
+
+// HTTPConfig is the HTTP layer's.
+type HTTPConfig struct {
+	Host, Scheme    string // http_host, http_scheme ("": the request's)
+	Readonly        bool
+	MaxBodyBytes    int64
+	BodyReadTimeout time.Duration
+	CORSOrigins     []string
+	CORSMaxAge      int64 // seconds
+	// Redirects of trailing slashes and of paths without a version, and
+	// their cache TTLs in seconds (-1: no cache headers).
+	TrailingSlashRedirect    bool
+	TrailingSlashRedirectTTL int64
+	VersionPrefixRedirect    bool
+	VersionPrefixRedirectTTL int64
+	RetryAfter               int64 // seconds, on 409 and 503
+	Backoff                  int64 // seconds, 0: none
+	HeartbeatTimeout         time.Duration
+	ResponseCacheMaxBytes    int64
+}
+
+// ObjectsConfig is the resource engine's.
+type ObjectsConfig struct {
+	ExplicitPermissions bool
+	SchemaValidation    bool
+	PaginateBy          int64
+	MaxFetchSize        int64
+	TokenValidity       time.Duration
+}
+
+// BatchConfig is POST /v1/batch's.
+type BatchConfig struct {
+	MaxRequests      int64
+	MaxResponseBytes int64
+}
+
+// PushConfig is long-polls' and event streams'.
+type PushConfig struct {
+	MaxWait, Heartbeat, MaxStream, WriteTimeout time.Duration
+	MaxStreams                                  int64
+}
+
+// FromSettings reads the core's configuration once.
+func FromSettings(s *Settings) Config {
+	seconds := func(name string) time.Duration { return time.Duration(s.Int(name)) * time.Second }
+	return Config{
+		Project: ProjectConfig{Name: s.String("project_name"), Version: s.String("project_version"), Docs: s.String("project_docs"),
+			VersionJSONPath: s.String("version_json_path")},
+		HTTP: HTTPConfig{
+			Host: s.String("http_host"), Scheme: s.String("http_scheme"), Readonly: s.Bool("readonly"),
+			MaxBodyBytes: s.Int("max_body_bytes"), BodyReadTimeout: seconds("body_read_timeout_seconds"),
+			CORSOrigins: s.List("cors_origins"), CORSMaxAge: s.Int("cors_max_age_seconds"),
+			TrailingSlashRedirect: s.Bool("trailing_slash_redirect_enabled"), TrailingSlashRedirectTTL: s.Int("trailing_slash_redirect_ttl_seconds"),
+			VersionPrefixRedirect: s.Bool("version_prefix_redirect_enabled"), VersionPrefixRedirectTTL: s.Int("version_prefix_redirect_ttl_seconds"),
+			RetryAfter: s.Int("retry_after_seconds"), Backoff: s.Int("backoff"),
+			HeartbeatTimeout: seconds("heartbeat_timeout_seconds"), ResponseCacheMaxBytes: s.Int("response_cache_max_bytes"),
+		},
+		Objects: ObjectsConfig{
+			ExplicitPermissions: s.Bool("explicit_permissions"), SchemaValidation: s.Bool("experimental_collection_schema_validation"),
+			PaginateBy: s.Int("paginate_by"), MaxFetchSize: s.Int("storage_max_fetch_size"),
+			TokenValidity: seconds("pagination_token_validity_seconds"),
+		},
+		Batch: BatchConfig{MaxRequests: s.Int("batch_max_requests"), MaxResponseBytes: s.Int("batch_max_response_bytes")},
+		Push: PushConfig{
+			MaxWait: seconds("push.max_wait_seconds"), Heartbeat: seconds("push.heartbeat_seconds"),
+			MaxStream: seconds("push.max_stream_seconds"), WriteTimeout: seconds("push.write_timeout_seconds"),
+			MaxStreams: s.Int("push.max_streams"),
+		},
+	}
+}

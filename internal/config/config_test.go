@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestINIAndEnvironment(t *testing.T) {
@@ -79,5 +80,21 @@ func TestEnvName(t *testing.T) {
 		if got := EnvName(name); got != want {
 			t.Errorf("EnvName(%s) = %s, want %s", name, got, want)
 		}
+	}
+}
+
+// The typed configuration holds the settings' values, defaults and
+// overrides alike.
+func TestFromSettings(t *testing.T) {
+	s, err := FromMap(map[string]string{"kinto.batch_max_requests": "7", "push.max_wait_seconds": "5", "readonly": "true", "cors_origins": "a b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := FromSettings(s)
+	if c.Batch.MaxRequests != 7 || c.Push.MaxWait != 5*time.Second || !c.HTTP.Readonly || len(c.HTTP.CORSOrigins) != 2 {
+		t.Errorf("overrides: %+v", c)
+	}
+	if c.HTTP.MaxBodyBytes != 1048576 || c.Push.MaxStreams != 1000 || c.Objects.MaxFetchSize != 10000 || !c.Objects.ExplicitPermissions {
+		t.Errorf("defaults: %+v", c)
 	}
 }

@@ -86,7 +86,7 @@ func (s *Server) parseBatch(v any) ([]subRequest, error) {
 			return nil, notMapping("defaults", d)
 		}
 	}
-	if max := s.settings.Int("batch_max_requests"); max > 0 && int64(len(list)) > max {
+	if max := s.cfg.Batch.MaxRequests; max > 0 && int64(len(list)) > max {
 		return nil, batchInvalid("requests", fmt.Sprintf("Number of requests is limited to %d", max))
 	}
 	out := make([]subRequest, 0, len(list))
@@ -212,7 +212,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, c *Call) error {
 	if err != nil {
 		return err
 	}
-	budget := s.settings.Int("batch_max_response_bytes")
+	budget := s.cfg.Batch.MaxResponseBytes
 	// One unit of work for the whole batch: each sub-request runs in a
 	// savepoint of it, and its events go out once it commits.
 	responses, err := resource.Write(r.Context(), s.engine, func(u *resource.Unit) ([]subResponse, error) {

@@ -89,7 +89,7 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 		if ke.Message != "" {
 			body.Message = ke.Message
 		}
-		w.Header().Set("Retry-After", strconv.FormatInt(s.settings.Int("retry_after_seconds"), 10))
+		w.Header().Set("Retry-After", strconv.FormatInt(s.cfg.HTTP.RetryAfter, 10))
 		if ke.Kind == kerr.Unavailable && r.Context().Err() == nil {
 			// (A request whose client went away is no backend failure.)
 			s.log.Warn("backend unavailable", "path", r.URL.Path, "err", err)

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
-	"time"
 
 	"kintogo/internal/resource"
 	"kintogo/internal/storage"
@@ -17,16 +16,16 @@ import (
 // the caller's identity.
 func (s *Server) hello(w http.ResponseWriter, r *http.Request, c *Call) error {
 	body := map[string]any{
-		"project_name":     s.settings.String("project_name"),
+		"project_name":     s.cfg.Project.Name,
 		"project_version":  s.projectVersion(),
 		"http_api_version": HTTPAPIVersion,
-		"project_docs":     s.settings.String("project_docs"),
+		"project_docs":     s.cfg.Project.Docs,
 		"url":              s.origin(r) + "/v1/",
-		"config":           s.configInfo(),
+		"config":           s.iniInfo,
 		"settings": map[string]any{
-			"batch_max_requests":   s.settings.Int("batch_max_requests"),
+			"batch_max_requests":   s.cfg.Batch.MaxRequests,
 			"readonly":             s.readonly,
-			"explicit_permissions": s.settings.Bool("explicit_permissions"),
+			"explicit_permissions": s.cfg.Objects.ExplicitPermissions,
 		},
 		"capabilities": s.capabilities(),
 	}
@@ -49,13 +48,14 @@ func (s *Server) hello(w http.ResponseWriter, r *http.Request, c *Call) error {
 }
 
 func (s *Server) projectVersion() string {
-	if v := s.settings.String("project_version"); v != "" {
+	if v := s.cfg.Project.Version; v != "" {
 		return v
 	}
 	return s.opts.Version
 }
 
-// configInfo describes the INI file the settings came from, or nil.
+// configInfo describes the INI file the settings came from, or nil, as
+// read when the server starts (GET /v1/ shows what the server runs with).
 func (s *Server) configInfo() any {
 	if s.settings.Path == "" {
 		return nil
@@ -89,7 +89,7 @@ func (s *Server) capabilities() map[string]any {
 			}
 		}
 	}
-	if s.settings.Bool("experimental_collection_schema_validation") {
+	if s.cfg.Objects.SchemaValidation {
 		caps["schema"] = map[string]any{
 			"description": "Validates collection records with JSON schemas.",
 			"url":         "https://kinto.readthedocs.io/en/latest/api/1.x/collections.html#collection-json-schema",
@@ -105,7 +105,7 @@ var heartbeatScope = storage.Scope{Parent: "__heartbeat__", Resource: "__heartbe
 // one of them fails. Like Kinto, it writes (unless the node is read-only),
 // so that a node whose writes are blocked is not reported healthy.
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, c *Call) error {
-	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(s.settings.Int("heartbeat_timeout_seconds"))*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.HTTP.HeartbeatTimeout)
 	defer cancel()
 	// Objects and permissions share the storage backend: one access of
 	// each kind shows both answer. The cache is in-process memory.
@@ -145,7 +145,7 @@ func (s *Server) lbheartbeat(w http.ResponseWriter, r *http.Request, c *Call) er
 
 // version serves version.json when it exists, else kintogo's own.
 func (s *Server) version(w http.ResponseWriter, r *http.Request, c *Call) error {
-	if raw, err := os.ReadFile(s.settings.String("version_json_path")); err == nil {
+	if raw, err := os.ReadFile(s.cfg.Project.VersionJSONPath); err == nil {
 		var v any
 		if json.Unmarshal(raw, &v) == nil {
 			s.writeJSON(w, http.StatusOK, v)

@@ -35,7 +35,7 @@ import (
 
 // pushSettings are read once per request.
 func (s *Server) maxWait() time.Duration {
-	return time.Duration(s.settings.Int("push.max_wait_seconds")) * time.Second
+	return s.cfg.Push.MaxWait
 }
 
 func wantsStream(r *http.Request) bool {
@@ -152,7 +152,7 @@ type eventStream struct {
 
 // openStream starts an event stream, within the configured cap.
 func (s *Server) openStream(w http.ResponseWriter) (*eventStream, func(), error) {
-	if max := s.settings.Int("push.max_streams"); max > 0 && s.streams.Load() >= max {
+	if max := s.cfg.Push.MaxStreams; max > 0 && s.streams.Load() >= max {
 		return nil, nil, &kerr.Error{Kind: kerr.Unavailable, Message: "Too many event streams open, please retry later."}
 	}
 	s.streams.Add(1)
@@ -168,7 +168,7 @@ func (s *Server) openStream(w http.ResponseWriter) (*eventStream, func(), error)
 }
 
 func (es *eventStream) flush() error {
-	es.rc.SetWriteDeadline(time.Now().Add(time.Duration(es.s.settings.Int("push.write_timeout_seconds")) * time.Second))
+	es.rc.SetWriteDeadline(time.Now().Add(es.s.cfg.Push.WriteTimeout))
 	if err := es.rc.Flush(); err != nil {
 		return err
 	}
@@ -182,7 +182,7 @@ func (es *eventStream) send(id int64, event string, data any) error {
 	if err != nil {
 		return err
 	}
-	es.rc.SetWriteDeadline(time.Now().Add(time.Duration(es.s.settings.Int("push.write_timeout_seconds")) * time.Second))
+	es.rc.SetWriteDeadline(time.Now().Add(es.s.cfg.Push.WriteTimeout))
 	if id > 0 {
 		_, err = fmt.Fprintf(es.w, "id: %d\nevent: %s\ndata: %s\n\n", id, event, b)
 	} else {
@@ -192,7 +192,7 @@ func (es *eventStream) send(id int64, event string, data any) error {
 }
 
 func (es *eventStream) comment(text string) error {
-	es.rc.SetWriteDeadline(time.Now().Add(time.Duration(es.s.settings.Int("push.write_timeout_seconds")) * time.Second))
+	es.rc.SetWriteDeadline(time.Now().Add(es.s.cfg.Push.WriteTimeout))
 	_, err := fmt.Fprintf(es.w, ": %s\n\n", text)
 	if err == nil {
 		err = es.flush()
@@ -230,9 +230,9 @@ func (es *eventStream) serve(ctx context.Context, scope events.Scope, emit func(
 // sleep until the next commit, a heartbeat or the end of the stream's life.
 func (es *eventStream) run(ctx context.Context, scope events.Scope, emit func() error) error {
 	s := es.s
-	heartbeat := time.NewTicker(time.Duration(max(1, s.settings.Int("push.heartbeat_seconds"))) * time.Second)
+	heartbeat := time.NewTicker(max(time.Second, s.cfg.Push.Heartbeat))
 	defer heartbeat.Stop()
-	lifetime := time.NewTimer(time.Duration(s.settings.Int("push.max_stream_seconds")) * time.Second)
+	lifetime := time.NewTimer(s.cfg.Push.MaxStream)
 	defer lifetime.Stop()
 	for {
 		next := s.hub.Wait(scope)

@@ -46,6 +46,8 @@ type Options struct {
 // Server serves Kinto's HTTP API over a storage backend.
 type Server struct {
 	settings   *config.Settings
+	cfg        config.Config // the settings of the request path, read once
+	iniInfo    any           // the INI file's description in GET /v1/
 	store      storage.Storage
 	authz      *permission.Authorizer
 	engine     *resource.Engine
@@ -128,21 +130,22 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 		opts:     opts,
 		log:      logger(opts.Logger),
 		mux:      http.NewServeMux(),
-		maxBody:  settings.Int("max_body_bytes"),
-		readonly: settings.Bool("readonly"),
-		cors:     newCORSPolicy(settings.List("cors_origins")),
+		cfg:      config.FromSettings(settings),
 	}
+	s.maxBody, s.readonly = s.cfg.HTTP.MaxBodyBytes, s.cfg.HTTP.Readonly
+	s.cors = newCORSPolicy(s.cfg.HTTP.CORSOrigins)
 	s.engine = resource.New(store, s.authz, resource.Config{
-		ExplicitPermissions: settings.Bool("explicit_permissions"),
-		SchemaValidation:    settings.Bool("experimental_collection_schema_validation"),
-		MaxObjectBytes:      settings.Int("max_body_bytes"),
-		PaginateBy:          settings.Int("paginate_by"),
-		MaxFetchSize:        settings.Int("storage_max_fetch_size"),
-		TokenValidity:       time.Duration(settings.Int("pagination_token_validity_seconds")) * time.Second,
+		ExplicitPermissions: s.cfg.Objects.ExplicitPermissions,
+		SchemaValidation:    s.cfg.Objects.SchemaValidation,
+		MaxObjectBytes:      s.cfg.HTTP.MaxBodyBytes,
+		PaginateBy:          s.cfg.Objects.PaginateBy,
+		MaxFetchSize:        s.cfg.Objects.MaxFetchSize,
+		TokenValidity:       s.cfg.Objects.TokenValidity,
 		Now:                 opts.Now,
 	})
-	s.bodyTimeout = time.Duration(settings.Int("body_read_timeout_seconds")) * time.Second
-	if b := settings.Int("backoff"); b > 0 {
+	s.bodyTimeout = s.cfg.HTTP.BodyReadTimeout
+	s.iniInfo = s.configInfo()
+	if b := s.cfg.HTTP.Backoff; b > 0 {
 		s.backoff = []string{strconv.FormatInt(b, 10)}
 	}
 	if s.opts.Now == nil {
@@ -152,7 +155,7 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 	s.authPolicies = map[string]auth.Policy{}
 	s.AuthPolicy(auth.Basic{Secret: settings.String("userid_hmac_secret")})
 	s.RootPermission("bucket:create", "bucket_create_principals")
-	s.responses = newResponseCache(settings.Int("response_cache_max_bytes"))
+	s.responses = newResponseCache(s.cfg.HTTP.ResponseCacheMaxBytes)
 	s.engine.Hook(resource.Hooks{AfterCommit: []func([]events.Event){s.changedNow}})
 	// The list of buckets gets its timestamp floor once; a read-only node
 	// (on a replica) writes nothing.
@@ -380,19 +383,19 @@ func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
 		s.redirect(w, r, "/v1/", -1)
 		return
 	case !versionPrefix.MatchString(path):
-		if s.settings.Bool("version_prefix_redirect_enabled") {
+		if s.cfg.HTTP.VersionPrefixRedirect {
 			if r.Method == http.MethodOptions {
 				w.WriteHeader(http.StatusOK)
 				return
 			}
-			s.redirect(w, r, "/v1"+path, s.settings.Int("version_prefix_redirect_ttl_seconds"))
+			s.redirect(w, r, "/v1"+path, s.cfg.HTTP.VersionPrefixRedirectTTL)
 			return
 		}
 	case !strings.HasPrefix(path, "/v1/"):
 		s.renderError(w, r, kerr.E(kerr.VersionNotAvailable, ""))
 		return
-	case len(path) > len("/v1/") && strings.HasSuffix(path, "/") && s.settings.Bool("trailing_slash_redirect_enabled"):
-		s.redirect(w, r, strings.TrimRight(path, "/"), s.settings.Int("trailing_slash_redirect_ttl_seconds"))
+	case len(path) > len("/v1/") && strings.HasSuffix(path, "/") && s.cfg.HTTP.TrailingSlashRedirect:
+		s.redirect(w, r, strings.TrimRight(path, "/"), s.cfg.HTTP.TrailingSlashRedirectTTL)
 		return
 	}
 	s.renderError(w, r, kerr.E(kerr.MissingResource, ""))
@@ -433,14 +436,14 @@ func (s *Server) cacheExpires(w http.ResponseWriter, ttl int64) {
 // origin is scheme://host of absolute URLs: the http_scheme and http_host
 // settings, or the request's.
 func (s *Server) origin(r *http.Request) string {
-	scheme := s.settings.String("http_scheme")
+	scheme := s.cfg.HTTP.Scheme
 	if scheme == "" {
 		scheme = "http"
 		if r.TLS != nil {
 			scheme = "https"
 		}
 	}
-	host := s.settings.String("http_host")
+	host := s.cfg.HTTP.Host
 	if host == "" {
 		host = r.Host
 	}
@@ -470,7 +473,7 @@ func (s *Server) preflight(w http.ResponseWriter, r *http.Request, e Endpoint) {
 		headers = append(headers, req)
 	}
 	h.Set("Access-Control-Allow-Headers", strings.Join(headers, ", "))
-	h.Set("Access-Control-Max-Age", strconv.FormatInt(s.settings.Int("cors_max_age_seconds"), 10))
+	h.Set("Access-Control-Max-Age", strconv.FormatInt(s.cfg.HTTP.CORSMaxAge, 10))
 	w.WriteHeader(http.StatusOK)
 }
 

@@ -48,7 +48,7 @@ func readPublished(ctx context.Context, tx storage.Tx) (published, bool, error) 
 // settled for that long (remote-settings' rules).
 func (s *plugin) broadcasts(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
 	ctx := r.Context()
-	min := time.Duration(s.h.Settings().Int("push_broadcast_min_debounce_interval_seconds")) * time.Second
+	min := s.broadcastDebounce
 	now := s.h.Now()
 	var last published
 	var found bool

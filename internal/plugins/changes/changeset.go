@@ -282,7 +282,7 @@ func (s *plugin) redirectMonitor(w http.ResponseWriter, r *http.Request, params 
 	if host == "" {
 		host = r.Host
 	}
-	scheme := s.h.Settings().String("http_scheme")
+	scheme := s.scheme
 	if scheme == "" {
 		scheme = "https"
 	}

@@ -14,6 +14,7 @@ package changes
 
 import (
 	"net/http"
+	"time"
 
 	"kintogo/internal/events"
 	"kintogo/internal/httpapi"
@@ -38,6 +39,12 @@ type plugin struct {
 	readonly      bool
 	// changes.since_max_age_days and its redirects' TTL.
 	sinceMaxAgeDays, sinceRedirectTTL int64
+	// changes.empty_200_on_not_modified.
+	empty200 bool
+	// push_broadcast_min_debounce_interval_seconds.
+	broadcastDebounce time.Duration
+	// scheme of the monitor's redirects (http_scheme, default https).
+	scheme string
 }
 
 // monitorScope is the scope of the monitor's entries: a bucket no client
@@ -59,9 +66,12 @@ func (Plugin) Provision(h *httpapi.Server) error {
 		return err
 	}
 	s := &plugin{h: h, monitor: m, readonly: settings.Bool("readonly"),
-		sinceMaxAgeDays:  settings.Int("changes.since_max_age_days"),
-		sinceRedirectTTL: settings.Int("changes.since_max_age_redirect_ttl_seconds"),
-		decisions:        httpapi.NewMemo(maxDecisions, 0),
+		sinceMaxAgeDays:   settings.Int("changes.since_max_age_days"),
+		sinceRedirectTTL:  settings.Int("changes.since_max_age_redirect_ttl_seconds"),
+		empty200:          settings.Bool("changes.empty_200_on_not_modified"),
+		broadcastDebounce: time.Duration(settings.Int("push_broadcast_min_debounce_interval_seconds")) * time.Second,
+		scheme:            settings.String("http_scheme"),
+		decisions:         httpapi.NewMemo(maxDecisions, 0),
 	}
 	s.snapshot = NewSnapshot(m, h.Engine().Store(), func() uint64 { return h.Version(monitorScope) })
 	s.changesetBody = h.Cacheable(s.changesetOf(nil), changesetKey, httpapi.RecordsScope)

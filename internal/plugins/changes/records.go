@@ -40,7 +40,7 @@ func (s *plugin) monitorRecords(w http.ResponseWriter, r *http.Request, c *httpa
 		ts = s.h.Engine().NowMS()
 	}
 	if err := resource.ReadPreconditions(pre, ts, nil); err != nil {
-		if !kerr.Is(err, kerr.NotModified) || !s.h.Settings().Bool("changes.empty_200_on_not_modified") {
+		if !kerr.Is(err, kerr.NotModified) || !s.empty200 {
 			return err
 		}
 		// The CDN-friendly answer of later plugin versions: a cacheable
