@@ -65,6 +65,10 @@ func CheckPreconditions(ctx context.Context, tx storage.Tx, p model.Path, pre Pr
 	if err != nil {
 		return err
 	}
+	if ts == 0 {
+		// A list never written to: Kinto's timestamp is the clock's.
+		ts = time.Now().UnixMilli()
+	}
 	return preconditionFailed(nil, ts)
 }
 

@@ -7,6 +7,7 @@ package accounts
 import (
 	"context"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
@@ -155,7 +156,8 @@ func (s *plugin) listAccounts(w http.ResponseWriter, r *http.Request, c *httpapi
 	if c.User() == "" {
 		return &kerr.Error{Kind: kerr.Unauthenticated, Errno: 999, Title: "Cannot read accounts."}
 	}
-	if err := httpapi.FirstErr(httpapi.CheckAccept(r), c.ParamsErr); err != nil {
+	pre, precondErr := httpapi.Preconditions(r)
+	if err := httpapi.FirstErr(httpapi.CheckAccept(r), precondErr, c.ParamsErr); err != nil {
 		return err
 	}
 	q, err := query.Parse(c.Params, query.Schema{}, s.h.Engine().NowMS())
@@ -171,6 +173,9 @@ func (s *plugin) listAccounts(w http.ResponseWriter, r *http.Request, c *httpapi
 		}
 		if ts == 0 {
 			ts = s.h.Engine().NowMS()
+		}
+		if err := resource.ReadPreconditions(pre, ts, nil); err != nil {
+			return err
 		}
 		objs, err := tx.List(r.Context(), scope, storage.ListOptions{Filters: q.Filters, Sort: q.Sort, After: q.After,
 			Limit: s.h.Engine().Limit(q.Limit), IncludeDeleted: q.Tombstones})
@@ -193,6 +198,7 @@ func (s *plugin) listAccounts(w http.ResponseWriter, r *http.Request, c *httpapi
 // getAccount is GET/HEAD /accounts/{id}.
 func (s *plugin) getAccount(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
 	id := r.PathValue("id")
+	pre, precondErr := httpapi.Preconditions(r)
 	var out *storage.Object
 	var perms map[string][]string
 	err := s.h.View(r.Context(), func(tx storage.Tx) error {
@@ -203,7 +209,13 @@ func (s *plugin) getAccount(w http.ResponseWriter, r *http.Request, c *httpapi.C
 		if !ok {
 			return c.Denied()
 		}
+		if err := httpapi.FirstErr(httpapi.CheckAccept(r), precondErr); err != nil {
+			return err
+		}
 		if out, err = tx.Get(r.Context(), accountScope(id), id); err != nil {
+			return err
+		}
+		if err := resource.ReadPreconditions(pre, out.LastModified, out); err != nil {
 			return err
 		}
 		perms, err = tx.Permissions(r.Context(), accountURI(id))
@@ -241,11 +253,23 @@ func (s *plugin) writeAccount(w http.ResponseWriter, r *http.Request, c *httpapi
 			return written{}, err
 		}
 		err = nil
+		// Kinto looks accounts up under the caller's own name
+		// (administrators: anyone's): for another user, an existing
+		// account of another name is one to create, refused below as a
+		// mismatch.
+		seen := existing
+		if name := username(c); c.User() != "" && !s.isAccountAdmin(c) && name != id {
+			seen = nil
+		}
 		var allowed bool
 		switch {
-		case existing != nil && r.Method == http.MethodPost:
+		case seen != nil && r.Method == http.MethodPost:
 			allowed, err = s.accountAllowed(ctx, tx, c, id, "read")
-		case existing != nil:
+		case seen != nil && pre.IfNoneMatch.Any:
+			// A safe creation needs only the right to create: the answer
+			// is then a 412 (Kinto/kinto#792).
+			allowed = s.settingGrants("account_create_principals", c) || s.isAccountAdmin(c)
+		case seen != nil:
 			allowed, err = s.accountAllowed(ctx, tx, c, id, "write")
 		case r.Method == http.MethodPatch:
 			allowed, err = s.accountAllowed(ctx, tx, c, id, "write")
@@ -268,7 +292,7 @@ func (s *plugin) writeAccount(w http.ResponseWriter, r *http.Request, c *httpapi
 			return written{}, resource.InvalidID
 		}
 		if name := username(c); c.User() != "" && !s.isAccountAdmin(c) && name != id {
-			return written{}, kerr.InvalidParam("body", kerr.Name("id"), "Username and account ID do not match.")
+			return written{}, kerr.InvalidParam("body", kerr.Name("data.id"), "Username and account ID do not match.")
 		}
 		p := model.Path{Kind: model.Account, ID: id}
 		if err := resource.CheckPreconditions(ctx, tx, p, pre, existing); err != nil {
@@ -380,21 +404,40 @@ func (s *plugin) deleteAccount(w http.ResponseWriter, r *http.Request, c *httpap
 	return nil
 }
 
-// deleteAccounts is DELETE /accounts: the caller's own account.
+// deleteAccounts is DELETE /accounts: the caller's own account, every
+// account for administrators (as Kinto does).
 func (s *plugin) deleteAccounts(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
 	if c.User() == "" {
-		return c.Denied()
+		return &kerr.Error{Kind: kerr.Unauthenticated, Errno: 999, Title: "Cannot read accounts."}
 	}
-	name := username(c)
+	names := []string{username(c)}
+	admin := s.isAccountAdmin(c)
 	tombs, err := resource.Write(r.Context(), s.h.Engine(), func(u *resource.Unit) ([]*storage.Object, error) {
 		tx := u.Tx
-		objs, err := tx.List(r.Context(), accountScope(name), storage.ListOptions{})
-		if err != nil {
-			return nil, err
+		if admin {
+			// Administrators delete every account: each lives under its
+			// own name, the parent of its scope.
+			all, err := tx.Timestamps(r.Context(), model.Account.Name, []string{""})
+			if err != nil {
+				return nil, err
+			}
+			names = names[:0]
+			for name := range all {
+				names = append(names, name)
+			}
+			sort.Strings(names)
+		}
+		var objs []*storage.Object
+		for _, name := range names {
+			some, err := tx.List(r.Context(), accountScope(name), storage.ListOptions{})
+			if err != nil {
+				return nil, err
+			}
+			objs = append(objs, some...)
 		}
 		var tombs []*storage.Object
 		for _, o := range objs {
-			tomb, err := tx.Delete(r.Context(), accountScope(name), o.ID, 0)
+			tomb, err := tx.Delete(r.Context(), accountScope(o.ID), o.ID, 0)
 			if err != nil {
 				return nil, err
 			}

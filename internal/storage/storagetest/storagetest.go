@@ -754,7 +754,7 @@ func testSavepoint(t *testing.T, s storage.Storage) {
 			return boom
 		})
 		if !errors.Is(err, boom) {
-			return fmt.Errorf("Savepoint returned %v, want the callback's error", err)
+			return fmt.Errorf("savepoint returned %v, want the callback's error", err)
 		}
 		err = tx.Savepoint(ctx, func(tx storage.Tx) error {
 			_, err := tx.Put(ctx, records, &storage.Object{ID: "kept"})
