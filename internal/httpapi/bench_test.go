@@ -30,8 +30,7 @@ func benchServer(b *testing.B, backend string) http.Handler {
 	if err != nil {
 		b.Fatal(err)
 	}
-	t := &testing.T{}
-	srv, err := app.NewServer(settings, backends()[backend](t), httpapi.Options{Version: "bench"})
+	srv, err := app.NewServer(settings, backends()[backend](b), httpapi.Options{Version: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -112,8 +111,7 @@ func BenchmarkChangeset(b *testing.B) {
 func BenchmarkLargeCollection(b *testing.B) {
 	for _, backend := range []string{"memory", "sqlite"} {
 		settings, _ := config.FromMap(map[string]string{"multiauth.policies": "basicauth"})
-		t := &testing.T{}
-		store := backends()[backend](t)
+		store := backends()[backend](b)
 		srv, err := httpapi.New(settings, store, httpapi.Options{Version: "bench"})
 		if err != nil {
 			b.Fatal(err)

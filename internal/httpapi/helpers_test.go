@@ -2,14 +2,10 @@ package httpapi_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,9 +14,7 @@ import (
 	"kintogo/internal/config"
 	"kintogo/internal/httpapi"
 	"kintogo/internal/storage"
-	"kintogo/internal/storage/memory"
-	"kintogo/internal/storage/postgres"
-	"kintogo/internal/storage/sqlite"
+	"kintogo/internal/storage/storetest"
 )
 
 // testSettings are the conformance recording's settings, with the
@@ -36,40 +30,10 @@ var testSettings = map[string]string{
 
 const alice = "basicauth:c03dcc913440cf9900b94711abcbfa1e3c4a1c8bb61b22e5e3dc4453f472d558"
 
-// backends returns constructors of every storage backend: PostgreSQL too
-// when KINTOGO_TEST_POSTGRES names a test database (CI sets it).
-func backends() map[string]func(t *testing.T) storage.Storage {
-	all := map[string]func(t *testing.T) storage.Storage{
-		"memory": func(t *testing.T) storage.Storage { return memory.New() },
-		// Every read-write transaction runs twice, as after a deadlock on
-		// PostgreSQL: handlers must return their results from the
-		// transaction function and change nothing outside it.
-		"memory-retried": func(t *testing.T) storage.Storage { return retried{memory.New()} },
-		"sqlite": func(t *testing.T) storage.Storage {
-			s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "kintogo.db"), sqlite.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s
-		},
-	}
-	if dsn := os.Getenv("KINTOGO_TEST_POSTGRES"); dsn != "" {
-		all["postgresql"] = func(t *testing.T) storage.Storage {
-			ctx := context.Background()
-			s, err := postgres.Open(ctx, dsn, postgres.Options{Migrate: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Update(ctx, func(tx storage.Tx) error { return tx.Flush(ctx) }); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s
-		}
-	}
-	return all
-}
+// backends returns constructors of every storage backend (storetest):
+// memory, memory-retried, SQLite, and PostgreSQL when KINTOGO_TEST_POSTGRES
+// names a test database (CI sets it).
+func backends() map[string]storetest.Open { return storetest.Backends() }
 
 // eachBackend runs fn against a real server (the whole handler stack over
 // HTTP) on every backend, with extra settings over testSettings.
@@ -121,25 +85,6 @@ func newClientWith(t *testing.T, store storage.Storage, extra map[string]string,
 type client struct {
 	t    *testing.T
 	base string
-}
-
-// retried is a store whose read-write transactions all run twice: the
-// first run is rolled back with a retryable error, as a deadlock would.
-type retried struct{ storage.Storage }
-
-var errInjectedRetry = storage.Retryable(errors.New("injected conflict"))
-
-func (r retried) Update(ctx context.Context, fn func(storage.Tx) error) error {
-	err := r.Storage.Update(ctx, func(tx storage.Tx) error {
-		if err := fn(tx); err != nil {
-			return err
-		}
-		return errInjectedRetry
-	})
-	if err != errInjectedRetry {
-		return err
-	}
-	return r.Storage.Update(ctx, fn)
 }
 
 // httpClient is the tests' HTTP client: it never follows redirects, and

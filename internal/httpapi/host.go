@@ -129,8 +129,7 @@ type ListReply struct {
 
 // WriteList answers a list (a HEAD with its counts).
 func (s *Server) WriteList(w http.ResponseWriter, r *http.Request, c *Call, l ListReply) error {
-	return s.writeList(w, r, c, listReply{path: l.Path, coll: l.Collection, query: l.Query, ts: l.Timestamp,
-		next: l.Next, counted: l.Counted, total: l.Total, items: l.Items, cache: l.Cache})
+	return s.writeList(w, r, c, l)
 }
 
 // SetTimestamp sets ETag and Last-Modified from a millisecond timestamp.

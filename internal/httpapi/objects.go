@@ -123,16 +123,16 @@ func (s *Server) listObjects(k kindRoute) Handler {
 		if err != nil {
 			return err
 		}
-		reply := listReply{path: p, coll: l.Collection, query: q, ts: l.Timestamp, counted: true, total: l.Total}
+		reply := ListReply{Path: p, Collection: l.Collection, Query: q, Timestamp: l.Timestamp, Counted: true, Total: l.Total}
 		if l.Next != "" {
-			reply.next = s.nextPage(r, c.Params, s.engine.Limit(q.Limit), l.Next)
+			reply.Next = s.nextPage(r, c.Params, s.engine.Limit(q.Limit), l.Next)
 		}
 		if r.Method != http.MethodHead {
 			items := make([]map[string]any, len(l.Objects))
 			for i, o := range l.Objects {
 				items[i] = project(o, o.Body(), q.Fields)
 			}
-			reply.items = items
+			reply.Items = items
 		}
 		return s.writeList(w, r, c, reply)
 	}
@@ -156,35 +156,22 @@ func firstErr(errs ...error) error {
 	return nil
 }
 
-// listReply is a successful list answer.
-type listReply struct {
-	path    model.Path
-	coll    *storage.Object // the records' collection, for its cache_expires
-	query   *query.Query
-	ts      int64
-	next    string // Next-Page URL, "" on the last page
-	counted bool   // HEAD answers carry Total-Objects
-	total   int64
-	items   any                         // a slice, nil for an empty list
-	cache   func(w http.ResponseWriter) // cache headers other than the objects'
-}
-
-func (s *Server) writeList(w http.ResponseWriter, r *http.Request, c *Call, l listReply) error {
-	setTimestamp(w, l.ts)
-	if l.cache != nil {
-		l.cache(w)
+func (s *Server) writeList(w http.ResponseWriter, r *http.Request, c *Call, l ListReply) error {
+	setTimestamp(w, l.Timestamp)
+	if l.Cache != nil {
+		l.Cache(w)
 	} else {
-		s.cacheHeaders(w, c, l.path, l.coll)
+		s.cacheHeaders(w, c, l.Path, l.Collection)
 	}
-	if l.next != "" {
-		w.Header().Set("Next-Page", l.next)
+	if l.Next != "" {
+		w.Header().Set("Next-Page", l.Next)
 	}
-	if l.query != nil && l.query.DeprecatedTo {
+	if l.Query != nil && l.Query.DeprecatedTo {
 		w.Header().Set("Alert", `{"code": "soft-eol", "message": "_to is now deprecated, you should use _before instead", "url": "https://kinto.readthedocs.io/en/2.4.0/api/1.x/filtering.html#polling-for-changes"}`)
 	}
 	if r.Method == http.MethodHead {
-		if l.counted {
-			n := strconv.FormatInt(l.total, 10)
+		if l.Counted {
+			n := strconv.FormatInt(l.Total, 10)
 			w.Header().Set("Total-Objects", n)
 			w.Header().Set("Total-Records", n)
 		}
@@ -192,7 +179,7 @@ func (s *Server) writeList(w http.ResponseWriter, r *http.Request, c *Call, l li
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	items := l.items
+	items := l.Items
 	if items == nil {
 		items = []any{}
 	}

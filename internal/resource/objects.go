@@ -340,20 +340,8 @@ func (e *Engine) Patch(ctx context.Context, req WriteRequest) (Patched, error) {
 	return Write(ctx, e, func(u *Unit) (Patched, error) {
 		tx := u.Tx
 		var res Patched
-		if err := u.prepare(ctx, c, p); err != nil {
-			return res, err
-		}
-		if err := e.authorizeObject(ctx, tx, c, p, "write"); err != nil {
-			return res, err
-		}
-		if req.Invalid != nil {
-			return res, req.Invalid
-		}
-		existing, err := tx.Get(ctx, p.Scope(), p.ID)
+		existing, err := e.changeExisting(ctx, u, req.Request)
 		if err != nil {
-			return res, err
-		}
-		if err := CheckPreconditions(ctx, tx, p, req.Pre, existing); err != nil {
 			return res, err
 		}
 		current, err := tx.Permissions(ctx, p.URI())
@@ -424,6 +412,28 @@ func (e *Engine) Patch(ctx context.Context, req WriteRequest) (Patched, error) {
 	})
 }
 
+// changeExisting starts a change of an existing object (PATCH, DELETE),
+// with Kinto's checks in Kinto's order: the write permission, the
+// request's own errors, the object's existence, the preconditions. It
+// returns the object.
+func (e *Engine) changeExisting(ctx context.Context, u *Unit, req Request) (*storage.Object, error) {
+	c, p := req.Caller, req.Path
+	if err := u.prepare(ctx, c, p); err != nil {
+		return nil, err
+	}
+	if err := e.authorizeObject(ctx, u.Tx, c, p, "write"); err != nil {
+		return nil, err
+	}
+	if req.Invalid != nil {
+		return nil, req.Invalid
+	}
+	existing, err := u.Tx.Get(ctx, p.Scope(), p.ID)
+	if err != nil {
+		return nil, err
+	}
+	return existing, CheckPreconditions(ctx, u.Tx, p, req.Pre, existing)
+}
+
 // copyLimit bounds the bytes JSON-Patch copies may add to a document: what
 // an object may hold (the result is checked against it too), or 1 MiB
 // when there is no bound.
@@ -441,20 +451,8 @@ func (e *Engine) Delete(ctx context.Context, req Request, lastModified string) (
 	c, p := req.Caller, req.Path
 	return Write(ctx, e, func(u *Unit) (*storage.Object, error) {
 		tx := u.Tx
-		if err := u.prepare(ctx, c, p); err != nil {
-			return nil, err
-		}
-		if err := e.authorizeObject(ctx, tx, c, p, "write"); err != nil {
-			return nil, err
-		}
-		if req.Invalid != nil {
-			return nil, req.Invalid
-		}
-		existing, err := tx.Get(ctx, p.Scope(), p.ID)
+		existing, err := e.changeExisting(ctx, u, req)
 		if err != nil {
-			return nil, err
-		}
-		if err := CheckPreconditions(ctx, tx, p, req.Pre, existing); err != nil {
 			return nil, err
 		}
 		supplied, err := e.suppliedDeletion(lastModified)

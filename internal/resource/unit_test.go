@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -21,89 +19,38 @@ import (
 	"kintogo/internal/query"
 	"kintogo/internal/resource"
 	"kintogo/internal/storage"
-	"kintogo/internal/storage/memory"
-	"kintogo/internal/storage/postgres"
-	"kintogo/internal/storage/sqlite"
+	"kintogo/internal/storage/storetest"
 )
-
-// twice is a store whose read-write transactions all run twice: the first
-// run, once its function succeeded, is rolled back with a retryable error
-// (as after a deadlock on PostgreSQL), then the function runs again. runs
-// counts the runs of Update functions, so that tests can check that the
-// retry really happened.
-type twice struct {
-	storage.Storage
-	runs *atomic.Int64
-}
-
-var errInjected = storage.Retryable(errors.New("injected conflict"))
-
-func (s twice) Update(ctx context.Context, fn func(storage.Tx) error) error {
-	counted := func(tx storage.Tx) error {
-		s.runs.Add(1)
-		return fn(tx)
-	}
-	err := s.Storage.Update(ctx, func(tx storage.Tx) error {
-		if err := counted(tx); err != nil {
-			return err
-		}
-		return errInjected
-	})
-	if err != errInjected {
-		return err
-	}
-	return s.Storage.Update(ctx, counted)
-}
 
 // backend is one storage under test; retried is true when every Update
 // runs its function twice.
 type backend struct {
 	store   storage.Storage
 	retried bool
-	runs    *atomic.Int64 // Update runs of a twice store
+	runs    *atomic.Int64 // Update runs of a retried store
 }
 
-func openSQLite(t *testing.T) storage.Storage {
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "kintogo.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
-// backends are every storage backend: PostgreSQL too when
-// KINTOGO_TEST_POSTGRES names a test database.
+// backends are every storage backend, each also run twice per write
+// transaction (retried): PostgreSQL too when KINTOGO_TEST_POSTGRES names a
+// test database.
 func backends() map[string]func(t *testing.T) backend {
-	retry := func(open func(t *testing.T) storage.Storage) func(t *testing.T) backend {
+	retry := func(open storetest.Open) func(t *testing.T) backend {
 		return func(t *testing.T) backend {
 			runs := &atomic.Int64{}
-			return backend{store: twice{open(t), runs}, retried: true, runs: runs}
+			return backend{store: storetest.Retried(open(t), runs), retried: true, runs: runs}
 		}
 	}
-	plain := func(open func(t *testing.T) storage.Storage) func(t *testing.T) backend {
+	plain := func(open storetest.Open) func(t *testing.T) backend {
 		return func(t *testing.T) backend { return backend{store: open(t)} }
 	}
-	mem := func(t *testing.T) storage.Storage { return memory.New() }
 	all := map[string]func(t *testing.T) backend{
-		"memory":         plain(mem),
-		"memory-retried": retry(mem),
-		"sqlite":         plain(openSQLite),
-		"sqlite-retried": retry(openSQLite),
+		"memory":         plain(storetest.Memory),
+		"memory-retried": retry(storetest.Memory),
+		"sqlite":         plain(storetest.SQLite),
+		"sqlite-retried": retry(storetest.SQLite),
 	}
-	if dsn := os.Getenv("KINTOGO_TEST_POSTGRES"); dsn != "" {
-		all["postgresql"] = plain(func(t *testing.T) storage.Storage {
-			ctx := context.Background()
-			s, err := postgres.Open(ctx, dsn, postgres.Options{Migrate: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Update(ctx, func(tx storage.Tx) error { return tx.Flush(ctx) }); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s
-		})
+	if pg := storetest.PostgreSQL(); pg != nil {
+		all["postgresql"] = plain(pg)
 	}
 	return all
 }

@@ -2,15 +2,11 @@ package accounts_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -21,10 +17,7 @@ import (
 	"kintogo/internal/app"
 	"kintogo/internal/config"
 	"kintogo/internal/httpapi"
-	"kintogo/internal/storage"
-	"kintogo/internal/storage/memory"
-	"kintogo/internal/storage/postgres"
-	"kintogo/internal/storage/sqlite"
+	"kintogo/internal/storage/storetest"
 )
 
 // settings are those of Kinto's accounts tests: accounts only, anyone may
@@ -37,58 +30,9 @@ var settings = map[string]string{
 	"userid_hmac_secret":        "b1d9a3a1bc6c4ad1f5e4b9bb3e1c3a1e0e1f3c6a2d8b7c4e5f6a7b8c9d0e1f2a",
 }
 
-// retried is a store whose read-write transactions all run twice: the
-// first run is rolled back with a retryable error, as a deadlock would.
-type retried struct{ storage.Storage }
-
-var errInjected = storage.Retryable(errors.New("injected conflict"))
-
-func (r retried) Update(ctx context.Context, fn func(storage.Tx) error) error {
-	err := r.Storage.Update(ctx, func(tx storage.Tx) error {
-		if err := fn(tx); err != nil {
-			return err
-		}
-		return errInjected
-	})
-	if err != errInjected {
-		return err
-	}
-	return r.Storage.Update(ctx, fn)
-}
-
-func backends() map[string]func(t *testing.T) storage.Storage {
-	all := map[string]func(t *testing.T) storage.Storage{
-		"memory":         func(t *testing.T) storage.Storage { return memory.New() },
-		"memory-retried": func(t *testing.T) storage.Storage { return retried{memory.New()} },
-		"sqlite": func(t *testing.T) storage.Storage {
-			s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "kintogo.db"), sqlite.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s
-		},
-	}
-	if dsn := os.Getenv("KINTOGO_TEST_POSTGRES"); dsn != "" {
-		all["postgresql"] = func(t *testing.T) storage.Storage {
-			ctx := context.Background()
-			s, err := postgres.Open(ctx, dsn, postgres.Options{Migrate: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Update(ctx, func(tx storage.Tx) error { return tx.Flush(ctx) }); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s
-		}
-	}
-	return all
-}
-
 // eachBackend runs fn against a running server on every backend.
 func eachBackend(t *testing.T, fn func(t *testing.T, c *client)) {
-	for name, open := range backends() {
+	for name, open := range storetest.Backends() {
 		t.Run(name, func(t *testing.T) {
 			s, err := config.FromMap(settings)
 			if err != nil {
