@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"kintogo/internal/httpapi"
 	"kintogo/internal/storage"
 	"kintogo/internal/storage/memory"
+	"kintogo/internal/storage/storetest"
 )
 
 // benchServer returns a server (no HTTP listener: the handler is called
@@ -210,4 +213,83 @@ func cpuTime() int64 {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// BenchmarkListSizes measures the lists whose cost must not grow with the
+// collection, on SQLite and PostgreSQL (when KINTOGO_TEST_POSTGRES is
+// set), with collections of 2,000 and 50,000 records (or the sizes of
+// KINTOGO_BENCH_LIST_SIZES, e.g. "2000,1000000"): the _since poll of the
+// 10 newest records, the first page by -last_modified, the page its
+// Next-Page reaches, and a HEAD count.
+func BenchmarkListSizes(b *testing.B) {
+	sizes := []int{2000, 50000}
+	if env := os.Getenv("KINTOGO_BENCH_LIST_SIZES"); env != "" {
+		sizes = nil
+		for _, f := range strings.Split(env, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil {
+				b.Fatalf("KINTOGO_BENCH_LIST_SIZES: %v", err)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	stores := map[string]storetest.Open{"sqlite": storetest.SQLite}
+	if pg := storetest.PostgreSQL(); pg != nil {
+		stores["postgresql"] = pg
+	}
+	for backend, open := range stores {
+		for _, size := range sizes {
+			b.Run(backend+"/"+strconv.Itoa(size), func(b *testing.B) { benchmarkListSize(b, open(b), size) })
+		}
+	}
+}
+
+func benchmarkListSize(b *testing.B, store storage.Storage, size int) {
+	settings, _ := config.FromMap(map[string]string{"multiauth.policies": "basicauth"})
+	srv, err := app.NewServer(settings, store, httpapi.Options{Version: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchRequest(b, srv, "PUT", "/v1/buckets/b", `{"permissions": {"read": ["system.Everyone"]}}`)
+	benchRequest(b, srv, "PUT", "/v1/buckets/b/collections/c", "")
+	ctx := context.Background()
+	scope := storage.Scope{Parent: "/buckets/b/collections/c", Resource: "record"}
+	// In transactions of 10,000: PostgreSQL's must stay small.
+	for start := 0; start < size; start += 10000 {
+		if err := store.Update(ctx, func(tx storage.Tx) error {
+			for i := start; i < size && i < start+10000; i++ {
+				data := map[string]any{"n": json.Number(strconv.Itoa(i % 1000)), "title": "record " + strconv.Itoa(i)}
+				if _, err := tx.Put(ctx, scope, &storage.Object{ID: "r" + strconv.Itoa(i), Data: data}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	records := "/v1/buckets/b/collections/c/records"
+	first := benchRequest(b, srv, "GET", records+"?_limit=20", "")
+	var page struct {
+		Data []struct {
+			LastModified int64 `json:"last_modified"`
+		} `json:"data"`
+	}
+	json.Unmarshal(first.Body.Bytes(), &page)
+	since := strconv.FormatInt(page.Data[10].LastModified, 10)
+	next := strings.TrimPrefix(first.Header().Get("Next-Page"), "http://example.com")
+	name := strconv.Itoa(size)
+	b.Run("since-poll", func(b *testing.B) { benchmarkGet(b, srv, records+"?_since="+since) })
+	b.Run("first-page", func(b *testing.B) { benchmarkGet(b, srv, records+"?_limit=20") })
+	b.Run("next-page", func(b *testing.B) { benchmarkGet(b, srv, next) })
+	b.Run("head-count", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			w := httptest.NewRecorder()
+			srv.ServeHTTP(w, httptest.NewRequest("HEAD", records, nil))
+			if w.Code != 200 || w.Header().Get("Total-Records") != name {
+				b.Fatalf("%d %v", w.Code, w.Header())
+			}
+		}
+	})
 }

@@ -72,7 +72,8 @@ type ListRequest struct {
 	Request
 	// Query is the parsed query (nil when Invalid is set).
 	Query *query.Query
-	// Count asks for the number of matching objects too (HEAD).
+	// Count asks for the number of matching objects instead of the page
+	// (HEAD).
 	Count bool
 }
 
@@ -172,6 +173,13 @@ func (e *Engine) List(ctx context.Context, req ListRequest) (Listed, error) {
 		if err := ReadPreconditions(req.Pre, l.Timestamp, nil); err != nil {
 			return err
 		}
+		if req.Count {
+			// A count answers without its page (HEAD has no body and no
+			// Next-Page).
+			n, err := tx.Count(ctx, p.Scope(), q.Filters, ScopeIDs(scope))
+			l.Total = int64(n)
+			return err
+		}
 		limit := e.Limit(q.Limit)
 		objs, err := tx.List(ctx, p.Scope(), storage.ListOptions{
 			Filters: q.Filters, Sort: q.Sort, After: q.After, Limit: limit + 1,
@@ -182,16 +190,9 @@ func (e *Engine) List(ctx context.Context, req ListRequest) (Listed, error) {
 		}
 		if len(objs) > limit {
 			objs = objs[:limit]
-			if !req.Count {
-				l.Next = query.Token(objs[len(objs)-1], q.Sort, q.Offset+int64(len(objs)))
-			}
+			l.Next = query.Token(objs[len(objs)-1], q.Sort, q.Offset+int64(len(objs)))
 		}
 		l.Objects = objs
-		if req.Count {
-			n, err := tx.Count(ctx, p.Scope(), q.Filters, ScopeIDs(scope))
-			l.Total = int64(n)
-			return err
-		}
 		return nil
 	})
 	return l, err

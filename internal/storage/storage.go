@@ -279,11 +279,26 @@ func Select(ctx context.Context, objs []*Object, opts ListOptions) ([]*Object, e
 		}
 		out = append(out, o)
 	}
-	query.SortSlice(out, opts.Sort)
+	query.SortSlice(out, Order(opts.Sort))
 	if opts.Limit > 0 && len(out) > opts.Limit {
 		out = out[:opts.Limit]
 	}
 	return out, nil
+}
+
+// Order is the total order of a list: its sort keys, then the id in the
+// direction of the last key (ascending without keys), so that ties come
+// in one order on every backend and one index on (last_modified, id)
+// serves both directions of the timestamp order.
+func Order(sorts []query.Sort) []query.Sort {
+	desc := false
+	for _, s := range sorts {
+		if s.Field == query.IDField {
+			return sorts
+		}
+		desc = s.Desc
+	}
+	return append(sorts[:len(sorts):len(sorts)], query.Sort{Field: query.IDField, Desc: desc})
 }
 
 // Canceled returns a kerr.Unavailable error when ctx has ended, nil

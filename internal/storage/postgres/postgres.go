@@ -37,6 +37,7 @@ var dialect = &sqlstore.Dialect{
 	JSONColumn:     "data::text",
 	JSONParam:      "?::jsonb",
 	Arrays:         true,
+	CollateC:       ` COLLATE "C"`,
 	RowLocks:       true,
 	Truncate:       true,
 	Retryable:      retryable,

@@ -85,6 +85,10 @@ type Dialect struct {
 	// "data::text"); JSONParam is the placeholder that writes JSON text
 	// into it ("?", "?::jsonb").
 	JSONColumn, JSONParam string
+	// CollateC follows a text column whose order must be bytewise, as Go
+	// compares strings (` COLLATE "C"` for PostgreSQL, whose default
+	// collation is the locale's; empty for SQLite, bytewise already).
+	CollateC string
 	// Arrays binds a list as one array parameter, compared with = ANY(?),
 	// LIKE ANY(?) and unnest (PostgreSQL): one statement text whatever the
 	// list's length. Without it lists are spelt out, IN (?, ?, ...).

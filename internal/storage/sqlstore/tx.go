@@ -144,6 +144,20 @@ func (t *tx) writeRow(ctx context.Context, s storage.Scope, o *storage.Object, s
 		out.Data = nil
 	}
 	out.LastModified = storage.NextTimestamp(prev, now(), supplied)
+	// The change of the scope's live count: was the row live, is it now?
+	var wasDeleted bool
+	live := 0
+	switch err := t.queryRow(ctx, `SELECT deleted FROM objects WHERE parent_id = ? AND resource_name = ? AND id = ?`,
+		s.Parent, s.Resource, o.ID).Scan(&wasDeleted); {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return nil, t.d.Wrap(err)
+	case !wasDeleted:
+		live--
+	}
+	if !o.Deleted {
+		live++
+	}
 	if err := t.exec(ctx, `INSERT INTO objects (parent_id, resource_name, id, last_modified, deleted, data)
 		VALUES (?, ?, ?, ?, ?, `+t.d.JSONParam+`)
 		ON CONFLICT (parent_id, resource_name, id) DO UPDATE SET
@@ -152,10 +166,11 @@ func (t *tx) writeRow(ctx context.Context, s storage.Scope, o *storage.Object, s
 		return nil, err
 	}
 	// A supplied timestamp in the past must not move the scope's back.
-	if err := t.exec(ctx, `INSERT INTO timestamps (parent_id, resource_name, last_modified) VALUES (?, ?, ?)
+	if err := t.exec(ctx, `INSERT INTO timestamps (parent_id, resource_name, last_modified, live) VALUES (?, ?, ?, ?)
 		ON CONFLICT (parent_id, resource_name) DO UPDATE SET
-		last_modified = `+t.d.Greatest+`(timestamps.last_modified, excluded.last_modified)`,
-		s.Parent, s.Resource, out.LastModified); err != nil {
+		last_modified = `+t.d.Greatest+`(timestamps.last_modified, excluded.last_modified),
+		live = timestamps.live + excluded.live`,
+		s.Parent, s.Resource, out.LastModified, live); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -197,41 +212,19 @@ func (t *tx) Delete(ctx context.Context, s storage.Scope, id string, lastModifie
 	return t.writeRow(ctx, s, &storage.Object{ID: id, Deleted: true}, supplied)
 }
 
-// pushDown is the SQL operator of each filter operator SQL can evaluate on
-// a column.
-var pushDown = map[query.Operator]string{query.EQ: "=", query.LT: "<", query.GT: ">", query.MAX: "<=", query.MIN: ">="}
-
-// List implements storage.Tx. The filters on last_modified and id equality
-// narrow the rows read; storage.Select then applies all of them, with
-// sorting and pagination.
+// List implements storage.Tx: SQL selects exactly the page when it can
+// evaluate the whole selection (compileList); otherwise it narrows the
+// rows read and storage.Select applies the selection in Go.
 func (t *tx) List(ctx context.Context, s storage.Scope, opts storage.ListOptions) ([]*storage.Object, error) {
 	if opts.IDs != nil && len(opts.IDs) == 0 {
 		return []*storage.Object{}, nil
 	}
-	q := `SELECT id, last_modified, deleted, ` + t.d.JSONColumn + ` FROM objects WHERE parent_id = ? AND resource_name = ?`
-	args := []any{s.Parent, s.Resource}
-	if !opts.IncludeDeleted {
-		q += " AND NOT deleted"
+	p := t.d.compileList(s, opts, false)
+	q := p.sql(`id, last_modified, deleted, `+t.d.JSONColumn, true)
+	if !p.exact {
+		q += " ORDER BY id" + t.d.CollateC
 	}
-	for _, f := range opts.Filters {
-		op, ok := pushDown[f.Op]
-		if !ok {
-			continue
-		}
-		switch v := f.Value.(type) {
-		case int64:
-			if f.Field == query.ModifiedField {
-				q += " AND last_modified " + op + " ?"
-				args = append(args, v)
-			}
-		case string:
-			if f.Field == query.IDField && f.Op == query.EQ {
-				q += " AND id = ?"
-				args = append(args, v)
-			}
-		}
-	}
-	rows, err := t.query(ctx, q+" ORDER BY id", args...)
+	rows, err := t.query(ctx, q, p.args...)
 	if err != nil {
 		return nil, err
 	}
@@ -240,12 +233,34 @@ func (t *tx) List(ctx context.Context, s storage.Scope, opts storage.ListOptions
 	if err != nil {
 		return nil, t.d.Wrap(err)
 	}
+	if p.exact {
+		return all, nil
+	}
 	return storage.Select(ctx, all, opts)
 }
 
-// Count implements storage.Tx.
+// Count implements storage.Tx: the scope's live count without filters,
+// in SQL when it evaluates the filters exactly, else over the selection
+// in Go.
 func (t *tx) Count(ctx context.Context, s storage.Scope, filters []query.Filter, ids []string) (int, error) {
-	objs, err := t.List(ctx, s, storage.ListOptions{Filters: filters, IDs: ids})
+	if ids != nil && len(ids) == 0 {
+		return 0, nil
+	}
+	if ids == nil && len(filters) == 0 {
+		var n int
+		err := t.queryRow(ctx, `SELECT live FROM timestamps WHERE parent_id = ? AND resource_name = ?`, s.Parent, s.Resource).Scan(&n)
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, nil
+		}
+		return n, t.d.Wrap(err)
+	}
+	opts := storage.ListOptions{Filters: filters, IDs: ids}
+	if p := t.d.compileList(s, opts, true); p.exact {
+		var n int
+		err := t.queryRow(ctx, p.sql("count(*)", false), p.args...).Scan(&n)
+		return n, t.d.Wrap(err)
+	}
+	objs, err := t.List(ctx, s, opts)
 	return len(objs), err
 }
 

@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"ListStopsWhenCanceled", testListCanceled},
 		{"WriterWaitingGivesUpWithItsContext", testWriterGivesUp},
 		{"LockScopeGivesNoTimestamp", testLockScope},
+		{"ListsMatchTheEvaluator", testListDifferential},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -438,6 +439,22 @@ func testPurgeTree(t *testing.T, s storage.Storage) {
 		}
 		if _, err := tx.Get(ctx, sibling, "c"); err != nil {
 			t.Errorf("sibling bucket's collection purged (prefix collision): %v", err)
+		}
+		return nil
+	})
+	// Counts start again from nothing in a purged scope.
+	update(t, s, func(tx storage.Tx) error {
+		_, err := tx.Put(ctx, records, &storage.Object{ID: "again"})
+		return err
+	})
+	view(t, s, func(tx storage.Tx) error {
+		for _, c := range []struct {
+			s    storage.Scope
+			want int
+		}{{records, 1}, {cols, 0}, {sibling, 1}, {buckets, 2}} {
+			if n, err := tx.Count(ctx, c.s, nil, nil); err != nil || n != c.want {
+				t.Errorf("count of %v after purge: %d, %v; want %d", c.s, n, err, c.want)
+			}
 		}
 		return nil
 	})
