@@ -108,11 +108,13 @@ type cachedResponse struct {
 	length []string // Content-Length of body
 	gz     []byte   // nil when body is too small to compress
 	gzLen  []string
+	// volatile answers are not kept (see volatile).
+	volatile bool
 }
 
 // newCachedResponse records what a handler wrote.
 func newCachedResponse(rec *recorder) *cachedResponse {
-	resp := &cachedResponse{status: rec.status, header: rec.header, body: rec.body.Bytes()}
+	resp := &cachedResponse{status: rec.status, header: rec.header, body: rec.body.Bytes(), volatile: rec.volatile}
 	resp.length = []string{strconv.Itoa(len(resp.body))}
 	if resp.status == 0 {
 		resp.status = http.StatusOK
@@ -185,9 +187,10 @@ func (c *cachedResponse) write(w http.ResponseWriter, r *http.Request, now time.
 
 // recorder captures what a handler writes.
 type recorder struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
+	header   http.Header
+	status   int
+	body     bytes.Buffer
+	volatile bool
 }
 
 func newRecorder() *recorder { return &recorder{header: http.Header{}} }
@@ -230,19 +233,29 @@ func rawKey(r *http.Request, c *Call) string {
 
 // cacheable wraps a handler whose answer depends only on the stored data
 // of the scope scopeOf names, and on what key names. Answers are found by
-// the exact request first (rawKey, the cheapest to build), then by key; an
+// the exact request first (the cheapest key to build), then by key; an
 // answer found by key is remembered under the exact request too, sharing
 // its bytes. Identical requests that arrive together share one
 // computation, detached from any one of them: it does not fail because
 // the first caller went away.
-func (s *Server) cacheable(h Handler, key cacheKey, scopeOf func(r *http.Request) events.Scope) Handler {
+//
+// exact must name everything the answer depends on besides the scope's
+// data; key (nil: exact) may name less, for requests that share answers.
+// An empty exact key means "do not cache this one".
+func (s *Server) cacheable(h Handler, exactKey, key cacheKey, scopeOf func(r *http.Request) events.Scope) Handler {
+	if key == nil {
+		key = exactKey
+	}
 	return func(w http.ResponseWriter, r *http.Request, c *Call) error {
 		if inUnit(r.Context()) {
 			return h(w, r, c) // uncommitted data: nothing to share
 		}
 		scope := scopeOf(r)
 		version := s.hub.Version(scope)
-		exact := rawKey(r, c)
+		exact := exactKey(r, c)
+		if exact == "" {
+			return h(w, r, c)
+		}
 		if v, ok := s.responses.memo.get(version, exact); ok {
 			v.(*cachedResponse).write(w, r, s.opts.Now())
 			return nil
@@ -300,9 +313,19 @@ func (s *Server) cacheable(h Handler, key cacheKey, scopeOf func(r *http.Request
 const sharedTimeout = 30 * time.Second
 
 // keep reports whether a recorded answer may be served again: 200s and
-// 304s (redirects and 204s depend on the clock).
+// 304s (redirects and 204s depend on the clock), unless the handler marked
+// it volatile.
 func keep(resp *cachedResponse) bool {
-	return resp.status == http.StatusOK || resp.status == http.StatusNotModified
+	return !resp.volatile && (resp.status == http.StatusOK || resp.status == http.StatusNotModified)
+}
+
+// volatile marks the answer being written as valid only now (its ETag is
+// the clock's, say): the answer cache serves it to the requests sharing
+// its computation, and does not keep it.
+func volatile(w http.ResponseWriter) {
+	if rec, ok := w.(*recorder); ok {
+		rec.volatile = true
+	}
 }
 
 // failed is a shared computation that ended with an error.

@@ -213,7 +213,7 @@ var RawKey CacheKey = rawKey
 // recorded answer per version of that scope, within
 // response_cache_max_bytes.
 func (s *Server) Cacheable(h Handler, key CacheKey, scopeOf func(r *http.Request) events.Scope) Handler {
-	return s.cacheable(h, key, scopeOf)
+	return s.cacheable(h, rawKey, key, scopeOf)
 }
 
 // AnswerCacheStats reports the answers cached and the bytes they hold.

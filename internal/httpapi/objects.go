@@ -113,6 +113,29 @@ func (s *Server) request(r *http.Request, c *Call, p model.Path, invalid ...erro
 	return resource.Request{Path: p, Caller: c.Caller(), Pre: pre, Invalid: firstErr(errs...)}
 }
 
+// recordsListKey keys the answer of a records list: the exact request
+// (rawKey), the caller (the scope's version covers the principals it
+// has: a group's change changes every scope), the origin of its Next-Page
+// link, and, where other nodes write to the same storage, the records'
+// timestamp read from it, so that their writes are served at once rather
+// than when their announcement arrives (see app.fanOut). "" (do not
+// cache) when that read fails: the list will report the error.
+func (s *Server) recordsListKey(r *http.Request, c *Call) string {
+	key := rawKey(r, c) + "\x00" + c.User() + "\x00" + s.origin(r)
+	if !s.shared {
+		return key
+	}
+	var ts int64
+	err := s.view(r.Context(), func(tx storage.Tx) (err error) {
+		ts, err = tx.Timestamp(r.Context(), recordsStorageScope(r))
+		return err
+	})
+	if err != nil {
+		return ""
+	}
+	return key + "\x00" + strconv.FormatInt(ts, 10)
+}
+
 // listObjects is GET/HEAD on a plural endpoint.
 func (s *Server) listObjects(k kindRoute) Handler {
 	return func(w http.ResponseWriter, r *http.Request, c *Call) error {
@@ -122,6 +145,9 @@ func (s *Server) listObjects(k kindRoute) Handler {
 		l, err := s.engine.List(r.Context(), req)
 		if err != nil {
 			return err
+		}
+		if l.Unwritten {
+			volatile(w)
 		}
 		reply := ListReply{Path: p, Collection: l.Collection, Query: q, Timestamp: l.Timestamp, Counted: true, Total: l.Total}
 		if l.Next != "" {

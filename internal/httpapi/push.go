@@ -132,9 +132,15 @@ func recordsScope(r *http.Request) events.Scope {
 	return events.Scope{Bucket: r.PathValue("bid"), Collection: r.PathValue("cid")}
 }
 
+// recordsStorageScope is the storage scope of the records of the path's
+// collection (bid, cid).
+func recordsStorageScope(r *http.Request) storage.Scope {
+	return storage.Scope{Parent: "/buckets/" + r.PathValue("bid") + "/collections/" + r.PathValue("cid"), Resource: model.Record.Name}
+}
+
 // recordsNewer: the collection's records timestamp is newer.
 func (s *Server) recordsNewer(ctx context.Context, r *http.Request, c *Call, since int64) (bool, error) {
-	scope := storage.Scope{Parent: "/buckets/" + r.PathValue("bid") + "/collections/" + r.PathValue("cid"), Resource: model.Record.Name}
+	scope := recordsStorageScope(r)
 	var ts int64
 	err := s.view(ctx, func(tx storage.Tx) (err error) {
 		ts, err = tx.Timestamp(ctx, scope)

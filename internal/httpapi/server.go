@@ -49,6 +49,7 @@ type Server struct {
 	cfg        config.Config // the settings of the request path, read once
 	iniInfo    any           // the INI file's description in GET /v1/
 	store      storage.Storage
+	shared     bool // other nodes write to store (storage.Shared)
 	authz      *permission.Authorizer
 	engine     *resource.Engine
 	policies   []auth.Policy
@@ -126,6 +127,7 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 	s := &Server{
 		settings: settings,
 		store:    store,
+		shared:   storage.IsShared(store),
 		authz:    permission.New(settings),
 		opts:     opts,
 		log:      logger(opts.Logger),
@@ -307,7 +309,7 @@ func (s *Server) routes() {
 	for _, k := range kinds {
 		list := s.listObjects(k)
 		if k.kind == model.Record {
-			list = s.pushable(list, s.recordsNewer, s.streamRecords, s.recordsAccess, recordsScope)
+			list = s.pushable(s.cacheable(list, s.recordsListKey, nil, recordsScope), s.recordsNewer, s.streamRecords, s.recordsAccess, recordsScope)
 		}
 		s.Handle(k.pluralPattern, Endpoint{Expose: ListExpose, Methods: map[string]Handler{
 			"GET": list, "HEAD": s.listObjects(k), "POST": s.createObject(k), "DELETE": s.deleteObjects(k),

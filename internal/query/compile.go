@@ -2,9 +2,6 @@ package query
 
 import (
 	"bytes"
-	"encoding/json"
-	"math"
-	"math/big"
 	"strings"
 	"sync"
 	"unicode"
@@ -221,200 +218,39 @@ func cachedLike(pattern string) *likeMatcher {
 	return m
 }
 
-// keyKind classifies a value for valueSet. Kinds never equal each other
-// under Equal, except that a wildNumber equals every number.
-type keyKind uint8
-
-const (
-	kindNull keyKind = iota
-	kindString
-	kindInt    // a number whose value is an int64
-	kindNumber // any other number, keyed by its exact 512-bit value
-	kindWildNumber
-	kindTrue
-	kindFalse
-	kindComposite // array or object: compared with Equal
-	kindOther     // no JSON type: Compare finds all of them equal
-)
-
-// valueKey is a canonical key consistent with Equal: two values with the
-// same kind (other than kindComposite) and key are Equal, and two Equal
-// values have the same kind and key, wildNumbers aside.
-func valueKey(v any) (kind keyKind, i int64, s string) {
-	switch x := v.(type) {
-	case nil:
-		return kindNull, 0, ""
-	case string:
-		return kindString, 0, x
-	case bool:
-		if x {
-			return kindTrue, 0, ""
-		}
-		return kindFalse, 0, ""
-	case []any, map[string]any:
-		return kindComposite, 0, ""
-	case json.Number, float64, int64, int:
-		return numberKey(v)
-	}
-	return kindOther, 0, ""
-}
-
-// numberKey mirrors compareNumbers: numbers that compare equal there get the
-// same key. Integers are keyed as int64 whatever their spelling (1, 1.0,
-// 1e0); other values by the 'p' text of their 512-bit value, which is exact
-// and canonical (normalized mantissa, trailing zeros trimmed, ±Inf).
-func numberKey(v any) (keyKind, int64, string) {
-	if n, ok := asInt64(v); ok {
-		return kindInt, n, ""
-	}
-	if f, ok := v.(float64); ok && math.IsNaN(f) {
-		// compareNumbers would panic (big.Float has no NaN); not JSON anyway.
-		return kindNumber, 0, "NaN"
-	}
-	b := asBig(v)
-	if b == nil {
-		// Unreadable (json.Number("1e99999999999999999999")): compareNumbers
-		// finds it equal to every number.
-		return kindWildNumber, 0, ""
-	}
-	if b.IsInt() {
-		if n, acc := b.Int64(); acc == big.Exact {
-			return kindInt, n, ""
-		}
-	}
-	return kindNumber, 0, b.Text('p', 0)
-}
-
-// valueSet holds the values of a list filter under their canonical keys:
-// membership is a map lookup instead of an Equal per value. Each distinct
-// value is a class (numbered from 0) so that `contains_` can check that
-// every wanted value is found.
+// valueSet holds the values of a list filter under their keys (Key, equal
+// exactly when the values are Equal): membership is a map lookup instead
+// of an Equal per value. Each distinct value is a class (numbered from 0)
+// so that `contains_` can check that every wanted value is found.
 type valueSet struct {
-	classes    int
-	strs       map[string]int
-	ints       map[int64]int
-	nums       map[string]int
-	null       int // class of null, or -1; same for the others
-	yes, no    int
-	wild       int   // class of all wildNumbers (each is found by any number)
-	other      int   // class of all kindOther values
-	numeric    []int // every number class, all found by a wildNumber
-	composites []any // arrays and objects, scanned with Equal
-	compClass  []int
+	classes int
+	keys    map[string]int
 }
 
 func newValueSet(values []any) *valueSet {
-	s := &valueSet{null: -1, yes: -1, no: -1, wild: -1, other: -1}
-	single := func(c *int) {
-		if *c < 0 {
-			*c = s.classes
-			s.classes++
-		}
-	}
+	s := &valueSet{keys: make(map[string]int, len(values))}
+	var buf []byte
 	for _, v := range values {
-		kind, n, str := valueKey(v)
-		switch kind {
-		case kindNull:
-			single(&s.null)
-		case kindTrue:
-			single(&s.yes)
-		case kindFalse:
-			single(&s.no)
-		case kindOther:
-			single(&s.other)
-		case kindWildNumber:
-			if s.wild < 0 {
-				single(&s.wild)
-				s.numeric = append(s.numeric, s.wild)
-			}
-		case kindString:
-			if s.strs == nil {
-				s.strs = map[string]int{}
-			}
-			if _, ok := s.strs[str]; !ok {
-				s.strs[str] = s.classes
-				s.classes++
-			}
-		case kindInt:
-			if s.ints == nil {
-				s.ints = map[int64]int{}
-			}
-			if _, ok := s.ints[n]; !ok {
-				s.ints[n] = s.classes
-				s.numeric = append(s.numeric, s.classes)
-				s.classes++
-			}
-		case kindNumber:
-			if s.nums == nil {
-				s.nums = map[string]int{}
-			}
-			if _, ok := s.nums[str]; !ok {
-				s.nums[str] = s.classes
-				s.numeric = append(s.numeric, s.classes)
-				s.classes++
-			}
-		case kindComposite:
-			s.composites = append(s.composites, v)
-			s.compClass = append(s.compClass, s.classes)
+		buf = Key(buf[:0], v)
+		if _, ok := s.keys[string(buf)]; !ok {
+			s.keys[string(buf)] = s.classes
 			s.classes++
 		}
 	}
 	return s
 }
 
-// has reports whether v is Equal to a value of the set.
-func (s *valueSet) has(v any) bool {
-	found := false
-	s.each(v, func(int) bool { found = true; return false })
-	return found
+// class returns the class of the set's value Equal to v, if any.
+func (s *valueSet) class(v any) (int, bool) {
+	var small [64]byte
+	c, ok := s.keys[string(Key(small[:0], v))]
+	return c, ok
 }
 
-// each calls yield with the class of every value of the set Equal to v,
-// until yield returns false.
-func (s *valueSet) each(v any, yield func(class int) bool) {
-	kind, n, str := valueKey(v)
-	one := func(c int, ok bool) {
-		if ok && c >= 0 {
-			yield(c)
-		}
-	}
-	switch kind {
-	case kindNull:
-		one(s.null, true)
-	case kindTrue:
-		one(s.yes, true)
-	case kindFalse:
-		one(s.no, true)
-	case kindOther:
-		one(s.other, true)
-	case kindString:
-		c, ok := s.strs[str]
-		one(c, ok)
-	case kindInt, kindNumber:
-		var c int
-		var ok bool
-		if kind == kindInt {
-			c, ok = s.ints[n]
-		} else {
-			c, ok = s.nums[str]
-		}
-		if ok && !yield(c) {
-			return
-		}
-		one(s.wild, true)
-	case kindWildNumber:
-		for _, c := range s.numeric {
-			if !yield(c) {
-				return
-			}
-		}
-	case kindComposite:
-		for i, c := range s.composites {
-			if Equal(v, c) && !yield(s.compClass[i]) {
-				return
-			}
-		}
-	}
+// has reports whether v is Equal to a value of the set.
+func (s *valueSet) has(v any) bool {
+	_, ok := s.class(v)
+	return ok
 }
 
 // containsAll reports whether every value of the set is Equal to an element
@@ -430,15 +266,11 @@ func (s *valueSet) containsAll(arr []any) bool {
 	}
 	missing := s.classes
 	for _, x := range arr {
-		s.each(x, func(c int) bool {
-			if seen[c/64]&(1<<(c%64)) == 0 {
-				seen[c/64] |= 1 << (c % 64)
-				missing--
+		if c, ok := s.class(x); ok && seen[c/64]&(1<<(c%64)) == 0 {
+			seen[c/64] |= 1 << (c % 64)
+			if missing--; missing == 0 {
+				return true
 			}
-			return missing > 0
-		})
-		if missing == 0 {
-			return true
 		}
 	}
 	return false

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -354,24 +355,23 @@ func show(v any) string {
 	return fmt.Sprintf("%#v", v)
 }
 
-// TestValueKeyAgreesWithEqual checks the canonical keys behind the sets
-// directly: same key exactly when Equal, on every pair of sample values.
-func TestValueKeyAgreesWithEqual(t *testing.T) {
+// TestKeyAgreesWithCompare checks the sort keys behind the sets and the
+// SQL backends directly: keys compare as the values do, on every pair of
+// sample values, and are equal exactly when the values are Equal.
+func TestKeyAgreesWithCompare(t *testing.T) {
 	g := diffGen{rand.New(rand.NewSource(3))}
-	values := append([]any{nil, true, false, "", "1", "a", int32(1)}, diffNumbers...)
-	for i := 0; i < 200; i++ {
+	values := append([]any{nil, true, false, "", "1", "a", "a\x00", "a\x00b", "ab", int32(1), int64(-3), 2.5, -0.0}, diffNumbers...)
+	for i := 0; i < 300; i++ {
 		values = append(values, g.value(0))
 	}
 	for _, a := range values {
 		for _, b := range values {
-			ka, ia, sa := valueKey(a)
-			kb, ib, sb := valueKey(b)
-			if ka == kindWildNumber || kb == kindWildNumber {
-				continue // equal to every number: not a key, handled apart
+			ka, kb := Key(nil, a), Key(nil, b)
+			if got, want := bytes.Compare(ka, kb), Compare(a, b); got != want {
+				t.Errorf("%s vs %s: keys compare %d, values %d", show(a), show(b), got, want)
 			}
-			same := ka == kb && ia == ib && sa == sb
-			if same != Equal(a, b) {
-				t.Errorf("%#v (%d %d %q) and %#v (%d %d %q): same key %v, Equal %v", a, ka, ia, sa, b, kb, ib, sb, same, Equal(a, b))
+			if same := bytes.Equal(ka, kb); same != Equal(a, b) {
+				t.Errorf("%s and %s: same key %v, Equal %v", show(a), show(b), same, Equal(a, b))
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package query
 import (
 	"bytes"
 	"encoding/json"
+	"math/big"
 	"strings"
 	"testing"
 
@@ -111,4 +112,35 @@ func splitUndecoded(raw string) []Param {
 		params = append(params, Param{Name: k, Value: v})
 	}
 	return params
+}
+
+// FuzzNumberKey checks the number keys against exact rational arithmetic
+// on every pair of JSON numbers of moderate exponent.
+func FuzzNumberKey(f *testing.F) {
+	for _, p := range [][2]string{{"1", "1.0"}, {"0.1", "0.10000000000000000001"}, {"-2.5e3", "-2500"}, {"1e-5", "0.00001"}, {"-0", "0"}, {"9007199254740993", "9007199254740992.5"}, {"-1.5", "-1.25"}} {
+		f.Add(p[0], p[1])
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if !isJSONNumber(a) || !isJSONNumber(b) || len(a) > 40 || len(b) > 40 {
+			return
+		}
+		ra, oka := new(big.Rat).SetString(a)
+		rb, okb := new(big.Rat).SetString(b)
+		if !oka || !okb {
+			return
+		}
+		want := ra.Cmp(rb)
+		if got := bytes.Compare(Key(nil, json.Number(a)), Key(nil, json.Number(b))); got != want {
+			t.Fatalf("%s vs %s: keys %d, exact %d", a, b, got, want)
+		}
+		if got := Compare(json.Number(a), json.Number(b)); got != want {
+			t.Fatalf("Compare(%s, %s) = %d, exact %d", a, b, got, want)
+		}
+	})
+}
+
+// isJSONNumber reports whether s is a number as JSON spells it.
+func isJSONNumber(s string) bool {
+	var n json.Number
+	return json.Unmarshal([]byte(s), &n) == nil && string(n) == s && strings.TrimSpace(s) == s
 }

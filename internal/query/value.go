@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
-	"math/big"
 	"sort"
 	"strconv"
 	"strings"
@@ -117,20 +116,16 @@ func sortedKeys(m map[string]any) []string {
 	return keys
 }
 
-// compareNumbers compares numbers: integers exactly, others as float64,
-// falling back to 512-bit floats when float64 cannot tell them apart.
-// (No exact rationals: "1e999999999" must not allocate a billion digits.)
+// compareNumbers compares numbers by their exact decimal values (the
+// order of their keys, see Key), integers directly.
 func compareNumbers(a, b any) int {
 	if x, ok := asInt64(a); ok {
 		if y, ok := asInt64(b); ok {
 			return cmp.Compare(x, y)
 		}
 	}
-	x, y := asBig(a), asBig(b)
-	if x == nil || y == nil {
-		return 0
-	}
-	return x.Cmp(y)
+	var ka, kb [48]byte
+	return bytes.Compare(appendNumberKey(ka[:0], a), appendNumberKey(kb[:0], b))
 }
 
 func asInt64(v any) (int64, bool) {
@@ -144,24 +139,6 @@ func asInt64(v any) (int64, bool) {
 		return i, err == nil
 	}
 	return 0, false
-}
-
-func asBig(v any) *big.Float {
-	f := new(big.Float).SetPrec(512)
-	switch n := v.(type) {
-	case json.Number:
-		if _, ok := f.SetString(string(n)); !ok {
-			return nil
-		}
-		return f
-	case int64:
-		return f.SetInt64(n)
-	case int:
-		return f.SetInt64(int64(n))
-	case float64:
-		return f.SetFloat64(n)
-	}
-	return nil
 }
 
 // Text renders a value as PostgreSQL's `->>` does: strings unquoted,

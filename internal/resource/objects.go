@@ -80,8 +80,10 @@ type ListRequest struct {
 // Listed is one page of a list.
 type Listed struct {
 	Objects []*storage.Object
-	// Timestamp is the list's (its ETag).
+	// Timestamp is the list's (its ETag): the clock's when Unwritten,
+	// the list never written.
 	Timestamp int64
+	Unwritten bool
 	// Next is the _token of the next page, "" on the last one.
 	Next  string
 	Total int64 // with Count
@@ -168,7 +170,7 @@ func (e *Engine) List(ctx context.Context, req ListRequest) (Listed, error) {
 			return err
 		}
 		if l.Timestamp == 0 {
-			l.Timestamp = e.NowMS()
+			l.Timestamp, l.Unwritten = e.NowMS(), true
 		}
 		if err := ReadPreconditions(req.Pre, l.Timestamp, nil); err != nil {
 			return err

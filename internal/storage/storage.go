@@ -286,6 +286,19 @@ func Select(ctx context.Context, objs []*Object, opts ListOptions) ([]*Object, e
 	return out, nil
 }
 
+// Shared is implemented by backends that other processes write to as well
+// (PostgreSQL, for the nodes of a cluster): what one node derives from the
+// data and keeps in memory must be confirmed against the storage.
+type Shared interface {
+	Shared() bool
+}
+
+// IsShared reports whether other processes may write to s.
+func IsShared(s Storage) bool {
+	sh, ok := s.(Shared)
+	return ok && sh.Shared()
+}
+
 // Order is the total order of a list: its sort keys, then the id in the
 // direction of the last key (ascending without keys), so that ties come
 // in one order on every backend and one index on (last_modified, id)

@@ -36,11 +36,13 @@ var dialect = &sqlstore.Dialect{
 	Greatest:       "GREATEST",
 	JSONColumn:     "data::text",
 	JSONParam:      "?::jsonb",
+	JSON:           sqlstore.PostgresJSON,
 	Arrays:         true,
 	CollateC:       ` COLLATE "C"`,
 	RowLocks:       true,
 	Truncate:       true,
 	Retryable:      retryable,
+	Unstorable:     unstorable,
 	TableExists:    `SELECT to_regclass(?) IS NOT NULL`,
 	// Notifications go out at commit: another node never hears of a
 	// change it cannot read yet, nor of one rolled back.
@@ -84,6 +86,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// Shared implements storage.Shared: the nodes of a cluster share the
+// database.
+func (s *Store) Shared() bool { return true }
+
 // Close implements storage.Storage.
 func (s *Store) Close() error {
 	s.cancel()
@@ -96,6 +102,13 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // retryable reports errors after which a transaction may simply run again:
 // deadlocks and serialization failures.
+// unstorable: values jsonb refuses (a \u0000 in a string, a number
+// beyond numeric's range).
+func unstorable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "22P05" || pe.Code == "22003" || pe.Code == "22021")
+}
+
 func retryable(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")

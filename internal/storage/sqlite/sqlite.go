@@ -30,10 +30,13 @@ import (
 // character, lists spelt out, and no row locks, since the single writer
 // connection serializes writers.
 var dialect = &sqlstore.Dialect{
-	LikeEscape:  ` ESCAPE '\'`,
-	Greatest:    "MAX",
-	JSONColumn:  "data",
-	JSONParam:   "?",
+	LikeEscape: ` ESCAPE '\'`,
+	Greatest:   "MAX",
+	// Data is stored as SQLite's binary JSON (JSONB), which its JSON
+	// functions read without parsing; rows written as text read the same.
+	JSONColumn:  "json(data)",
+	JSONParam:   "jsonb(?)",
+	JSON:        sqlstore.SQLiteJSON,
 	TableExists: `SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?`,
 }
 

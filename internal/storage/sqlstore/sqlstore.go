@@ -85,6 +85,9 @@ type Dialect struct {
 	// "data::text"); JSONParam is the placeholder that writes JSON text
 	// into it ("?", "?::jsonb").
 	JSONColumn, JSONParam string
+	// JSON is how SQL reads the JSON fields of data, to filter and sort
+	// on them (NoJSON: in Go only).
+	JSON JSONFlavor
 	// CollateC follows a text column whose order must be bytewise, as Go
 	// compares strings (` COLLATE "C"` for PostgreSQL, whose default
 	// collation is the locale's; empty for SQLite, bytewise already).
@@ -107,6 +110,10 @@ type Dialect struct {
 	// transaction may run again (deadlocks, serialization failures); nil
 	// when the database has none.
 	Retryable func(error) bool
+	// Unstorable reports the driver errors that refuse a value the client
+	// sent (PostgreSQL's jsonb has no \u0000): a 400, not a 503. Nil when
+	// the database stores every JSON value.
+	Unstorable func(error) bool
 	// Announce is the statement of two parameters (a channel, a payload)
 	// that announces a transaction's changes to the other nodes when it
 	// commits (PostgreSQL's pg_notify); empty when one node serves the
@@ -138,6 +145,9 @@ func (d *Dialect) Wrap(err error) error {
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return kerr.Wrap(kerr.Unavailable, "Request canceled or timed out.", err)
+	}
+	if d.Unstorable != nil && d.Unstorable(err) {
+		return kerr.Wrap(kerr.Invalid, "data cannot be stored", err)
 	}
 	return kerr.Wrap(kerr.Unavailable, "", err)
 }

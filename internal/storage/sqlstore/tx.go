@@ -220,23 +220,43 @@ func (t *tx) List(ctx context.Context, s storage.Scope, opts storage.ListOptions
 		return []*storage.Object{}, nil
 	}
 	p := t.d.compileList(s, opts, false)
-	q := p.sql(`id, last_modified, deleted, `+t.d.JSONColumn, true)
-	if !p.exact {
-		q += " ORDER BY id" + t.d.CollateC
+	if p.exact {
+		objs, err := t.listRows(ctx, p.sql(`id, last_modified, deleted, `+t.d.JSONColumn, true), p.args)
+		if err != nil || !holdsComposite(objs, p.composites) {
+			return objs, err
+		}
+		// SQL could not order those: the same rows, ordered in Go.
+		p.exact = false
 	}
-	rows, err := t.query(ctx, q, p.args...)
+	all, err := t.listRows(ctx, p.sql(`id, last_modified, deleted, `+t.d.JSONColumn, false)+" ORDER BY id"+t.d.CollateC, p.args)
+	if err != nil {
+		return nil, err
+	}
+	return storage.Select(ctx, all, opts)
+}
+
+func (t *tx) listRows(ctx context.Context, q string, args []any) ([]*storage.Object, error) {
+	rows, err := t.query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	all, err := scanObjects(rows)
-	if err != nil {
-		return nil, t.d.Wrap(err)
+	objs, err := scanObjects(rows)
+	return objs, t.d.Wrap(err)
+}
+
+// holdsComposite reports whether an object has an array or an object at
+// one of fields.
+func holdsComposite(objs []*storage.Object, fields []string) bool {
+	for _, f := range fields {
+		for _, o := range objs {
+			switch v, _ := o.Field(f); v.(type) {
+			case []any, map[string]any:
+				return true
+			}
+		}
 	}
-	if p.exact {
-		return all, nil
-	}
-	return storage.Select(ctx, all, opts)
+	return false
 }
 
 // Count implements storage.Tx: the scope's live count without filters,

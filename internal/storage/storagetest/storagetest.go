@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 
@@ -44,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"WriterWaitingGivesUpWithItsContext", testWriterGivesUp},
 		{"LockScopeGivesNoTimestamp", testLockScope},
 		{"ListsMatchTheEvaluator", testListDifferential},
+		{"UnstorableValuesAreInvalid", testUnstorable},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -943,5 +945,46 @@ func testLockScope(t *testing.T, s storage.Storage) {
 	})
 	if o.LastModified <= floor {
 		t.Errorf("write after lock: timestamp %d not after floor %d", o.LastModified, floor)
+	}
+}
+
+// testUnstorable: a value the database cannot store (PostgreSQL's jsonb
+// has no \u0000, nor numbers beyond numeric's range) is refused as
+// invalid input, and the transaction goes on; a backend that stores it
+// reads it back unchanged.
+func testUnstorable(t *testing.T, s storage.Storage) {
+	for i, js := range []string{`{"s": "a\u0000b"}`, `{"n": 1e999999}`} {
+		id := "u" + strconv.Itoa(i)
+		var stored bool
+		update(t, s, func(tx storage.Tx) error {
+			err := tx.Savepoint(ctx, func(tx storage.Tx) error {
+				_, err := tx.Put(ctx, records, &storage.Object{ID: id, Data: data(t, js)})
+				return err
+			})
+			switch {
+			case err == nil:
+				stored = true
+			case !kerr.Is(err, kerr.Invalid):
+				t.Errorf("%s: %v, want a kerr.Invalid error", js, err)
+			}
+			_, err = tx.Put(ctx, records, &storage.Object{ID: id + "-after"})
+			return err
+		})
+		view(t, s, func(tx storage.Tx) error {
+			if _, err := tx.Get(ctx, records, id+"-after"); err != nil {
+				t.Errorf("%s: the transaction did not go on: %v", js, err)
+			}
+			if !stored {
+				return nil
+			}
+			o, err := tx.Get(ctx, records, id)
+			if err != nil {
+				return err
+			}
+			if !query.Equal(o.Data, data(t, js)) {
+				t.Errorf("%s read back as %v", js, o.Data)
+			}
+			return nil
+		})
 	}
 }
