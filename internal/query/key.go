@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+	"strings"
 )
 
 // Key appends to dst the sort key of a JSON value: byte strings that
@@ -124,35 +125,31 @@ func appendNumberKey(dst []byte, v any) []byte {
 }
 
 // parseDecimal reads a JSON number as 0.digits × 10^exp, digits without
-// leading or trailing zeros (empty for zero).
+// leading or trailing zeros (empty for zero). Integers are read without
+// allocating.
 func parseDecimal(s string) (neg bool, digits string, exp int64, ok bool) {
 	i := 0
 	if i < len(s) && (s[i] == '-' || s[i] == '+') {
 		neg = s[i] == '-'
 		i++
 	}
-	var buf []byte
-	point := int64(-1)
-	seen := false
-	for ; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= '0' && c <= '9':
-			seen = true
-			buf = append(buf, c)
-		case c == '.' && point < 0:
-			point = int64(len(buf))
-		default:
-			goto exponent
-		}
+	start := i
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
 	}
-exponent:
-	if !seen {
+	intPart, frac := s[start:i], ""
+	if i < len(s) && s[i] == '.' {
+		i++
+		fs := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		frac = s[fs:i]
+	}
+	if intPart == "" && frac == "" {
 		return false, "", 0, false
 	}
-	if point < 0 {
-		point = int64(len(buf))
-	}
+	var e int64
 	if i < len(s) {
 		if s[i] != 'e' && s[i] != 'E' {
 			return false, "", 0, false
@@ -166,7 +163,6 @@ exponent:
 		if i == len(s) {
 			return false, "", 0, false
 		}
-		var e int64
 		for ; i < len(s); i++ {
 			c := s[i]
 			if c < '0' || c > '9' {
@@ -179,21 +175,28 @@ exponent:
 		if eneg {
 			e = -e
 		}
-		point += e
 	}
-	lead := 0
-	for lead < len(buf) && buf[lead] == '0' {
-		lead++
+	intPart = strings.TrimLeft(intPart, "0")
+	point := int64(len(intPart)) + e
+	if intPart == "" {
+		trimmed := strings.TrimLeft(frac, "0")
+		point -= int64(len(frac) - len(trimmed))
+		frac = trimmed
 	}
-	buf = buf[lead:]
-	point -= int64(lead)
-	for len(buf) > 0 && buf[len(buf)-1] == '0' {
-		buf = buf[:len(buf)-1]
+	if frac = strings.TrimRight(frac, "0"); frac == "" {
+		intPart = strings.TrimRight(intPart, "0")
 	}
-	if len(buf) == 0 {
+	switch {
+	case intPart == "" && frac == "":
 		return neg, "", 0, true
+	case frac == "":
+		digits = intPart
+	case intPart == "":
+		digits = frac
+	default:
+		digits = intPart + frac
 	}
-	return neg, string(buf), min(max(point, -maxExponent), maxExponent), true
+	return neg, digits, min(max(point, -maxExponent), maxExponent), true
 }
 
 // FitsNumeric reports whether a number is within what SQL decimal types

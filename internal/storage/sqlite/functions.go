@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 
 	"modernc.org/sqlite"
@@ -15,7 +16,8 @@ import (
 // The SQL functions through which SQLite evaluates Kinto's filters and
 // sorts on JSON fields with the Go evaluator's semantics, by construction:
 //
-//	kinto_key(json)               query.Key of the JSON text's value (NULL for NULL)
+//	kinto_key(json)               query.Key of the JSON text's value; for NULL
+//	                              (a missing field) x'FF', after every key
 //	kinto_match(json, op, value)  whether the value matches the filter op=value
 //	                              (value as JSON), as query.Match decides
 //
@@ -28,11 +30,20 @@ func init() {
 
 func kintoKey(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
 	v, ok, err := jsonArg(args[0])
-	if !ok || err != nil {
+	if err != nil {
 		return nil, err
+	}
+	if !ok {
+		return missingKey, nil
 	}
 	return query.Key(nil, v), nil
 }
+
+// missingKey is the key of a missing field: after every value's, as
+// query.Compare orders them, so that one comparison of keys is Kinto's
+// rule for missing fields too (gt_, min_, not_ and exclude_ match them).
+// sqlstore's plans rely on it.
+var missingKey = []byte{0xFF}
 
 func kintoMatch(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
 	v, present, err := jsonArg(args[0])
@@ -59,30 +70,36 @@ type single struct {
 
 func (s single) Field(string) (any, bool) { return s.v, s.present }
 
-// jsonArg decodes a JSON text argument; ok is false for NULL.
+// jsonArg decodes a JSON text argument; ok is false for NULL. Numbers,
+// literals and strings without escapes, nearly every value, are read
+// without a decoder.
 func jsonArg(arg driver.Value) (v any, ok bool, err error) {
-	var b []byte
+	var text string
 	switch x := arg.(type) {
 	case nil:
 		return nil, false, nil
 	case string:
-		b = []byte(x)
+		text = x
 	case []byte:
-		b = x
+		text = string(x)
 	default:
 		return nil, false, errNotJSON
 	}
 	switch {
-	case len(b) > 0 && (b[0] == '-' || (b[0] >= '0' && b[0] <= '9')):
-		return json.Number(b), true, nil // no decoding for numbers
-	case bytes.Equal(b, []byte("true")):
+	case text == "":
+		return nil, false, errNotJSON
+	case text[0] == '-' || (text[0] >= '0' && text[0] <= '9'):
+		return json.Number(text), true, nil
+	case text[0] == '"' && len(text) >= 2 && text[len(text)-1] == '"' && !strings.ContainsAny(text[1:len(text)-1], "\\\""):
+		return text[1 : len(text)-1], true, nil
+	case text == "true":
 		return true, true, nil
-	case bytes.Equal(b, []byte("false")):
+	case text == "false":
 		return false, true, nil
-	case bytes.Equal(b, []byte("null")):
+	case text == "null":
 		return nil, true, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
+	dec := json.NewDecoder(strings.NewReader(text))
 	dec.UseNumber()
 	if err := dec.Decode(&v); err != nil {
 		return nil, false, err

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"encoding/hex"
 	"encoding/json"
+	"math"
 	"strconv"
 	"strings"
 
@@ -131,7 +132,18 @@ type fieldExpr struct {
 	in func(values []any) cond
 	// composite is true when order cannot order arrays and objects.
 	composite bool
+	// missingLast is true when compare orders a missing field after every
+	// value, as query.Compare does, and accepts missingValue{}: its
+	// conditions are then Kinto's rules for missing fields already.
+	// Otherwise compare is false on a missing field.
+	missingLast bool
 }
+
+// missingValue stands for a missing field in fieldExpr.compare.
+type missingValue struct{}
+
+// missingKey is the key SQLite's kinto_key gives a missing field.
+var missingKey = []byte{0xFF}
 
 // field is the SQL of a field.
 func (d *Dialect) field(name string) (fieldExpr, bool) {
@@ -218,19 +230,49 @@ func sqliteField(name string, parts []string) fieldExpr {
 		val = `COALESCE(data -> '$."` + name + `"', ` + val + `)`
 	}
 	key := "kinto_key(" + val + ")"
+	// Strings and integers, nearly every value compared, are compared by
+	// SQLite itself when both sides have that type (bytewise, as int64:
+	// what query.Compare does), through their keys otherwise. Each JSON
+	// lookup costs: the cheapest test goes first.
+	path := sqlitePaths(name, parts)
+	isText := "json_type(data, " + path + ") IS 'text'"
 	return fieldExpr{
 		present: val + " IS NOT NULL",
 		compare: func(op string, v any) (cond, bool) {
-			return cond{key + " " + op + " ?", []any{query.Key(nil, v)}}, true
-		},
-		match: func(op query.Operator, v any) (cond, bool) {
-			raw, err := json.Marshal(v)
-			if err != nil {
-				return cond{}, false
+			k := missingKey
+			if _, missing := v.(missingValue); !missing {
+				k = query.Key(nil, v)
 			}
-			return cond{"kinto_match(" + val + ", ?, ?)", []any{string(op), string(raw)}}, true
+			byKey := cond{key + " " + op + " ?", []any{k}}
+			switch x := v.(type) {
+			case string:
+				if op == "=" {
+					// Only a string's text equals a string (an array's
+					// JSON text could).
+					return cond{"data ->> " + path + " IS ? AND " + isText, []any{x}}, true
+				}
+				return cond{"CASE WHEN " + isText + " THEN data ->> " + path + " " + op + " ? ELSE " + byKey.sql + " END", []any{x, k}}, true
+			case json.Number:
+				// A JSON integer reads as itself within int64; beyond, as
+				// a float64 on the same side of every int64 but the
+				// smallest.
+				if n, err := strconv.ParseInt(string(x), 10, 64); err == nil && n != math.MinInt64 {
+					return cond{"CASE WHEN json_type(data, " + path + ") IS 'integer' THEN data ->> " + path + " " + op + " ? ELSE " + byKey.sql + " END", []any{n, k}}, true
+				}
+			}
+			return byKey, true
 		},
+		missingLast: true,
 		in: func(values []any) cond {
+			strs := make([]any, 0, len(values))
+			for _, v := range values {
+				if s, ok := v.(string); ok && len(values) <= maxParams {
+					strs = append(strs, s)
+				}
+			}
+			if len(strs) == len(values) {
+				return cond{"data ->> " + path + " IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(strs)), ", ") + ") AND " + isText, strs}
+			}
 			keys := make([][]byte, len(values))
 			for i, v := range values {
 				keys[i] = query.Key(nil, v)
@@ -249,13 +291,30 @@ func sqliteField(name string, parts []string) fieldExpr {
 			}
 			return cond{key + " IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(keys)), ", ") + ")", args}
 		},
+		match: func(op query.Operator, v any) (cond, bool) {
+			raw, err := json.Marshal(v)
+			if err != nil {
+				return cond{}, false
+			}
+			return cond{"kinto_match(" + val + ", ?, ?)", []any{string(op), string(raw)}}, true
+		},
 		order: func(desc bool) []string {
 			if desc {
-				return []string{key + " IS NULL DESC", key + " DESC"}
+				return []string{key + " DESC"}
 			}
-			return []string{key + " IS NULL", key}
+			return []string{key}
 		},
 	}
+}
+
+// sqlitePaths is the SQL of a field's JSON path: the whole dotted name as
+// one key when data has it, else the nested path (query.Lookup).
+func sqlitePaths(name string, parts []string) string {
+	nested := `'$."` + strings.Join(parts, `"."`) + `"'`
+	if len(parts) == 1 {
+		return nested
+	}
+	return `(CASE WHEN data -> '$."` + name + `"' IS NOT NULL THEN '$."` + name + `"' ELSE ` + nested + ` END)`
 }
 
 // postgresField reads a JSON field as jsonb.
@@ -379,6 +438,9 @@ func (d *Dialect) filterCond(f query.Filter) (cond, bool) {
 		return cond{}, false
 	}
 	missing := cond{sql: "NOT (" + fe.present + ")"}
+	if fe.missingLast {
+		missing = cond{sql: "1 = 0"} // the comparisons say it all
+	}
 	if op, ok := comparisons[f.Op]; ok {
 		c, ok := fe.compare(op, f.Value)
 		if !ok {
@@ -401,7 +463,7 @@ func (d *Dialect) filterCond(f query.Filter) (cond, bool) {
 		case want:
 			return cond{sql: fe.present}, true
 		}
-		return missing, true
+		return cond{sql: "NOT (" + fe.present + ")"}, true
 	case query.IN, query.EXCLUDE:
 		values, ok := f.Value.([]any)
 		if !ok {
@@ -465,6 +527,12 @@ func (p *plan) keyset(d *Dialect, sorts []query.Sort, after map[string]any) bool
 		v, present := after[so.Field]
 		var gt, eq cond
 		missing := cond{sql: "NOT (" + fe.present + ")"}
+		if fe.missingLast {
+			missing = cond{sql: "1 = 0"}
+			if !present {
+				v, present = missingValue{}, true
+			}
+		}
 		switch {
 		case !present && !so.Desc:
 			gt, eq = cond{sql: "1 = 0"}, missing // nothing sorts after a missing value
