@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -292,4 +293,34 @@ func benchmarkListSize(b *testing.B, store storage.Storage, size int) {
 			}
 		}
 	})
+}
+
+// BenchmarkPost measures record POSTs by concurrent writers (the handler
+// alone) into one collection and into 16, on every backend: what group
+// commit shares.
+func BenchmarkPost(b *testing.B) {
+	for name, open := range backends() {
+		for _, spread := range []int{1, 16} {
+			b.Run(name+"/collections="+strconv.Itoa(spread), func(b *testing.B) {
+				settings, _ := config.FromMap(map[string]string{"multiauth.policies": "basicauth"})
+				srv, err := app.NewServer(settings, open(b), httpapi.Options{Version: "bench"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				benchRequest(b, srv, "PUT", "/v1/buckets/main", "")
+				for i := 0; i < spread; i++ {
+					benchRequest(b, srv, "PUT", "/v1/buckets/main/collections/c"+strconv.Itoa(i), "")
+				}
+				var n atomic.Int64
+				b.ReportAllocs()
+				b.SetParallelism(8) // 16 writers on 2 cores
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						c := strconv.Itoa(int(n.Add(1)) % spread)
+						benchRequest(b, srv, "POST", "/v1/buckets/main/collections/c"+c+"/records", `{"data": {"title": "a record"}}`)
+					}
+				})
+			})
+		}
+	}
 }

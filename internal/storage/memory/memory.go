@@ -68,7 +68,11 @@ func (s *Store) Update(ctx context.Context, fn func(storage.Tx) error) (err erro
 			t.rollback()
 		}
 	}()
-	return fn(t)
+	if err := fn(t); err != nil {
+		return err
+	}
+	// As on a database, whose commit would fail: the caller is gone.
+	return storage.Canceled(ctx)
 }
 
 // View implements storage.Storage.

@@ -45,6 +45,10 @@ type Store struct {
 	writer *sql.DB
 	reader *sql.DB
 	lock   *os.File // held for the store's lifetime: one kintogo per file
+	// commits runs the writes on writer.
+	commits *sqlstore.GroupCommitter
+	// The statements prepared on each pool.
+	writes, reads *sqlstore.Statements
 }
 
 // ErrLocked is returned by Open when another kintogo process uses the file.
@@ -123,11 +127,22 @@ func Open(ctx context.Context, path string, opts Options) (s *Store, err error) 
 		return nil, err
 	}
 	reader.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)*2))
-	return &Store{writer: writer, reader: reader, lock: lock}, nil
+	st := &Store{writer: writer, reader: reader, lock: lock,
+		writes: sqlstore.NewStatements(writer), reads: sqlstore.NewStatements(reader)}
+	st.commits = sqlstore.NewGroupCommitter(dialect, func(ctx context.Context) (sqlstore.Txn, error) {
+		tx, err := writer.BeginTx(ctx, nil)
+		if err != nil {
+			return nil, err
+		}
+		return st.writes.Txn(tx), nil
+	}, groupSize)
+	return st, nil
 }
 
 // Close implements storage.Storage.
 func (s *Store) Close() error {
+	s.writes.Close()
+	s.reads.Close()
 	err := s.writer.Close()
 	if e := s.reader.Close(); err == nil {
 		err = e
@@ -136,15 +151,16 @@ func (s *Store) Close() error {
 	return err
 }
 
-// Update implements storage.Storage. SQLite never asks for a retry: its
-// writers do not run concurrently.
+// Update implements storage.Storage. Concurrent writers share commits
+// (sqlstore.GroupCommitter); SQLite never asks for a retry: its writers do
+// not run concurrently.
 func (s *Store) Update(ctx context.Context, fn func(storage.Tx) error) error {
-	sqltx, err := s.writer.BeginTx(ctx, nil)
-	if err != nil {
-		return dialect.Wrap(err)
-	}
-	return dialect.Run(ctx, sqlstore.StdTxn(sqltx), true, fn)
+	return s.commits.Update(ctx, fn)
 }
+
+// groupSize bounds the writes sharing one commit (those waiting when it
+// begins), so that one commit's latency stays bounded too.
+const groupSize = 64
 
 // View implements storage.Storage.
 func (s *Store) View(ctx context.Context, fn func(storage.Tx) error) error {
@@ -152,5 +168,5 @@ func (s *Store) View(ctx context.Context, fn func(storage.Tx) error) error {
 	if err != nil {
 		return dialect.Wrap(err)
 	}
-	return dialect.Run(ctx, sqlstore.StdTxn(sqltx), false, fn)
+	return dialect.Run(ctx, s.reads.Txn(sqltx), false, fn)
 }

@@ -159,12 +159,16 @@ func (d *Dialect) Wrap(err error) error {
 // returned through Wrap, so a serialization failure at commit is
 // retryable.
 func (d *Dialect) Run(ctx context.Context, txn Txn, writable bool, fn func(storage.Tx) error) (err error) {
+	t := &tx{d: d, q: txn, writable: writable}
 	defer func() {
 		// The rollback must happen even when ctx has ended: that is
 		// often why fn failed.
 		if p := recover(); p != nil {
 			txn.Rollback(context.Background())
 			panic(p)
+		}
+		if err == nil && t.broken != nil {
+			err = t.broken // a failed function's work could not be undone
 		}
 		if err != nil || !writable {
 			txn.Rollback(context.Background())
@@ -174,7 +178,7 @@ func (d *Dialect) Run(ctx context.Context, txn Txn, writable bool, fn func(stora
 			err = d.Wrap(cerr)
 		}
 	}()
-	return fn(&tx{d: d, q: txn, writable: writable})
+	return fn(t)
 }
 
 // rebind rewrites the ? placeholders of a shared statement for the

@@ -23,6 +23,9 @@ type tx struct {
 	q        Querier
 	writable bool
 	depth    int // nesting of savepoints
+	// broken is set when a savepoint could not be rolled back: the
+	// transaction holds work that failed, and must not commit.
+	broken error
 }
 
 var errReadOnly = kerr.E(kerr.Other, "write in a read-only transaction")
@@ -61,20 +64,29 @@ func (t *tx) Savepoint(ctx context.Context, fn func(storage.Tx) error) (err erro
 	if err := t.exec(ctx, "SAVEPOINT "+name); err != nil {
 		return err
 	}
+	// Undoing must happen even when ctx has ended, often why fn failed.
+	undo := context.WithoutCancel(ctx)
+	rollback := func() error {
+		rerr := t.q.Exec(undo, "ROLLBACK TO SAVEPOINT "+name)
+		if rerr != nil && t.broken == nil {
+			t.broken = t.d.Wrap(rerr)
+		}
+		return rerr
+	}
 	defer func() {
 		if p := recover(); p != nil {
-			t.q.Exec(ctx, "ROLLBACK TO SAVEPOINT "+name)
+			rollback()
 			panic(p)
 		}
 		if err != nil {
 			// Also what makes a PostgreSQL transaction usable again
 			// after a failed statement.
-			if rerr := t.q.Exec(ctx, "ROLLBACK TO SAVEPOINT "+name); rerr != nil {
+			if rerr := rollback(); rerr != nil {
 				err = t.d.Wrap(rerr)
 				return
 			}
 		}
-		if rerr := t.q.Exec(ctx, "RELEASE SAVEPOINT "+name); rerr != nil && err == nil {
+		if rerr := t.q.Exec(undo, "RELEASE SAVEPOINT "+name); rerr != nil && err == nil {
 			err = t.d.Wrap(rerr)
 		}
 	}()

@@ -46,6 +46,8 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"LockScopeGivesNoTimestamp", testLockScope},
 		{"ListsMatchTheEvaluator", testListDifferential},
 		{"UnstorableValuesAreInvalid", testUnstorable},
+		{"ConcurrentWritesAreCommittedInOrder", testConcurrentWrites},
+		{"FailingWritesFailAlone", testFailingWritesFailAlone},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,190 @@
+package storagetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"kintogo/internal/kerr"
+	"kintogo/internal/storage"
+)
+
+// Concurrent writers, as a backend may group them into shared commits
+// (SQLite does): each write is committed before Update returns, its
+// timestamp is unique and increasing in its scope in the order writes
+// were acknowledged, and a write that fails, panics or is canceled leaves
+// nothing while the others around it commit.
+
+// concurrentWrite is one acknowledged write of testConcurrentWrites.
+type concurrentWrite struct {
+	scope      storage.Scope
+	id         string
+	ts         int64
+	start, end time.Time
+}
+
+// Writers into a few scopes at once: every acknowledged write is there,
+// each scope's timestamps are distinct, and a write acknowledged before
+// another began has the smaller timestamp (commit order is real-time
+// order).
+func testConcurrentWrites(t *testing.T, s storage.Storage) {
+	const writers, each = 16, 15
+	scopes := []storage.Scope{records, {Parent: "/buckets/b/collections/d", Resource: "record"}}
+	var mu sync.Mutex
+	var done []concurrentWrite
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				cw := concurrentWrite{scope: scopes[(w+i)%len(scopes)], id: fmt.Sprintf("w%d-%d", w, i), start: time.Now()}
+				err := s.Update(ctx, func(tx storage.Tx) error {
+					o, err := tx.Put(ctx, cw.scope, &storage.Object{ID: cw.id, Data: map[string]any{"w": "x"}})
+					if err != nil {
+						return err
+					}
+					cw.ts = o.LastModified
+					return nil
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+				cw.end = time.Now()
+				mu.Lock()
+				done = append(done, cw)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("concurrent write: %v", err)
+	}
+	for _, scope := range scopes {
+		var mine []concurrentWrite
+		for _, cw := range done {
+			if cw.scope == scope {
+				mine = append(mine, cw)
+			}
+		}
+		sort.Slice(mine, func(i, j int) bool { return mine[i].ts < mine[j].ts })
+		for i := 1; i < len(mine); i++ {
+			if mine[i].ts == mine[i-1].ts {
+				t.Errorf("%s: %s and %s have the same timestamp %d", scope.Parent, mine[i-1].id, mine[i].id, mine[i].ts)
+			}
+		}
+		for _, a := range mine {
+			for _, b := range mine {
+				if a.end.Before(b.start) && a.ts >= b.ts {
+					t.Errorf("%s acknowledged before %s began, but its timestamp %d is not smaller than %d", a.id, b.id, a.ts, b.ts)
+				}
+			}
+		}
+		view(t, s, func(tx storage.Tx) error {
+			got, err := tx.List(ctx, scope, storage.ListOptions{})
+			if err != nil {
+				return err
+			}
+			stored := map[string]int64{}
+			for _, o := range got {
+				stored[o.ID] = o.LastModified
+			}
+			for _, cw := range mine {
+				if ts, ok := stored[cw.id]; !ok || ts != cw.ts {
+					t.Errorf("acknowledged %s (timestamp %d): stored %v, %d", cw.id, cw.ts, ok, ts)
+				}
+			}
+			if len(got) != len(mine) {
+				t.Errorf("%s holds %d records, %d were written", scope.Parent, len(got), len(mine))
+			}
+			ts, err := tx.Timestamp(ctx, scope)
+			if err != nil {
+				return err
+			}
+			if last := mine[len(mine)-1].ts; ts != last {
+				t.Errorf("%s timestamp %d, newest write %d", scope.Parent, ts, last)
+			}
+			return nil
+		})
+	}
+}
+
+var errRefused = errors.New("refused by the test")
+
+// Among concurrent writers, those that fail after writing, or panic, or
+// whose context ends in the middle of their work, leave nothing; the
+// others commit. A panic reaches the caller whose function panicked, and
+// no other.
+func testFailingWritesFailAlone(t *testing.T, s storage.Storage) {
+	const writers = 40
+	type outcome struct {
+		err      error
+		panicked any
+	}
+	results := make([]outcome, writers)
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { results[w].panicked = recover() }()
+			wctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			results[w].err = s.Update(wctx, func(tx storage.Tx) error {
+				if _, err := tx.Put(wctx, records, &storage.Object{ID: fmt.Sprintf("w%d", w), Data: map[string]any{}}); err != nil {
+					return err
+				}
+				switch w % 4 {
+				case 1:
+					return errRefused
+				case 2:
+					panic(fmt.Sprintf("writer %d panics", w))
+				case 3:
+					cancel()
+					_, err := tx.Put(wctx, records, &storage.Object{ID: fmt.Sprintf("w%d-more", w), Data: map[string]any{}})
+					return err
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	var stored map[string]bool
+	view(t, s, func(tx storage.Tx) error {
+		got, err := tx.List(ctx, records, storage.ListOptions{})
+		stored = map[string]bool{}
+		for _, o := range got {
+			stored[o.ID] = true
+		}
+		return err
+	})
+	for w, r := range results {
+		id := fmt.Sprintf("w%d", w)
+		switch w % 4 {
+		case 0:
+			if r.err != nil || r.panicked != nil || !stored[id] {
+				t.Errorf("writer %d: error %v, panic %v, stored %v; want committed", w, r.err, r.panicked, stored[id])
+			}
+		case 1:
+			if !errors.Is(r.err, errRefused) || stored[id] {
+				t.Errorf("failing writer %d: error %v, stored %v; want its error and nothing stored", w, r.err, stored[id])
+			}
+		case 2:
+			if r.panicked != fmt.Sprintf("writer %d panics", w) || stored[id] {
+				t.Errorf("panicking writer %d: panic %v, stored %v; want its panic and nothing stored", w, r.panicked, stored[id])
+			}
+		case 3:
+			if !kerr.Is(r.err, kerr.Unavailable) || stored[id] || stored[id+"-more"] {
+				t.Errorf("canceled writer %d: error %v, stored %v; want Unavailable and nothing stored", w, r.err, stored[id])
+			}
+		}
+	}
+}
