@@ -144,15 +144,11 @@ func (s *Store) View(ctx context.Context, fn func(storage.Tx) error) error {
 }
 
 func (s *Store) run(ctx context.Context, readOnly bool, fn func(storage.Tx) error) error {
-	mode := pgx.ReadWrite
-	if readOnly {
-		mode = pgx.ReadOnly
-	}
-	ptx, err := s.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: mode})
+	p, err := beginPipeline(ctx, s.pool, readOnly)
 	if err != nil {
 		return dialect.Wrap(err)
 	}
-	return dialect.Run(ctx, txn{querier{ptx}, ptx}, !readOnly, fn)
+	return dialect.Run(ctx, p, !readOnly, fn)
 }
 
 // handle is what pgx's pool, connections and transactions have in common.

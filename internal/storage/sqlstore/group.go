@@ -214,3 +214,11 @@ func (u uninterrupted) QueryRow(ctx context.Context, query string, args ...any) 
 type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
+
+// Flush implements Flusher when the transaction does.
+func (u uninterrupted) Flush(ctx context.Context) error {
+	if f, ok := u.Txn.(Flusher); ok {
+		return f.Flush(context.WithoutCancel(ctx))
+	}
+	return nil
+}

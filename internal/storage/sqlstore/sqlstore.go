@@ -50,6 +50,14 @@ type Row interface {
 	Scan(dest ...any) error
 }
 
+// Flusher is a Querier whose statements that return nothing may wait
+// (PostgreSQL's pipeline) and report their errors later; Flush sends them
+// and returns the first error. A savepoint flushes before it is released,
+// so that it reports the failures of its own work.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
 // Txn is one driver transaction, begun by the backend.
 type Txn interface {
 	Querier

@@ -78,6 +78,7 @@ type Statements struct {
 	mu       sync.Mutex
 	prepared map[string]*sql.Stmt // nil while being prepared, or if it failed
 	closed   bool
+	inFlight sync.WaitGroup // preparations under way
 }
 
 const maxStatements = 512
@@ -97,12 +98,14 @@ func (s *Statements) get(query string) *sql.Stmt {
 	st, seen := s.prepared[query]
 	if !seen && !s.closed && len(s.prepared) < maxStatements {
 		s.prepared[query] = nil
+		s.inFlight.Add(1)
 		go s.prepare(query)
 	}
 	return st
 }
 
 func (s *Statements) prepare(query string) {
+	defer s.inFlight.Done()
 	st, err := s.db.PrepareContext(context.Background(), query)
 	if err != nil {
 		return // it runs unprepared, and fails there if it must
@@ -116,11 +119,15 @@ func (s *Statements) prepare(query string) {
 	s.prepared[query] = st
 }
 
-// Close closes the prepared statements; call it before closing the pool.
+// Close closes the prepared statements, once those under way are done;
+// call it before closing the pool.
 func (s *Statements) Close() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.closed = true
+	s.mu.Unlock()
+	s.inFlight.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, st := range s.prepared {
 		if st != nil {
 			st.Close()

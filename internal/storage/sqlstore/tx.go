@@ -78,6 +78,9 @@ func (t *tx) Savepoint(ctx context.Context, fn func(storage.Tx) error) (err erro
 			rollback()
 			panic(p)
 		}
+		if f, ok := t.q.(Flusher); ok && err == nil {
+			err = t.d.Wrap(f.Flush(ctx))
+		}
 		if err != nil {
 			// Also what makes a PostgreSQL transaction usable again
 			// after a failed statement.
@@ -156,33 +159,28 @@ func (t *tx) writeRow(ctx context.Context, s storage.Scope, o *storage.Object, s
 		out.Data = nil
 	}
 	out.LastModified = storage.NextTimestamp(prev, now(), supplied)
-	// The change of the scope's live count: was the row live, is it now?
-	var wasDeleted bool
+	// The scope's live count changes by (is the row live now?) - (was
+	// it?); it is computed by the database before the row is replaced, so
+	// that both statements wait together in a pipeline. A supplied
+	// timestamp in the past must not move the scope's back.
 	live := 0
-	switch err := t.queryRow(ctx, `SELECT deleted FROM objects WHERE parent_id = ? AND resource_name = ? AND id = ?`,
-		s.Parent, s.Resource, o.ID).Scan(&wasDeleted); {
-	case errors.Is(err, sql.ErrNoRows):
-	case err != nil:
-		return nil, t.d.Wrap(err)
-	case !wasDeleted:
-		live--
-	}
 	if !o.Deleted {
-		live++
+		live = 1
+	}
+	if err := t.exec(ctx, `INSERT INTO timestamps (parent_id, resource_name, last_modified, live)
+		VALUES (?, ?, ?, ? - COALESCE((SELECT CASE WHEN deleted THEN 0 ELSE 1 END FROM objects
+			WHERE parent_id = ? AND resource_name = ? AND id = ?), 0))
+		ON CONFLICT (parent_id, resource_name) DO UPDATE SET
+		last_modified = `+t.d.Greatest+`(timestamps.last_modified, excluded.last_modified),
+		live = timestamps.live + excluded.live`,
+		s.Parent, s.Resource, out.LastModified, live, s.Parent, s.Resource, o.ID); err != nil {
+		return nil, err
 	}
 	if err := t.exec(ctx, `INSERT INTO objects (parent_id, resource_name, id, last_modified, deleted, data)
 		VALUES (?, ?, ?, ?, ?, `+t.d.JSONParam+`)
 		ON CONFLICT (parent_id, resource_name, id) DO UPDATE SET
 		last_modified = excluded.last_modified, deleted = excluded.deleted, data = excluded.data`,
 		s.Parent, s.Resource, o.ID, out.LastModified, o.Deleted, raw); err != nil {
-		return nil, err
-	}
-	// A supplied timestamp in the past must not move the scope's back.
-	if err := t.exec(ctx, `INSERT INTO timestamps (parent_id, resource_name, last_modified, live) VALUES (?, ?, ?, ?)
-		ON CONFLICT (parent_id, resource_name) DO UPDATE SET
-		last_modified = `+t.d.Greatest+`(timestamps.last_modified, excluded.last_modified),
-		live = timestamps.live + excluded.live`,
-		s.Parent, s.Resource, out.LastModified, live); err != nil {
 		return nil, err
 	}
 	return out, nil
