@@ -48,7 +48,8 @@ func OpenStorage(ctx context.Context, s *config.Settings, migrate bool) (storage
 	case "memory", "kinto.core.storage.memory":
 		return memory.New(), nil
 	case "postgresql", "kinto.core.storage.postgresql":
-		return postgres.Open(ctx, s.String("storage_url"), postgres.Options{Migrate: migrate})
+		return postgres.Open(ctx, s.String("storage_url"), postgres.Options{Migrate: migrate,
+			MaxConns: int32(s.Int("storage_pool_size") + s.Int("storage_max_overflow"))})
 	default:
 		return nil, fmt.Errorf("unknown storage_backend %q (sqlite, postgresql, memory)", backend)
 	}

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -68,11 +69,23 @@ type Options struct {
 	// Migrate creates or upgrades the schema; otherwise Open refuses a
 	// database whose schema is missing or outdated.
 	Migrate bool
+	// MaxConns bounds the pool's connections, opened as needed (pgx's
+	// default when 0: as many as CPUs, at least 4, which leaves
+	// concurrent requests waiting for a connection while the database is
+	// idle). pool_max_conns in the URL takes precedence.
+	MaxConns int32
 }
 
 // Open connects to the database at dsn (postgres://user:pass@host/db).
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
-	pool, err := pgxpool.New(ctx, dsn)
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if opts.MaxConns > 0 && !strings.Contains(dsn, "pool_max_conns") {
+		cfg.MaxConns = opts.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}

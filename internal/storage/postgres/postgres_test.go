@@ -142,3 +142,58 @@ func TestOutdatedSchemaRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The pool holds Kinto's storage_pool_size + storage_max_overflow
+// connections (Options.MaxConns), unless the URL says otherwise; and
+// that many transactions really run at once.
+func TestPoolSize(t *testing.T) {
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, dsn(t), postgres.Options{Migrate: true, MaxConns: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.Pool().Config().MaxConns; got != 30 {
+		t.Errorf("pool of %d connections, want 30", got)
+	}
+	held := make(chan struct{})
+	release := make(chan struct{})
+	errs := make(chan error, 20)
+	for i := 0; i < 20; i++ {
+		go func() {
+			errs <- s.View(ctx, func(tx storage.Tx) error {
+				if _, err := tx.Timestamp(ctx, storage.Scope{Parent: "/buckets/b", Resource: "collection"}); err != nil {
+					return err
+				}
+				held <- struct{}{}
+				<-release
+				return nil
+			})
+		}()
+	}
+	for i := 0; i < 20; i++ {
+		select {
+		case <-held:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d transactions ran at once", i)
+		}
+	}
+	close(release)
+	for i := 0; i < 20; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	sep := "?"
+	if strings.Contains(dsn(t), "?") {
+		sep = "&"
+	}
+	own, err := postgres.Open(ctx, dsn(t)+sep+"pool_max_conns=7", postgres.Options{MaxConns: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	if got := own.Pool().Config().MaxConns; got != 7 {
+		t.Errorf("pool_max_conns=7 in the URL gave %d connections", got)
+	}
+}

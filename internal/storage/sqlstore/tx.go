@@ -121,16 +121,21 @@ func (t *tx) Get(ctx context.Context, s storage.Scope, id string) (*storage.Obje
 func (t *tx) scopeTimestamp(ctx context.Context, s storage.Scope, lock bool) (int64, error) {
 	q := `SELECT last_modified FROM timestamps WHERE parent_id = ? AND resource_name = ?`
 	if lock {
-		if err := t.exec(ctx, `INSERT INTO timestamps (parent_id, resource_name, last_modified) VALUES (?, ?, 0)
-			ON CONFLICT DO NOTHING`, s.Parent, s.Resource); err != nil {
-			return 0, err
-		}
 		q += ` FOR UPDATE`
 	}
 	var ts int64
 	err := t.queryRow(ctx, q, s.Parent, s.Resource).Scan(&ts)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
+		if !lock {
+			return 0, nil
+		}
+		// The scope's first write: a row to lock, which a concurrent
+		// first write may be inserting too.
+		if err := t.exec(ctx, `INSERT INTO timestamps (parent_id, resource_name, last_modified) VALUES (?, ?, 0)
+			ON CONFLICT DO NOTHING`, s.Parent, s.Resource); err != nil {
+			return 0, err
+		}
+		err = t.queryRow(ctx, q, s.Parent, s.Resource).Scan(&ts)
 	}
 	return ts, t.d.Wrap(err)
 }
