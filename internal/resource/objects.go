@@ -204,7 +204,7 @@ func (e *Engine) List(ctx context.Context, req ListRequest) (Listed, error) {
 // an existing one the caller may read, that object (200).
 func (e *Engine) Create(ctx context.Context, req WriteRequest) (Written, error) {
 	c, p := req.Caller, req.Path
-	return Write(ctx, e, func(u *Unit) (Written, error) {
+	return Write(groupOf(ctx, req.Path), e, func(u *Unit) (Written, error) {
 		tx := u.Tx
 		if err := u.prepare(ctx, c, p); err != nil {
 			return Written{}, err
@@ -273,7 +273,7 @@ func (e *Engine) Create(ctx context.Context, req WriteRequest) (Written, error) 
 // Put creates or replaces an object.
 func (e *Engine) Put(ctx context.Context, req WriteRequest) (Written, error) {
 	c, p := req.Caller, req.Path
-	return Write(ctx, e, func(u *Unit) (Written, error) {
+	return Write(groupOf(ctx, req.Path), e, func(u *Unit) (Written, error) {
 		tx := u.Tx
 		if err := u.prepare(ctx, c, p); err != nil {
 			return Written{}, err
@@ -340,7 +340,7 @@ func (e *Engine) Put(ctx context.Context, req WriteRequest) (Written, error) {
 // JSON-Patch operations.
 func (e *Engine) Patch(ctx context.Context, req WriteRequest) (Patched, error) {
 	c, p := req.Caller, req.Path
-	return Write(ctx, e, func(u *Unit) (Patched, error) {
+	return Write(groupOf(ctx, req.Path), e, func(u *Unit) (Patched, error) {
 		tx := u.Tx
 		var res Patched
 		existing, err := e.changeExisting(ctx, u, req.Request)
@@ -452,7 +452,7 @@ func (e *Engine) copyLimit() int64 {
 // ("" for none).
 func (e *Engine) Delete(ctx context.Context, req Request, lastModified string) (*storage.Object, error) {
 	c, p := req.Caller, req.Path
-	return Write(ctx, e, func(u *Unit) (*storage.Object, error) {
+	return Write(groupOf(ctx, req.Path), e, func(u *Unit) (*storage.Object, error) {
 		tx := u.Tx
 		existing, err := e.changeExisting(ctx, u, req)
 		if err != nil {
@@ -478,7 +478,7 @@ func (e *Engine) Delete(ctx context.Context, req Request, lastModified string) (
 // token.
 func (e *Engine) DeleteList(ctx context.Context, req ListRequest) (Deleted, error) {
 	c, p := req.Caller, req.Path
-	return Write(ctx, e, func(u *Unit) (Deleted, error) {
+	return Write(groupOf(ctx, req.Path), e, func(u *Unit) (Deleted, error) {
 		tx := u.Tx
 		var res Deleted
 		if err := u.prepare(ctx, c, p); err != nil {
@@ -645,4 +645,14 @@ func (e *Engine) useDeleteToken(ctx context.Context, tx storage.Tx, nonce string
 		return bad
 	}
 	return nil
+}
+
+// groupOf marks a write of one object for group commit with the other
+// writes into the same list (storage.WithGroup).
+func groupOf(ctx context.Context, p model.Path) context.Context {
+	s := p.Scope()
+	if s.Parent == "" {
+		return ctx // buckets: no list worth grouping
+	}
+	return storage.WithGroup(ctx, s.Parent+"/"+s.Resource)
 }

@@ -347,3 +347,20 @@ func SegmentsAfter(uri, prefix string) int {
 	}
 	return strings.Count(rest, "/") + 1
 }
+
+type groupKey struct{}
+
+// WithGroup marks the writes of ctx as touching mainly the scope named by
+// key (a collection's URI, say): a backend that runs concurrent writers'
+// transactions in parallel (PostgreSQL) groups those with the same key
+// into shared commits, since they would wait for each other's lock
+// anyway. Without a key, a write runs in its own transaction there.
+func WithGroup(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, groupKey{}, key)
+}
+
+// Group is the key WithGroup gave ctx, "" if none.
+func Group(ctx context.Context) string {
+	key, _ := ctx.Value(groupKey{}).(string)
+	return key
+}

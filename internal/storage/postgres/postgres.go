@@ -53,7 +53,8 @@ var dialect = &sqlstore.Dialect{
 
 // Store is the PostgreSQL backend.
 type Store struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	groups *sqlstore.Groups
 	// stop ends the listeners (Listen) on Close: they hold connections,
 	// which the pool waits for.
 	stop   context.Context
@@ -90,6 +91,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{pool: pool}
+	s.groups = sqlstore.NewGroups(dialect, func(ctx context.Context) (sqlstore.Txn, error) {
+		return beginPipeline(ctx, pool, false)
+	}, groupSize)
 	s.stop, s.cancel = context.WithCancel(context.Background())
 	if err := schema.Upgrade(ctx, db{querier{pool}, pool}, sqlstore.UpgradeOptions{Migrate: opts.Migrate, Exclusive: s.exclusive}); err != nil {
 		s.cancel()
@@ -129,13 +133,23 @@ func retryable(err error) bool {
 
 const maxAttempts = 8
 
-// Update implements storage.Storage: fn runs again, after a short random
+// groupSize bounds the writes of one key sharing a commit.
+const groupSize = 64
+
+// Update implements storage.Storage: writes with a group key
+// (storage.WithGroup) share commits with the others of their key, as they
+// would wait for each other's lock anyway (sqlstore.Groups). fn runs again, after a short random
 // pause, when the transaction meets a deadlock or a serialization failure
 // (storage.IsRetryable), up to maxAttempts times.
 func (s *Store) Update(ctx context.Context, fn func(storage.Tx) error) error {
 	var err error
+	key := storage.Group(ctx)
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		err = s.run(ctx, false, fn)
+		if key != "" {
+			err = s.groups.Update(ctx, key, fn)
+		} else {
+			err = s.run(ctx, false, fn)
+		}
 		if !storage.IsRetryable(err) {
 			return err
 		}

@@ -222,3 +222,47 @@ func (u uninterrupted) Flush(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Groups runs the writes of a database that runs transactions in
+// parallel (PostgreSQL): those with the same group key
+// (storage.WithGroup) share commits through one GroupCommitter, created
+// while the key has writers; different keys run side by side.
+type Groups struct {
+	d     *Dialect
+	begin func(ctx context.Context) (Txn, error)
+	max   int
+
+	mu    sync.Mutex
+	byKey map[string]*keyedGroup
+}
+
+type keyedGroup struct {
+	*GroupCommitter
+	users int // writers of the key in Update
+}
+
+// NewGroups returns the groups of a database whose transactions begin
+// with begin; at most max writes share a commit.
+func NewGroups(d *Dialect, begin func(ctx context.Context) (Txn, error), max int) *Groups {
+	return &Groups{d: d, begin: begin, max: max, byKey: map[string]*keyedGroup{}}
+}
+
+// Update runs fn in the next group of key.
+func (g *Groups) Update(ctx context.Context, key string, fn func(storage.Tx) error) error {
+	g.mu.Lock()
+	k := g.byKey[key]
+	if k == nil {
+		k = &keyedGroup{GroupCommitter: NewGroupCommitter(g.d, g.begin, g.max)}
+		g.byKey[key] = k
+	}
+	k.users++
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		if k.users--; k.users == 0 {
+			delete(g.byKey, key) // no writer left: nothing queued
+		}
+		g.mu.Unlock()
+	}()
+	return k.GroupCommitter.Update(ctx, fn)
+}
