@@ -3,12 +3,14 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"kintogo/internal/kerr"
 	"kintogo/internal/storage"
 	"kintogo/internal/storage/postgres"
 	"kintogo/internal/storage/storagetest"
@@ -195,5 +197,55 @@ func TestPoolSize(t *testing.T) {
 	defer own.Close()
 	if got := own.Pool().Config().MaxConns; got != 7 {
 		t.Errorf("pool_max_conns=7 in the URL gave %d connections", got)
+	}
+}
+
+// A savepoint rolled back releases the scope lock its writes took: the
+// transaction's next write in that scope locks and reads it again, so
+// that a write another transaction committed in between (here with a
+// timestamp an hour ahead) is not overtaken.
+func TestLockReleasedBySavepointIsTakenAgain(t *testing.T) {
+	ctx := context.Background()
+	s := Open(t)
+	scope := storage.Scope{Parent: "/buckets/b/collections/c", Resource: "record"}
+	ahead := time.Now().Add(time.Hour).UnixMilli()
+	var later *storage.Object
+	err := s.Update(ctx, func(tx storage.Tx) error {
+		tx.Savepoint(ctx, func(tx storage.Tx) error {
+			if _, err := tx.Put(ctx, scope, &storage.Object{ID: "undone", Data: map[string]any{}}); err != nil {
+				return err
+			}
+			return errors.New("undo")
+		})
+		// (A read sends what waits in the pipeline, the ROLLBACK TO.)
+		if _, err := tx.Get(ctx, scope, "undone"); !kerr.Is(err, kerr.NotFound) {
+			return fmt.Errorf("undone write: %v", err)
+		}
+		// Another transaction writes the scope meanwhile: nothing holds
+		// its lock any more.
+		done := make(chan error, 1)
+		go func() {
+			done <- s.Update(ctx, func(tx storage.Tx) error {
+				_, err := tx.Put(ctx, scope, &storage.Object{ID: "ahead", Data: map[string]any{}, LastModified: ahead})
+				return err
+			})
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				return err
+			}
+		case <-time.After(10 * time.Second):
+			return errors.New("the other writer waited for a lock the savepoint released")
+		}
+		var err error
+		later, err = tx.Put(ctx, scope, &storage.Object{ID: "later", Data: map[string]any{}})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if later.LastModified <= ahead {
+		t.Errorf("write after the other transaction's: timestamp %d, not after %d", later.LastModified, ahead)
 	}
 }

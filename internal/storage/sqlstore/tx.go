@@ -26,6 +26,12 @@ type tx struct {
 	// broken is set when a savepoint could not be rolled back: the
 	// transaction holds work that failed, and must not commit.
 	broken error
+	// held are the timestamps of the scopes this transaction wrote: no
+	// one else can change them until it ends (it holds their rows' locks,
+	// or the database's only writer lock), so its next writes there need
+	// not read them again. Forgotten whenever work is undone or
+	// timestamps are written otherwise.
+	held map[storage.Scope]int64
 }
 
 var errReadOnly = kerr.E(kerr.Other, "write in a read-only transaction")
@@ -67,6 +73,7 @@ func (t *tx) Savepoint(ctx context.Context, fn func(storage.Tx) error) (err erro
 	// Undoing must happen even when ctx has ended, often why fn failed.
 	undo := context.WithoutCancel(ctx)
 	rollback := func() error {
+		t.held = nil
 		rerr := t.q.Exec(undo, "ROLLBACK TO SAVEPOINT "+name)
 		if rerr != nil && t.broken == nil {
 			t.broken = t.d.Wrap(rerr)
@@ -147,9 +154,12 @@ func (t *tx) writeRow(ctx context.Context, s storage.Scope, o *storage.Object, s
 	if !t.writable {
 		return nil, errReadOnly
 	}
-	prev, err := t.scopeTimestamp(ctx, s, t.d.RowLocks)
-	if err != nil {
-		return nil, err
+	prev, held := t.held[s]
+	if !held {
+		var err error
+		if prev, err = t.scopeTimestamp(ctx, s, t.d.RowLocks); err != nil {
+			return nil, err
+		}
 	}
 	raw := "{}"
 	if !o.Deleted && o.Data != nil {
@@ -188,6 +198,10 @@ func (t *tx) writeRow(ctx context.Context, s storage.Scope, o *storage.Object, s
 		s.Parent, s.Resource, o.ID, out.LastModified, o.Deleted, raw); err != nil {
 		return nil, err
 	}
+	if t.held == nil {
+		t.held = map[storage.Scope]int64{}
+	}
+	t.held[s] = max(prev, out.LastModified)
 	return out, nil
 }
 
@@ -304,6 +318,7 @@ func (t *tx) PurgeTree(ctx context.Context, parent string) error {
 	if !t.writable {
 		return errReadOnly
 	}
+	t.held = nil
 	for _, table := range []string{"objects", "timestamps"} {
 		if err := t.exec(ctx, `DELETE FROM `+table+` WHERE parent_id = ? OR `+t.d.like("parent_id"),
 			parent, likePrefix(parent+"/")); err != nil {
@@ -321,6 +336,7 @@ func (t *tx) Timestamp(ctx context.Context, s storage.Scope) (int64, error) {
 // InitTimestamp implements storage.Tx. A placeholder row left by a lock
 // (timestamp 0) counts as none.
 func (t *tx) InitTimestamp(ctx context.Context, s storage.Scope) (int64, error) {
+	t.held = nil
 	if err := t.exec(ctx, `INSERT INTO timestamps (parent_id, resource_name, last_modified) VALUES (?, ?, ?)
 		ON CONFLICT (parent_id, resource_name) DO UPDATE SET last_modified = excluded.last_modified
 		WHERE timestamps.last_modified = 0`, s.Parent, s.Resource, now()); err != nil {
@@ -525,6 +541,7 @@ var tables = []string{"objects", "timestamps", "access_control_entries", "user_p
 
 // Flush implements storage.Tx.
 func (t *tx) Flush(ctx context.Context) error {
+	t.held = nil
 	if t.d.Truncate {
 		return t.exec(ctx, `TRUNCATE `+strings.Join(tables, ", "))
 	}
