@@ -44,12 +44,14 @@ func Commit() string {
 func OpenStorage(ctx context.Context, s *config.Settings, migrate bool) (storage.Storage, error) {
 	switch backend := s.String("storage_backend"); backend {
 	case "sqlite", "kintogo.storage.sqlite":
-		return sqlite.Open(ctx, s.String("storage_url"), sqlite.Options{Migrate: migrate})
+		return sqlite.Open(ctx, s.String("storage_url"), sqlite.Options{Migrate: migrate,
+			SnapshotBytes: s.Int("storage_snapshot_max_bytes")})
 	case "memory", "kinto.core.storage.memory":
 		return memory.New(), nil
 	case "postgresql", "kinto.core.storage.postgresql":
 		return postgres.Open(ctx, s.String("storage_url"), postgres.Options{Migrate: migrate,
-			MaxConns: int32(s.Int("storage_pool_size") + s.Int("storage_max_overflow"))})
+			MaxConns:      int32(s.Int("storage_pool_size") + s.Int("storage_max_overflow")),
+			SnapshotBytes: s.Int("storage_snapshot_max_bytes")})
 	default:
 		return nil, fmt.Errorf("unknown storage_backend %q (sqlite, postgresql, memory)", backend)
 	}

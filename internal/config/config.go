@@ -72,6 +72,7 @@ var Table = []Setting{
 	{Name: "storage_url", Default: "kintogo.db", Secret: true, Doc: "SQLite file path (or PostgreSQL URL)"},
 	{Name: "storage_pool_size", Type: Int, Default: "25", Doc: "PostgreSQL connections of a node (plus storage_max_overflow: the most it opens; pool_max_conns in storage_url overrides both)"},
 	{Name: "storage_max_overflow", Type: Int, Default: "5", Doc: "PostgreSQL connections a node may open beyond storage_pool_size under load"},
+	{Name: "storage_snapshot_max_bytes", Type: Int, Default: "67108864", Doc: "memory for the decoded objects of collections whose lists filter or sort on data fields the database cannot compare exactly, kept per collection version (0: none)"},
 	{Name: "permission_backend", Doc: "accepted for compatibility; permissions live in the storage backend"},
 	{Name: "permission_url", Secret: true, Doc: "accepted for compatibility"},
 	{Name: "cache_backend", Doc: "accepted for compatibility"},

@@ -62,6 +62,12 @@ var schema = &sqlstore.Schema{
 					WHERE o.parent_id = timestamps.parent_id AND o.resource_name = timestamps.resource_name AND NOT o.deleted)`,
 			)
 		}},
+		// timestamps.writes counts the writes into the scope: with its
+		// timestamp and live count, the version under which a snapshot
+		// of its objects is kept (sqlstore.Snapshots).
+		{Name: "a version of every scope", Up: func(ctx context.Context, tx sqlstore.Querier) error {
+			return sqlstore.Exec(ctx, tx, `ALTER TABLE timestamps ADD COLUMN writes BIGINT NOT NULL DEFAULT 0`)
+		}},
 		// Append new steps here; never edit the ones above.
 	},
 }

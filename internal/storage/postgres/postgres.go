@@ -55,6 +55,7 @@ var dialect = &sqlstore.Dialect{
 type Store struct {
 	pool   *pgxpool.Pool
 	groups *sqlstore.Groups
+	snaps  *sqlstore.Snapshots
 	// stop ends the listeners (Listen) on Close: they hold connections,
 	// which the pool waits for.
 	stop   context.Context
@@ -75,6 +76,9 @@ type Options struct {
 	// concurrent requests waiting for a connection while the database is
 	// idle). pool_max_conns in the URL takes precedence.
 	MaxConns int32
+	// SnapshotBytes bounds the memory of the snapshots of scopes that
+	// lists evaluate in Go (sqlstore.Snapshots); 0 keeps none.
+	SnapshotBytes int64
 }
 
 // Open connects to the database at dsn (postgres://user:pass@host/db).
@@ -90,7 +94,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, snaps: sqlstore.NewSnapshots(opts.SnapshotBytes)}
 	s.groups = sqlstore.NewGroups(dialect, func(ctx context.Context) (sqlstore.Txn, error) {
 		return beginPipeline(ctx, pool, false)
 	}, groupSize)
@@ -175,7 +179,10 @@ func (s *Store) run(ctx context.Context, readOnly bool, fn func(storage.Tx) erro
 	if err != nil {
 		return dialect.Wrap(err)
 	}
-	return dialect.Run(ctx, p, !readOnly, fn)
+	if readOnly {
+		return dialect.View(ctx, p, s.snaps, fn)
+	}
+	return dialect.Run(ctx, p, true, fn)
 }
 
 // handle is what pgx's pool, connections and transactions have in common.

@@ -26,9 +26,13 @@ func dsn(t *testing.T) string {
 }
 
 // Open returns a store on an emptied test database.
-func Open(t *testing.T) storage.Storage {
+func Open(t *testing.T) storage.Storage { return open(t, 64<<20) }
+
+// open returns a store on an emptied test database, with snapshots of
+// that many bytes.
+func open(t *testing.T, snapshots int64) storage.Storage {
 	ctx := context.Background()
-	s, err := postgres.Open(ctx, dsn(t), postgres.Options{Migrate: true})
+	s, err := postgres.Open(ctx, dsn(t), postgres.Options{Migrate: true, SnapshotBytes: snapshots})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,8 +47,11 @@ func Open(t *testing.T) storage.Storage {
 	return s
 }
 
+// The contract, with lists on data fields evaluated by PostgreSQL, and
+// from snapshots in memory.
 func TestConformance(t *testing.T) {
-	storagetest.Run(t, Open)
+	t.Run("sql", func(t *testing.T) { storagetest.Run(t, func(t *testing.T) storage.Storage { return open(t, 0) }) })
+	t.Run("snapshots", func(t *testing.T) { storagetest.Run(t, Open) })
 }
 
 // Close returns while a listener waits for notifications (it holds a

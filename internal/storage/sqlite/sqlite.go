@@ -49,6 +49,7 @@ type Store struct {
 	commits *sqlstore.GroupCommitter
 	// The statements prepared on each pool.
 	writes, reads *sqlstore.Statements
+	snaps         *sqlstore.Snapshots
 }
 
 // ErrLocked is returned by Open when another kintogo process uses the file.
@@ -81,6 +82,9 @@ type Options struct {
 	// Migrate applies pending migrations instead of refusing an outdated
 	// schema. A brand-new database is always initialised.
 	Migrate bool
+	// SnapshotBytes bounds the memory of the snapshots of scopes that
+	// lists evaluate in Go (sqlstore.Snapshots); 0 keeps none.
+	SnapshotBytes int64
 }
 
 func dsn(path string, write bool) string {
@@ -128,7 +132,8 @@ func Open(ctx context.Context, path string, opts Options) (s *Store, err error) 
 	}
 	reader.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)*2))
 	st := &Store{writer: writer, reader: reader, lock: lock,
-		writes: sqlstore.NewStatements(writer), reads: sqlstore.NewStatements(reader)}
+		writes: sqlstore.NewStatements(writer), reads: sqlstore.NewStatements(reader),
+		snaps: sqlstore.NewSnapshots(opts.SnapshotBytes)}
 	st.commits = sqlstore.NewGroupCommitter(dialect, func(ctx context.Context) (sqlstore.Txn, error) {
 		tx, err := writer.BeginTx(ctx, nil)
 		if err != nil {
@@ -168,5 +173,5 @@ func (s *Store) View(ctx context.Context, fn func(storage.Tx) error) error {
 	if err != nil {
 		return dialect.Wrap(err)
 	}
-	return dialect.Run(ctx, s.reads.Txn(sqltx), false, fn)
+	return dialect.View(ctx, s.reads.Txn(sqltx), s.snaps, fn)
 }

@@ -15,9 +15,16 @@ import (
 	"kintogo/internal/storage/storagetest"
 )
 
+// The contract, with lists on data fields evaluated by SQLite, and from
+// snapshots in memory.
 func TestConformance(t *testing.T) {
+	t.Run("sql", func(t *testing.T) { conformance(t, 0) })
+	t.Run("snapshots", func(t *testing.T) { conformance(t, 64<<20) })
+}
+
+func conformance(t *testing.T, snapshots int64) {
 	storagetest.Run(t, func(t *testing.T) storage.Storage {
-		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "test.db"), sqlite.Options{})
+		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "test.db"), sqlite.Options{SnapshotBytes: snapshots})
 		if err != nil {
 			t.Fatal(err)
 		}

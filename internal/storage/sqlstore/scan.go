@@ -10,6 +10,13 @@ import (
 // scanObjects reads rows of (id, last_modified, deleted, data as JSON text)
 // into objects; tombstones get no data.
 func scanObjects(rows Rows) ([]*storage.Object, error) {
+	var size int64
+	return scanObjectsSized(rows, &size)
+}
+
+// scanObjectsSized is scanObjects adding to size an estimate of the
+// objects' memory.
+func scanObjectsSized(rows Rows, size *int64) ([]*storage.Object, error) {
 	var all []*storage.Object
 	for rows.Next() {
 		o := &storage.Object{}
@@ -17,6 +24,7 @@ func scanObjects(rows Rows) ([]*storage.Object, error) {
 		if err := rows.Scan(&o.ID, &o.LastModified, &o.Deleted, &raw); err != nil {
 			return nil, err
 		}
+		*size += decodedSize(len(raw) + len(o.ID))
 		if !o.Deleted {
 			var err error
 			if o.Data, err = decodeData(raw); err != nil {

@@ -167,7 +167,16 @@ func (d *Dialect) Wrap(err error) error {
 // returned through Wrap, so a serialization failure at commit is
 // retryable.
 func (d *Dialect) Run(ctx context.Context, txn Txn, writable bool, fn func(storage.Tx) error) (err error) {
-	t := &tx{d: d, q: txn, writable: writable}
+	return d.run(ctx, txn, &tx{d: d, q: txn, writable: writable}, fn)
+}
+
+// View is Run for a read-only transaction whose lists may use snaps.
+func (d *Dialect) View(ctx context.Context, txn Txn, snaps *Snapshots, fn func(storage.Tx) error) error {
+	return d.run(ctx, txn, &tx{d: d, q: txn, snaps: snaps}, fn)
+}
+
+func (d *Dialect) run(ctx context.Context, txn Txn, t *tx, fn func(storage.Tx) error) (err error) {
+	writable := t.writable
 	defer func() {
 		// The rollback must happen even when ctx has ended: that is
 		// often why fn failed.

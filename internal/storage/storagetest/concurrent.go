@@ -2,14 +2,17 @@ package storagetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"kintogo/internal/kerr"
+	"kintogo/internal/query"
 	"kintogo/internal/storage"
 )
 
@@ -187,4 +190,63 @@ func testFailingWritesFailAlone(t *testing.T, s storage.Storage) {
 			}
 		}
 	}
+}
+
+// A list on data fields (which a backend may answer from a snapshot of
+// the scope in memory) sees every write before it: creations, deletions,
+// replacements, a replacement whose supplied timestamp is in the past
+// (which leaves the scope's timestamp as it was), and a purge.
+func testListsSeeEveryWrite(t *testing.T, s storage.Storage) {
+	green := storage.ListOptions{Filters: []query.Filter{{Field: "tag", Op: query.EQ, Value: "green"}},
+		Sort: []query.Sort{{Field: "n"}}}
+	list := func() []string {
+		t.Helper()
+		var got []string
+		view(t, s, func(tx storage.Tx) error {
+			objs, err := tx.List(ctx, records, green)
+			for _, o := range objs {
+				got = append(got, o.ID)
+			}
+			return err
+		})
+		return got
+	}
+	put := func(id, tag string, n int, supplied int64) {
+		t.Helper()
+		update(t, s, func(tx storage.Tx) error {
+			_, err := tx.Put(ctx, records, &storage.Object{ID: id, LastModified: supplied,
+				Data: map[string]any{"tag": tag, "n": json.Number(strconv.Itoa(n))}})
+			return err
+		})
+	}
+	want := func(step string, ids ...string) {
+		t.Helper()
+		if got := list(); fmt.Sprint(got) != fmt.Sprint(ids) {
+			t.Errorf("after %s: %v, want %v", step, got, ids)
+		}
+	}
+	put("a", "green", 2, 0)
+	put("b", "red", 1, 0)
+	want("creations", "a")
+	put("c", "green", 1, 0)
+	want("a creation", "c", "a")
+	put("b", "green", 3, 0)
+	want("a replacement", "c", "a", "b")
+	var first int64
+	view(t, s, func(tx storage.Tx) error {
+		o, err := tx.Get(ctx, records, "c")
+		first = o.LastModified
+		return err
+	})
+	put("c", "red", 1, first-1000) // in the past: the scope's timestamp stays
+	want("a replacement with an older timestamp", "a", "b")
+	update(t, s, func(tx storage.Tx) error {
+		_, err := tx.Delete(ctx, records, "a", 0)
+		return err
+	})
+	want("a deletion", "b")
+	update(t, s, func(tx storage.Tx) error { return tx.PurgeTree(ctx, "/buckets/b") })
+	want("a purge")
+	put("b", "green", 3, 0)
+	want("a creation after the purge", "b")
 }

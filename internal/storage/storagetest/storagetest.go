@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"UnstorableValuesAreInvalid", testUnstorable},
 		{"ConcurrentWritesAreCommittedInOrder", testConcurrentWrites},
 		{"FailingWritesFailAlone", testFailingWritesFailAlone},
+		{"ListsSeeEveryWrite", testListsSeeEveryWrite},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -29,7 +29,7 @@ func Memory(t testing.TB) storage.Storage { return memory.New() }
 
 // SQLite opens a SQLite store in a temporary directory.
 func SQLite(t testing.TB) storage.Storage {
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "kintogo.db"), sqlite.Options{})
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "kintogo.db"), sqlite.Options{SnapshotBytes: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func PostgreSQL() Open {
 	}
 	return func(t testing.TB) storage.Storage {
 		ctx := context.Background()
-		s, err := postgres.Open(ctx, dsn, postgres.Options{Migrate: true})
+		s, err := postgres.Open(ctx, dsn, postgres.Options{Migrate: true, SnapshotBytes: 64 << 20})
 		if err != nil {
 			t.Fatal(err)
 		}
