@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -645,6 +646,32 @@ func TestPermissionsEndpointAndHistory(t *testing.T) {
 		}
 		if left := c.get("/v1/buckets/b/history", "alice:alicepw"); len(left.list("data")) != 2 {
 			t.Errorf("after purge: %s", left.raw)
+		}
+		// Total-Objects counts the whole selection, on every page.
+		for i := 0; i < 5; i++ {
+			c.put("/v1/buckets/b/collections/c/records/r"+strconv.Itoa(i), "alice:alicepw", map[string]any{"data": map[string]any{"v": i}}).must(t, 201)
+		}
+		path := "/v1/buckets/b/history?resource_name=record&_limit=2"
+		pages := 0
+		for ; path != "" && pages < 10; pages++ {
+			if got := c.do(req{method: "HEAD", path: path, auth: "alice:alicepw"}).must(t, 200).header.Get("Total-Objects"); got != "5" {
+				t.Errorf("history page %d: Total-Objects %q, want 5", pages, got)
+			}
+			next := c.get(path, "alice:alicepw").must(t, 200).header.Get("Next-Page")
+			path = ""
+			if next != "" {
+				u, err := url.Parse(next)
+				if err != nil {
+					t.Fatal(err)
+				}
+				path = u.RequestURI()
+			}
+		}
+		if pages != 3 {
+			t.Errorf("5 entries in pages of 2: %d pages", pages)
+		}
+		if got := c.do(req{method: "HEAD", path: "/v1/buckets/b/history?_limit=1", auth: "alice:alicepw"}).must(t, 200).header.Get("Total-Objects"); got != "7" {
+			t.Errorf("HEAD history: Total-Objects %q, want 7", got)
 		}
 	})
 }

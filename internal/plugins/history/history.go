@@ -235,6 +235,15 @@ func (s *plugin) listHistory(w http.ResponseWriter, r *http.Request, c *httpapi.
 			items[i] = httpapi.Project(o, o.Body(), q.Fields)
 		}
 		l.Items, l.Total = items, int64(len(items))
+		if l.Next != "" || q.After != nil {
+			// Total-Objects counts every entry the selection holds, not
+			// the page: in SQL, as record counts are.
+			n, err := tx.Count(ctx, historyScope(bid), q.Filters, opts.IDs)
+			if err != nil {
+				return err
+			}
+			l.Total = int64(n)
+		}
 		return nil
 	})
 	if err != nil {
