@@ -77,7 +77,7 @@ var Table = []Setting{
 	{Name: "permission_url", Secret: true, Doc: "accepted for compatibility"},
 	{Name: "cache_backend", Doc: "accepted for compatibility"},
 	{Name: "cache_url", Secret: true, Doc: "accepted for compatibility"},
-	{Name: "response_cache_max_bytes", Type: Int, Default: "67108864", Doc: "memory the answers cached for the changes feed may hold (answers are dropped, oldest first, beyond; an answer larger than this is not cached)"},
+	{Name: "response_cache_max_bytes", Type: Int, Default: "67108864", Doc: "memory the cached answers (changes feed, records lists) may hold (answers are dropped, oldest first, beyond; an answer larger than this is not cached)"},
 	{Name: "heartbeat_timeout_seconds", Type: Int, Default: "10", Doc: "time /__heartbeat__ gives the storage to answer a write (a read on a read-only node)"},
 	{Name: "retry_after_seconds", Type: Int, Default: "3", Doc: "Retry-After on 409 and 503"},
 	{Name: "backoff", Type: Int, Default: "0", Doc: "Backoff header on every response (0: none)"},

@@ -49,25 +49,9 @@ var schema = &sqlstore.Schema{
 				`CREATE INDEX idx_user_principals_principal ON user_principals (principal)`,
 			)
 		}},
-		// Lists in timestamp order cost O(page) in both directions, ties
-		// included (storage.Order breaks them by id), and an unfiltered
-		// count reads one row: timestamps.live is the number of live
-		// objects of the scope, kept by every write.
-		{Name: "lists and counts that do not grow with the collection", Up: func(ctx context.Context, tx sqlstore.Querier) error {
-			return sqlstore.Exec(ctx, tx,
-				`DROP INDEX idx_objects_last_modified`,
-				`CREATE INDEX idx_objects_order ON objects (parent_id, resource_name, last_modified, id)`,
-				`ALTER TABLE timestamps ADD COLUMN live BIGINT NOT NULL DEFAULT 0`,
-				`UPDATE timestamps SET live = (SELECT count(*) FROM objects o
-					WHERE o.parent_id = timestamps.parent_id AND o.resource_name = timestamps.resource_name AND NOT o.deleted)`,
-			)
-		}},
-		// timestamps.writes counts the writes into the scope: with its
-		// timestamp and live count, the version under which a snapshot
-		// of its objects is kept (sqlstore.Snapshots).
-		{Name: "a version of every scope", Up: func(ctx context.Context, tx sqlstore.Querier) error {
-			return sqlstore.Exec(ctx, tx, `ALTER TABLE timestamps ADD COLUMN writes BIGINT NOT NULL DEFAULT 0`)
-		}},
+		// Steps 2 and on are the same SQL on every dialect.
+		sqlstore.OrderAndCount,
+		sqlstore.ScopeVersion,
 		// Append new steps here; never edit the ones above.
 	},
 }

@@ -27,22 +27,29 @@ func groupCommitter(t *testing.T) (*GroupCommitter, *atomic.Int32) {
 	return g, &begun
 }
 
-// Writers that arrive while a transaction runs share the next one: 20
-// waiting writers take one or two transactions, not 20, and every one of
-// them returns after its commit.
-func TestWritersShareCommits(t *testing.T) {
-	g, begun := groupCommitter(t)
-	ctx := context.Background()
+// holdCommitter makes g run a write that waits until hold is closed, and
+// returns once it runs; first gets the write's outcome.
+func holdCommitter(g *GroupCommitter) (hold chan struct{}, first chan error) {
 	hold, held := make(chan struct{}), make(chan struct{})
-	first := make(chan error, 1)
+	first = make(chan error, 1)
 	go func() {
-		first <- g.Update(ctx, func(storage.Tx) error {
+		first <- g.Update(context.Background(), func(storage.Tx) error {
 			close(held)
 			<-hold
 			return nil
 		})
 	}()
 	<-held
+	return hold, first
+}
+
+// Writers that arrive while a transaction runs share the next one: 20
+// waiting writers take one or two transactions, not 20, and every one of
+// them returns after its commit.
+func TestWritersShareCommits(t *testing.T) {
+	g, begun := groupCommitter(t)
+	ctx := context.Background()
+	hold, first := holdCommitter(g)
 	var ran atomic.Int32
 	var wg sync.WaitGroup
 	for i := 0; i < 20; i++ {
@@ -74,16 +81,7 @@ func TestWritersShareCommits(t *testing.T) {
 func TestAbandonedWriteDoesNotRun(t *testing.T) {
 	g, _ := groupCommitter(t)
 	ctx := context.Background()
-	hold, held := make(chan struct{}), make(chan struct{})
-	first := make(chan error, 1)
-	go func() {
-		first <- g.Update(ctx, func(storage.Tx) error {
-			close(held)
-			<-hold
-			return nil
-		})
-	}()
-	<-held
+	hold, first := holdCommitter(g)
 	waiting, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
 	var ran atomic.Bool

@@ -132,3 +132,26 @@ func (sc *Schema) step(ctx context.Context, db DB, i int) error {
 	}
 	return txn.Commit(ctx)
 }
+
+// Migrations whose SQL every dialect shares.
+var (
+	// OrderAndCount makes lists in timestamp order cost O(page) in both
+	// directions, ties included (storage.Order breaks them by id), and an
+	// unfiltered count read one row: timestamps.live is the number of
+	// live objects of the scope, kept by every write.
+	OrderAndCount = Migration{Name: "lists and counts that do not grow with the collection", Up: func(ctx context.Context, tx Querier) error {
+		return Exec(ctx, tx,
+			`DROP INDEX idx_objects_last_modified`,
+			`CREATE INDEX idx_objects_order ON objects (parent_id, resource_name, last_modified, id)`,
+			`ALTER TABLE timestamps ADD COLUMN live BIGINT NOT NULL DEFAULT 0`,
+			`UPDATE timestamps SET live = (SELECT count(*) FROM objects o
+				WHERE o.parent_id = timestamps.parent_id AND o.resource_name = timestamps.resource_name AND NOT o.deleted)`,
+		)
+	}}
+	// ScopeVersion adds timestamps.writes, the count of writes into the
+	// scope: with its timestamp and live count, the version under which a
+	// snapshot of its objects is kept (Snapshots).
+	ScopeVersion = Migration{Name: "a version of every scope", Up: func(ctx context.Context, tx Querier) error {
+		return Exec(ctx, tx, `ALTER TABLE timestamps ADD COLUMN writes BIGINT NOT NULL DEFAULT 0`)
+	}}
+)
