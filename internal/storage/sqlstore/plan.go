@@ -83,34 +83,49 @@ type cond struct {
 	args []any
 }
 
-func (c cond) not() cond { return cond{"NOT (" + c.sql + ")", c.args} }
+// The constant conditions, which not, or and and simplify away: a
+// condition SQLite sees as `NOT (1 = 1) OR last_modified > ?` would keep
+// it from the index on last_modified.
+const (
+	sqlTrue  = "1 = 1"
+	sqlFalse = "1 = 0"
+)
 
-// or joins conditions; "1 = 0" when there are none.
-func or(cs ...cond) cond {
-	if len(cs) == 0 {
-		return cond{sql: "1 = 0"}
+func (c cond) not() cond {
+	switch c.sql {
+	case sqlTrue:
+		return cond{sql: sqlFalse}
+	case sqlFalse:
+		return cond{sql: sqlTrue}
 	}
-	var parts []string
-	var args []any
-	for _, c := range cs {
-		parts = append(parts, "("+c.sql+")")
-		args = append(args, c.args...)
-	}
-	return cond{"(" + strings.Join(parts, " OR ") + ")", args}
+	return cond{"NOT (" + c.sql + ")", c.args}
 }
 
-// and joins conditions; "1 = 1" when there are none.
-func and(cs ...cond) cond {
-	if len(cs) == 0 {
-		return cond{sql: "1 = 1"}
-	}
+// or joins conditions; false when there are none.
+func or(cs ...cond) cond { return join(" OR ", sqlFalse, sqlTrue, cs) }
+
+// and joins conditions; true when there are none.
+func and(cs ...cond) cond { return join(" AND ", sqlTrue, sqlFalse, cs) }
+
+// join joins conditions with op, leaving out those equal to neutral; one
+// equal to absorbing is the result.
+func join(op, neutral, absorbing string, cs []cond) cond {
 	var parts []string
 	var args []any
 	for _, c := range cs {
+		switch c.sql {
+		case neutral:
+			continue
+		case absorbing:
+			return cond{sql: absorbing}
+		}
 		parts = append(parts, "("+c.sql+")")
 		args = append(args, c.args...)
 	}
-	return cond{"(" + strings.Join(parts, " AND ") + ")", args}
+	if len(parts) == 0 {
+		return cond{sql: neutral}
+	}
+	return cond{"(" + strings.Join(parts, op) + ")", args}
 }
 
 // fieldExpr is how SQL reads one field of the objects: a column (id,
@@ -189,7 +204,7 @@ func safeName(s string) bool {
 // of the Go type native accepts.
 func (d *Dialect) column(col string, native func(any) (any, bool)) fieldExpr {
 	return fieldExpr{
-		present: "1 = 1",
+		present: sqlTrue,
 		compare: func(op string, v any) (cond, bool) {
 			x, ok := native(v)
 			if !ok {
@@ -356,7 +371,7 @@ func postgresField(name string, parts []string) fieldExpr {
 		}
 		// Same type: compare the values (null equals null); other types:
 		// by rank.
-		same := cond{sql: "1 = 1"}
+		same := cond{sql: sqlTrue}
 		if col != "" {
 			ph := "?"
 			if r == 2 {
@@ -364,7 +379,7 @@ func postgresField(name string, parts []string) fieldExpr {
 			}
 			same = cond{col + " " + op + " " + ph, []any{arg}}
 		} else if strict != "" && op != "<=" && op != ">=" {
-			same = cond{sql: "1 = 0"} // null < null, null > null
+			same = cond{sql: sqlFalse} // null < null, null > null
 		}
 		c := and(cond{sql: rank + " = " + rs}, same)
 		if strict != "" {
@@ -437,9 +452,9 @@ func (d *Dialect) filterCond(f query.Filter) (cond, bool) {
 	if !ok {
 		return cond{}, false
 	}
-	missing := cond{sql: "NOT (" + fe.present + ")"}
+	missing := cond{sql: fe.present}.not()
 	if fe.missingLast {
-		missing = cond{sql: "1 = 0"} // the comparisons say it all
+		missing = cond{sql: sqlFalse} // the comparisons say it all
 	}
 	if op, ok := comparisons[f.Op]; ok {
 		c, ok := fe.compare(op, f.Value)
@@ -459,18 +474,18 @@ func (d *Dialect) filterCond(f query.Filter) (cond, bool) {
 		want, isBool := f.Value.(bool)
 		switch {
 		case !isBool:
-			return cond{sql: "1 = 0"}, true
+			return cond{sql: sqlFalse}, true
 		case want:
 			return cond{sql: fe.present}, true
 		}
-		return cond{sql: "NOT (" + fe.present + ")"}, true
+		return cond{sql: fe.present}.not(), true
 	case query.IN, query.EXCLUDE:
 		values, ok := f.Value.([]any)
 		if !ok {
 			if f.Op == query.EXCLUDE {
-				return cond{sql: "1 = 1"}, true // a list filter without a list
+				return cond{sql: sqlTrue}, true // a list filter without a list
 			}
-			return cond{sql: "1 = 0"}, true
+			return cond{sql: sqlFalse}, true
 		}
 		c, ok := d.inValues(f.Field, fe, values)
 		if !ok {
@@ -526,16 +541,16 @@ func (p *plan) keyset(d *Dialect, sorts []query.Sort, after map[string]any) bool
 		}
 		v, present := after[so.Field]
 		var gt, eq cond
-		missing := cond{sql: "NOT (" + fe.present + ")"}
+		missing := cond{sql: fe.present}.not()
 		if fe.missingLast {
-			missing = cond{sql: "1 = 0"}
+			missing = cond{sql: sqlFalse}
 			if !present {
 				v, present = missingValue{}, true
 			}
 		}
 		switch {
 		case !present && !so.Desc:
-			gt, eq = cond{sql: "1 = 0"}, missing // nothing sorts after a missing value
+			gt, eq = cond{sql: sqlFalse}, missing // nothing sorts after a missing value
 		case !present:
 			gt, eq = cond{sql: fe.present}, missing
 		default:
@@ -573,9 +588,9 @@ const maxParams = 500
 func (d *Dialect) inList(column string, values []string, not bool) (string, []any) {
 	if len(values) == 0 {
 		if not {
-			return "1 = 1", nil
+			return sqlTrue, nil
 		}
-		return "1 = 0", nil
+		return sqlFalse, nil
 	}
 	neg := ""
 	if not {
