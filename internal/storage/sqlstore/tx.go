@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,6 +35,8 @@ type tx struct {
 	held map[storage.Scope]int64
 	// snaps, in read-only transactions, are the snapshots lists may use.
 	snaps *Snapshots
+	// memo, in read-write transactions, are the reads it may repeat.
+	memo memo
 }
 
 var errReadOnly = kerr.E(kerr.Other, "write in a read-only transaction")
@@ -75,7 +78,7 @@ func (t *tx) Savepoint(ctx context.Context, fn func(storage.Tx) error) (err erro
 	// Undoing must happen even when ctx has ended, often why fn failed.
 	undo := context.WithoutCancel(ctx)
 	rollback := func() error {
-		t.held = nil
+		t.forget()
 		rerr := t.q.Exec(undo, "ROLLBACK TO SAVEPOINT "+name)
 		if rerr != nil && t.broken == nil {
 			t.broken = t.d.Wrap(rerr)
@@ -107,6 +110,21 @@ func (t *tx) Savepoint(ctx context.Context, fn func(storage.Tx) error) (err erro
 
 // Get implements storage.Tx.
 func (t *tx) Get(ctx context.Context, s storage.Scope, id string) (*storage.Object, error) {
+	key := objectKey{s, id}
+	if o, ok := t.memo.objects[key]; ok {
+		if o == nil {
+			return nil, kerr.ObjectNotFound(s.Resource, id)
+		}
+		return o, nil
+	}
+	o, err := t.get(ctx, s, id)
+	if t.writable && (err == nil || kerr.Is(err, kerr.NotFound)) {
+		t.memo.rememberObject(key, o)
+	}
+	return o, err
+}
+
+func (t *tx) get(ctx context.Context, s storage.Scope, id string) (*storage.Object, error) {
 	var lm int64
 	var raw string
 	err := t.queryRow(ctx, `SELECT last_modified, `+t.d.JSONColumn+` FROM objects
@@ -156,6 +174,7 @@ func (t *tx) writeRow(ctx context.Context, s storage.Scope, o *storage.Object, s
 	if !t.writable {
 		return nil, errReadOnly
 	}
+	delete(t.memo.objects, objectKey{s, o.ID})
 	prev, held := t.held[s]
 	if !held {
 		var err error
@@ -345,7 +364,7 @@ func (t *tx) PurgeTree(ctx context.Context, parent string) error {
 	if !t.writable {
 		return errReadOnly
 	}
-	t.held = nil
+	t.forget()
 	for _, table := range []string{"objects", "timestamps"} {
 		if err := t.exec(ctx, `DELETE FROM `+table+` WHERE parent_id = ? OR `+t.d.like("parent_id"),
 			parent, likePrefix(parent+"/")); err != nil {
@@ -418,6 +437,7 @@ func (t *tx) SetPermissions(ctx context.Context, uri string, perms map[string][]
 		names = append(names, perm)
 	}
 	sort.Strings(names)
+	t.memo.aclChanged(uri)
 	for _, perm := range names {
 		if err := t.exec(ctx, `DELETE FROM access_control_entries WHERE object_id = ? AND permission = ?`, uri, perm); err != nil {
 			return err
@@ -437,6 +457,7 @@ func (t *tx) DeletePermissions(ctx context.Context, uris ...string) error {
 	if !t.writable {
 		return errReadOnly
 	}
+	t.memo.hasAny = nil
 	for _, pattern := range uris {
 		var err error
 		if prefix, ok := strings.CutSuffix(pattern, "*"); ok {
@@ -455,6 +476,10 @@ func (t *tx) DeletePermissions(ctx context.Context, uris ...string) error {
 func (t *tx) HasAny(ctx context.Context, aces []storage.ACE, principals []string) (bool, error) {
 	if len(aces) == 0 || len(principals) == 0 {
 		return false, nil
+	}
+	key := hasAnyKey(aces, principals)
+	if e, ok := t.memo.hasAny[key]; ok {
+		return e.found, nil
 	}
 	var q string
 	var args []any
@@ -479,8 +504,13 @@ func (t *tx) HasAny(ctx context.Context, aces []storage.ACE, principals []string
 		args = append(args, inArgs...)
 	}
 	var found bool
-	err := t.queryRow(ctx, q, args...).Scan(&found)
-	return found, t.d.Wrap(err)
+	if err := t.queryRow(ctx, q, args...).Scan(&found); err != nil {
+		return false, t.d.Wrap(err)
+	}
+	if t.writable {
+		t.memo.rememberHasAny(key, aces, found)
+	}
+	return found, nil
 }
 
 // Accessible implements storage.Tx.
@@ -504,6 +534,18 @@ func (t *tx) Accessible(ctx context.Context, prefix string, extra int, perms, pr
 
 // UserPrincipals implements storage.Tx.
 func (t *tx) UserPrincipals(ctx context.Context, userID string, authenticated bool) ([]string, error) {
+	key := principalsKey(userID, authenticated)
+	if p, ok := t.memo.principals[key]; ok {
+		return slices.Clone(p), nil
+	}
+	p, err := t.userPrincipals(ctx, userID, authenticated)
+	if err == nil && t.writable {
+		t.memo.rememberPrincipals(key, p)
+	}
+	return p, err
+}
+
+func (t *tx) userPrincipals(ctx context.Context, userID string, authenticated bool) ([]string, error) {
 	users := []string{userID}
 	if authenticated {
 		users = append(users, "system.Authenticated")
@@ -520,16 +562,19 @@ func (t *tx) UserPrincipals(ctx context.Context, userID string, authenticated bo
 
 // AddUserPrincipal implements storage.Tx.
 func (t *tx) AddUserPrincipal(ctx context.Context, userID, principal string) error {
+	t.memo.principals = nil
 	return t.exec(ctx, `INSERT INTO user_principals (user_id, principal) VALUES (?, ?) ON CONFLICT DO NOTHING`, userID, principal)
 }
 
 // RemoveUserPrincipal implements storage.Tx.
 func (t *tx) RemoveUserPrincipal(ctx context.Context, userID, principal string) error {
+	t.memo.principals = nil
 	return t.exec(ctx, `DELETE FROM user_principals WHERE user_id = ? AND principal = ?`, userID, principal)
 }
 
 // RemovePrincipal implements storage.Tx.
 func (t *tx) RemovePrincipal(ctx context.Context, principal string) error {
+	t.memo.principals, t.memo.hasAny = nil, nil
 	if err := t.exec(ctx, `DELETE FROM user_principals WHERE principal = ?`, principal); err != nil {
 		return err
 	}
@@ -568,7 +613,7 @@ var tables = []string{"objects", "timestamps", "access_control_entries", "user_p
 
 // Flush implements storage.Tx.
 func (t *tx) Flush(ctx context.Context) error {
-	t.held = nil
+	t.forget()
 	if t.d.Truncate {
 		return t.exec(ctx, `TRUNCATE `+strings.Join(tables, ", "))
 	}

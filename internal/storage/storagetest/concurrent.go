@@ -250,3 +250,71 @@ func testListsSeeEveryWrite(t *testing.T, s storage.Storage) {
 	put("b", "green", 3, 0)
 	want("a creation after the purge", "b")
 }
+
+// Within one transaction, a read after the transaction's own write sees
+// it, whatever the backend keeps of earlier reads; and after a savepoint
+// is undone, what it wrote is gone for reads too.
+func testReadsSeeTheTransactionsWrites(t *testing.T, s storage.Storage) {
+	acl := []storage.ACE{{URI: "/buckets/b/collections/c/records/r", Permission: "write"}}
+	update(t, s, func(tx storage.Tx) error {
+		check := func(what string, ok bool) {
+			if !ok {
+				t.Errorf("within the transaction: %s", what)
+			}
+		}
+		_, err := tx.Get(ctx, records, "r")
+		check("a missing object is missing", kerr.Is(err, kerr.NotFound))
+		if _, err := tx.Put(ctx, records, &storage.Object{ID: "r", Data: map[string]any{"v": "1"}}); err != nil {
+			return err
+		}
+		o, err := tx.Get(ctx, records, "r")
+		check("the object just created is there", err == nil && o.Data["v"] == "1")
+		if _, err := tx.Put(ctx, records, &storage.Object{ID: "r", Data: map[string]any{"v": "2"}}); err != nil {
+			return err
+		}
+		o, err = tx.Get(ctx, records, "r")
+		check("the object replaced has its new data", err == nil && o.Data["v"] == "2")
+
+		p, err := tx.UserPrincipals(ctx, "alice", false)
+		check("no groups yet", err == nil && len(p) == 0)
+		if err := tx.AddUserPrincipal(ctx, "alice", "/buckets/b/groups/g"); err != nil {
+			return err
+		}
+		p, err = tx.UserPrincipals(ctx, "alice", false)
+		check("the group just joined", err == nil && len(p) == 1)
+
+		found, err := tx.HasAny(ctx, acl, []string{"alice"})
+		check("no permission yet", err == nil && !found)
+		if err := tx.SetPermissions(ctx, acl[0].URI, map[string][]string{"write": {"alice"}}); err != nil {
+			return err
+		}
+		found, err = tx.HasAny(ctx, acl, []string{"alice"})
+		check("the permission just given", err == nil && found)
+		if err := tx.DeletePermissions(ctx, acl[0].URI); err != nil {
+			return err
+		}
+		found, err = tx.HasAny(ctx, acl, []string{"alice"})
+		check("the permission just removed", err == nil && !found)
+
+		tx.Savepoint(ctx, func(tx storage.Tx) error {
+			if _, err := tx.Put(ctx, records, &storage.Object{ID: "undone", Data: map[string]any{}}); err != nil {
+				return err
+			}
+			if err := tx.SetPermissions(ctx, acl[0].URI, map[string][]string{"write": {"alice"}}); err != nil {
+				return err
+			}
+			if _, err := tx.Get(ctx, records, "undone"); err != nil {
+				return err
+			}
+			if found, err := tx.HasAny(ctx, acl, []string{"alice"}); err != nil || !found {
+				return fmt.Errorf("permission in the savepoint: %v %v", found, err)
+			}
+			return errRefused
+		})
+		_, err = tx.Get(ctx, records, "undone")
+		check("what an undone savepoint wrote is gone", kerr.Is(err, kerr.NotFound))
+		found, err = tx.HasAny(ctx, acl, []string{"alice"})
+		check("the permission an undone savepoint gave is gone", err == nil && !found)
+		return nil
+	})
+}

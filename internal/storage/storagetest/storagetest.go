@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"ConcurrentWritesAreCommittedInOrder", testConcurrentWrites},
 		{"FailingWritesFailAlone", testFailingWritesFailAlone},
 		{"ListsSeeEveryWrite", testListsSeeEveryWrite},
+		{"ReadsSeeTheTransactionsWrites", testReadsSeeTheTransactionsWrites},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
