@@ -141,12 +141,23 @@ func (g *GroupCommitter) run(group []*groupWrite) {
 	}
 	committed := false
 	err = g.d.Run(ctx, uninterrupted{txn}, true, func(tx storage.Tx) error {
+		if len(live) == 1 {
+			// Alone in its transaction: no savepoint to pay for, its
+			// failure rolls the transaction back.
+			w := live[0]
+			w.err = runSaved(w, tx, false)
+			committed = w.err == nil
+			return w.err
+		}
 		for _, w := range live {
-			w.err = runSaved(w, tx)
+			w.err = runSaved(w, tx, true)
 		}
 		committed = true
 		return nil
 	})
+	if len(live) == 1 && live[0].err != nil {
+		return // its own failure, rolled back
+	}
 	if err != nil || !committed {
 		if err == nil {
 			err = fmt.Errorf("group transaction did not run")
@@ -159,9 +170,9 @@ func (g *GroupCommitter) run(group []*groupWrite) {
 	}
 }
 
-// runSaved runs one function of a group in a savepoint, with its own
-// context; a panic is handed to its caller.
-func runSaved(w *groupWrite, tx storage.Tx) (err error) {
+// runSaved runs one function of a group, in a savepoint when saved, with
+// its own context; a panic is handed to its caller.
+func runSaved(w *groupWrite, tx storage.Tx, saved bool) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			w.panic = p
@@ -171,14 +182,18 @@ func runSaved(w *groupWrite, tx storage.Tx) (err error) {
 	if err := storage.Canceled(w.ctx); err != nil {
 		return err
 	}
-	return tx.Savepoint(w.ctx, func(tx storage.Tx) error {
+	run := func(tx storage.Tx) error {
 		if err := w.fn(tx); err != nil {
 			return err
 		}
 		// Without a commit of its own, a function whose caller is gone
 		// must not commit either.
 		return storage.Canceled(w.ctx)
-	})
+	}
+	if !saved {
+		return run(tx)
+	}
+	return tx.Savepoint(w.ctx, run)
 }
 
 // uninterrupted runs the statements of a group's transaction to their end
