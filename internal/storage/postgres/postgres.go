@@ -90,6 +90,15 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if opts.MaxConns > 0 && !strings.Contains(dsn, "pool_max_conns") {
 		cfg.MaxConns = opts.MaxConns
 	}
+	// Every statement kintogo sends is prepared and parameterized, and
+	// its best plan does not depend on the values: point lookups by
+	// primary key, pages read in index order, scans of one scope. Generic
+	// plans spare the server planning them again on every execution
+	// (PostgreSQL's default plans the first five, and on when it guesses a
+	// custom plan cheaper), about a tenth of its work on small writes.
+	if _, set := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !set {
+		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
