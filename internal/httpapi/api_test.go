@@ -675,3 +675,32 @@ func TestPermissionsEndpointAndHistory(t *testing.T) {
 		}
 	})
 }
+
+// The permissions a creation answers, which are not read back from
+// storage, are those the object then has: in every form a client may give
+// them (duplicates, empty lists, any order).
+func TestCreatedPermissionsAreStored(t *testing.T) {
+	eachBackend(t, nil, func(t *testing.T, c *client) {
+		c.put("/v1/buckets/b", "alice:alicepw", nil).must(t, 201)
+		c.put("/v1/buckets/b/collections/c", "alice:alicepw", nil).must(t, 201)
+		perms := map[string]any{"read": []string{"system.Everyone", "account:b", "account:B", "account:b", "basicauth:zz"},
+			"write": []string{"account:z"}}
+		created := c.do(req{method: "POST", path: "/v1/buckets/b/collections/c/records", auth: "alice:alicepw",
+			body: map[string]any{"data": map[string]any{"v": 1}, "permissions": perms}}).must(t, 201)
+		id := created.str("data.id")
+		read := c.get("/v1/buckets/b/collections/c/records/"+id, "alice:alicepw").must(t, 200)
+		if got, want := fmt.Sprint(created.at("permissions")), fmt.Sprint(read.at("permissions")); got != want {
+			t.Errorf("created with permissions %s, read back %s", got, want)
+		}
+		if !strings.Contains(fmt.Sprint(read.at("permissions")), "account:B account:b basicauth:zz system.Everyone") {
+			t.Errorf("read permissions: %v", read.at("permissions"))
+		}
+		// One who may not write the record sees no permissions.
+		c.put("/v1/buckets/b/collections/c", "alice:alicepw", map[string]any{"permissions": map[string]any{"record:create": []string{"system.Authenticated"}}}).must(t, 200)
+		bob := c.do(req{method: "POST", path: "/v1/buckets/b/collections/c/records", auth: "bob:bobpw", body: map[string]any{"data": map[string]any{"v": 2}}}).must(t, 201)
+		back := c.get("/v1/buckets/b/collections/c/records/"+bob.str("data.id"), "bob:bobpw").must(t, 200)
+		if got, want := fmt.Sprint(bob.at("permissions")), fmt.Sprint(back.at("permissions")); got != want {
+			t.Errorf("bob created with permissions %s, read back %s", got, want)
+		}
+	})
+}

@@ -262,7 +262,7 @@ func (e *Engine) Create(ctx context.Context, req WriteRequest) (Written, error) 
 		if err := afterWrite(ctx, tx, target, nil, out); err != nil {
 			return Written{}, err
 		}
-		perms, err := e.storePermissions(ctx, tx, c, target.URI(), req.Body.Perms)
+		perms, err := e.storeNewPermissions(ctx, tx, c, target.URI(), req.Body.Perms)
 		if err != nil {
 			return Written{}, err
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -117,14 +118,18 @@ func VisiblePermissions(ctx context.Context, tx storage.Tx, uri string, principa
 	if err != nil {
 		return nil, err
 	}
+	return visible(perms, principals), nil
+}
+
+// visible is what principals may see of an ACL: all of it for its
+// writers, nothing for others.
+func visible(perms map[string][]string, principals []string) map[string][]string {
 	for _, w := range perms["write"] {
-		for _, p := range principals {
-			if w == p {
-				return perms, nil
-			}
+		if slices.Contains(principals, w) {
+			return perms
 		}
 	}
-	return map[string][]string{}, nil
+	return map[string][]string{}
 }
 
 // InvalidID is the 400 of an id its kind does not accept.
@@ -548,6 +553,25 @@ func (e *Engine) storePermissions(ctx context.Context, tx storage.Tx, c *Caller,
 		return nil, err
 	}
 	return VisiblePermissions(ctx, tx, uri, c.Principals())
+}
+
+// storeNewPermissions is storePermissions for an object just created: its
+// ACL is exactly what is stored (deleting an object deletes its ACL, see
+// afterDelete), so it is not read back.
+func (e *Engine) storeNewPermissions(ctx context.Context, tx storage.Tx, c *Caller, uri string, perms map[string][]string) (map[string][]string, error) {
+	acl := e.withWriter(perms, c)
+	if err := tx.SetPermissions(ctx, uri, acl); err != nil {
+		return nil, err
+	}
+	stored := map[string][]string{}
+	for perm, principals := range acl {
+		if len(principals) > 0 {
+			p := slices.Clone(principals)
+			slices.Sort(p)
+			stored[perm] = slices.Compact(p)
+		}
+	}
+	return visible(stored, c.Principals()), nil
 }
 
 // replacePermissions gives perms to every permission of the kind, clearing

@@ -415,8 +415,10 @@ func (t *tx) Timestamps(ctx context.Context, resource string, prefixes []string)
 
 // Permissions implements storage.Tx.
 func (t *tx) Permissions(ctx context.Context, uri string) (map[string][]string, error) {
+	// In byte order whatever the database's collation, as the memory
+	// backend and storeNewPermissions give them.
 	rows, err := t.query(ctx, `SELECT permission, principal FROM access_control_entries
-		WHERE object_id = ? ORDER BY permission, principal`, uri)
+		WHERE object_id = ? ORDER BY permission`+t.d.CollateC+`, principal`+t.d.CollateC, uri)
 	if err != nil {
 		return nil, err
 	}
