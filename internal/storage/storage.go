@@ -222,6 +222,16 @@ func NextTimestamp(prev, now, supplied int64) int64 {
 	return prev + 1
 }
 
+// TombstoneTimestamp is the timestamp a deletion asks for (see
+// NextTimestamp): the one the client gave (Kinto's ?last_modified= of a
+// DELETE) only when newer than the deleted object's, else none.
+func TombstoneTimestamp(deleted *Object, requested int64) int64 {
+	if requested > deleted.LastModified {
+		return requested
+	}
+	return 0
+}
+
 // retryable marks an error after which a transaction may simply run
 // again.
 type retryable struct{ err error }

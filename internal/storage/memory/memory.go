@@ -187,11 +187,7 @@ func (t *tx) Delete(ctx context.Context, s storage.Scope, id string, lastModifie
 	if err != nil {
 		return nil, err
 	}
-	supplied := int64(0)
-	if lastModified > old.LastModified {
-		supplied = lastModified
-	}
-	return t.store(s, &storage.Object{ID: id, Deleted: true}, supplied), nil
+	return t.store(s, &storage.Object{ID: id, Deleted: true}, storage.TombstoneTimestamp(old, lastModified)), nil
 }
 
 func (t *tx) List(ctx context.Context, s storage.Scope, opts storage.ListOptions) ([]*storage.Object, error) {

@@ -41,9 +41,13 @@ type snapshot struct {
 // scopeVersion changes with every write into the scope.
 type scopeVersion struct{ timestamp, writes, live int64 }
 
-// NewSnapshots returns snapshots holding about maxBytes at most; 0 or less
-// keeps none.
+// NewSnapshots returns snapshots holding about maxBytes at most; nil, for
+// no snapshots (lists on data fields then run in the database), when
+// maxBytes is 0 or less.
 func NewSnapshots(maxBytes int64) *Snapshots {
+	if maxBytes <= 0 {
+		return nil
+	}
 	return &Snapshots{max: maxBytes, lru: list.New(), byScope: map[storage.Scope]*list.Element{}}
 }
 

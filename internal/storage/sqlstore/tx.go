@@ -255,11 +255,7 @@ func (t *tx) Delete(ctx context.Context, s storage.Scope, id string, lastModifie
 	if err != nil {
 		return nil, err
 	}
-	supplied := int64(0)
-	if lastModified > old.LastModified {
-		supplied = lastModified
-	}
-	return t.writeRow(ctx, s, &storage.Object{ID: id, Deleted: true}, supplied)
+	return t.writeRow(ctx, s, &storage.Object{ID: id, Deleted: true}, storage.TombstoneTimestamp(old, lastModified))
 }
 
 // List implements storage.Tx: SQL selects exactly the page when it can
@@ -479,9 +475,12 @@ func (t *tx) HasAny(ctx context.Context, aces []storage.ACE, principals []string
 	if len(aces) == 0 || len(principals) == 0 {
 		return false, nil
 	}
-	key := hasAnyKey(aces, principals)
-	if e, ok := t.memo.hasAny[key]; ok {
-		return e.found, nil
+	var key string
+	if t.writable {
+		key = hasAnyKey(aces, principals)
+		if e, ok := t.memo.hasAny[key]; ok {
+			return e.found, nil
+		}
 	}
 	var q string
 	var args []any
@@ -536,12 +535,15 @@ func (t *tx) Accessible(ctx context.Context, prefix string, extra int, perms, pr
 
 // UserPrincipals implements storage.Tx.
 func (t *tx) UserPrincipals(ctx context.Context, userID string, authenticated bool) ([]string, error) {
+	if !t.writable {
+		return t.userPrincipals(ctx, userID, authenticated)
+	}
 	key := principalsKey(userID, authenticated)
 	if p, ok := t.memo.principals[key]; ok {
 		return slices.Clone(p), nil
 	}
 	p, err := t.userPrincipals(ctx, userID, authenticated)
-	if err == nil && t.writable {
+	if err == nil {
 		t.memo.rememberPrincipals(key, p)
 	}
 	return p, err
