@@ -148,6 +148,11 @@ type Tx interface {
 	// PurgeTree hard-deletes, without tombstones, every object whose parent
 	// is parent or lies under parent + "/", with their scope timestamps.
 	PurgeTree(ctx context.Context, parent string) error
+	// PurgeTombstones hard-deletes tombstones of one kind of resource, in
+	// every parent: those older than before (a timestamp; 0: any), except
+	// the keep newest of each parent (0: none kept). It returns how many it
+	// deleted; live objects and scope timestamps are untouched.
+	PurgeTombstones(ctx context.Context, resource string, before int64, keep int) (int, error)
 	// Timestamp returns a scope's resource timestamp, 0 when the scope has
 	// none (no object ever, no floor). It never writes.
 	Timestamp(ctx context.Context, s Scope) (int64, error)

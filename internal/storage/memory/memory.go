@@ -223,6 +223,39 @@ func (t *tx) PurgeTree(ctx context.Context, parent string) error {
 	return nil
 }
 
+func (t *tx) PurgeTombstones(ctx context.Context, resource string, before int64, keep int) (int, error) {
+	if !t.writable {
+		return 0, errReadOnly
+	}
+	n := 0
+	for sc, sd := range t.s.scopes {
+		if sc.Resource != resource {
+			continue
+		}
+		var tombs []*storage.Object
+		for _, o := range sd.objects {
+			if o.Deleted {
+				tombs = append(tombs, o)
+			}
+		}
+		sort.Slice(tombs, func(i, j int) bool {
+			if tombs[i].LastModified != tombs[j].LastModified {
+				return tombs[i].LastModified > tombs[j].LastModified
+			}
+			return tombs[i].ID > tombs[j].ID
+		})
+		for i, o := range tombs {
+			if i < keep || (before > 0 && o.LastModified >= before) {
+				continue
+			}
+			delete(sd.objects, o.ID)
+			t.undo = append(t.undo, func() { sd.objects[o.ID] = o })
+			n++
+		}
+	}
+	return n, nil
+}
+
 func (t *tx) Timestamp(ctx context.Context, s storage.Scope) (int64, error) {
 	if sd := t.s.scopes[s]; sd != nil {
 		return sd.timestamp, nil

@@ -242,3 +242,18 @@ func (d db) Begin(ctx context.Context) (sqlstore.Txn, error) {
 	}
 	return txn{querier{tx}, tx}, nil
 }
+
+// Plan tells what `kintogo migrate` would do to the database at dsn,
+// without changing anything.
+func Plan(ctx context.Context, dsn string) (sqlstore.Plan, error) {
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		return sqlstore.Plan{}, err
+	}
+	defer pool.Close()
+	p, err := schema.Plan(ctx, querier{pool})
+	if err != nil {
+		return p, fmt.Errorf("postgresql: %w", err)
+	}
+	return p, nil
+}

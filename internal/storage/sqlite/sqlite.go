@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -45,6 +46,7 @@ type Store struct {
 	writer *sql.DB
 	reader *sql.DB
 	lock   *os.File // held for the store's lifetime: one kintogo per file
+	server int      // opened Beside: the process id of the server holding the file
 	// commits runs the writes on writer.
 	commits *sqlstore.GroupCommitter
 	// The statements prepared on each pool.
@@ -55,9 +57,10 @@ type Store struct {
 // ErrLocked is returned by Open when another kintogo process uses the file.
 var ErrLocked = errors.New("database is in use by another kintogo process")
 
-// lockFile takes an exclusive lock on path + ".lock". kintogo keeps
-// in-memory views of the data (the changes feed), kept current by its own
-// commits: a second process writing the same file would make them stale.
+// lockFile takes an exclusive lock on path + ".lock" and writes this
+// process's id in it. kintogo keeps in-memory views of the data (the
+// changes feed, caches), kept current by its own commits: a second
+// server writing the same file would make them stale.
 func lockFile(path string) (*os.File, error) {
 	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -70,7 +73,20 @@ func lockFile(path string) (*os.File, error) {
 		}
 		return nil, err
 	}
+	if f.Truncate(0) == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
 	return f, nil
+}
+
+// holder is the process id written in path's lock file, 0 when unknown.
+func holder(path string) int {
+	raw, err := os.ReadFile(path + ".lock")
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(raw)))
+	return pid
 }
 
 // ErrOutdated is returned by Open when the database schema is older than
@@ -85,6 +101,11 @@ type Options struct {
 	// SnapshotBytes bounds the memory of the snapshots of scopes that
 	// lists evaluate in Go (sqlstore.Snapshots); 0 keeps none.
 	SnapshotBytes int64
+	// Beside lets a short administrative command (create-user,
+	// purge-deleted) open a file a running server holds: it writes
+	// beside the server, then tells it (Holder) to drop its in-memory
+	// views. Migrations are never run beside a server.
+	Beside bool
 }
 
 func dsn(path string, write bool) string {
@@ -106,11 +127,15 @@ func dsn(path string, write bool) string {
 // Open opens (creating if needed) the database file at path.
 func Open(ctx context.Context, path string, opts Options) (s *Store, err error) {
 	lock, err := lockFile(path)
+	server := 0
+	if errors.Is(err, ErrLocked) && opts.Beside && !opts.Migrate {
+		server, err = holder(path), nil
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
-		if err != nil {
+		if err != nil && lock != nil {
 			lock.Close()
 		}
 	}()
@@ -131,7 +156,7 @@ func Open(ctx context.Context, path string, opts Options) (s *Store, err error) 
 		return nil, err
 	}
 	reader.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)*2))
-	st := &Store{writer: writer, reader: reader, lock: lock,
+	st := &Store{writer: writer, reader: reader, lock: lock, server: server,
 		writes: sqlstore.NewStatements(writer), reads: sqlstore.NewStatements(reader),
 		snaps: sqlstore.NewSnapshots(opts.SnapshotBytes)}
 	st.commits = sqlstore.NewGroupCommitter(dialect, func(ctx context.Context) (sqlstore.Txn, error) {
@@ -152,9 +177,15 @@ func (s *Store) Close() error {
 	if e := s.reader.Close(); err == nil {
 		err = e
 	}
-	s.lock.Close() // releases the lock
+	if s.lock != nil {
+		s.lock.Close() // releases the lock
+	}
 	return err
 }
+
+// Holder is the process id of the server that holds the file, when the
+// store was opened beside it (Options.Beside); 0 otherwise.
+func (s *Store) Holder() int { return s.server }
 
 // Update implements storage.Storage. Concurrent writers share commits
 // (sqlstore.GroupCommitter); SQLite never asks for a retry: its writers do
@@ -174,4 +205,19 @@ func (s *Store) View(ctx context.Context, fn func(storage.Tx) error) error {
 		return dialect.Wrap(err)
 	}
 	return dialect.View(ctx, s.reads.Txn(sqltx), s.snaps, fn)
+}
+
+// Plan tells what `kintogo migrate` would do to the database at path,
+// without changing or creating anything (a missing file would be created
+// at the latest version).
+func Plan(ctx context.Context, path string) (sqlstore.Plan, error) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return schema.PlanFrom(0), nil
+	}
+	db, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		return sqlstore.Plan{}, err
+	}
+	defer db.Close()
+	return schema.Plan(ctx, sqlstore.StdDB(db))
 }

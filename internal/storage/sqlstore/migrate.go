@@ -155,3 +155,30 @@ var (
 		return Exec(ctx, tx, `ALTER TABLE timestamps ADD COLUMN writes BIGINT NOT NULL DEFAULT 0`)
 	}}
 )
+
+// Plan is what an upgrade would do to a database: from its Version to
+// Latest, through the Pending migrations' names (kintogo migrate
+// --dry-run).
+type Plan struct {
+	Version, Latest int
+	Pending         []string
+}
+
+// Plan reads the database's version and lists the migrations an upgrade
+// would apply, without changing anything.
+func (sc *Schema) Plan(ctx context.Context, q Querier) (Plan, error) {
+	version, err := sc.Version(ctx, q)
+	if err != nil {
+		return Plan{}, err
+	}
+	return sc.PlanFrom(version), nil
+}
+
+// PlanFrom is the Plan of a database at version (0: a new one).
+func (sc *Schema) PlanFrom(version int) Plan {
+	p := Plan{Version: version, Latest: sc.Latest()}
+	for i := version; i < sc.Latest(); i++ {
+		p.Pending = append(p.Pending, sc.Migrations[i].Name)
+	}
+	return p
+}

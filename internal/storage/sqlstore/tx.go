@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -368,6 +369,40 @@ func (t *tx) PurgeTree(ctx context.Context, parent string) error {
 		}
 	}
 	return nil
+}
+
+// PurgeTombstones implements storage.Tx. The scopes it purged count a
+// write, so that snapshots of them (which hold tombstones) are dropped.
+func (t *tx) PurgeTombstones(ctx context.Context, resource string, before int64, keep int) (int, error) {
+	if !t.writable {
+		return 0, errReadOnly
+	}
+	t.forget()
+	// The tombstones to purge, ranked newest first in their parent.
+	doomed := `SELECT parent_id, resource_name, id FROM (
+		SELECT parent_id, resource_name, id, last_modified,
+			row_number() OVER (PARTITION BY parent_id ORDER BY last_modified DESC, id DESC) AS pos
+		FROM objects WHERE resource_name = ? AND deleted) ranked
+		WHERE pos > ? AND last_modified < ?`
+	if before <= 0 {
+		before = math.MaxInt64
+	}
+	args := []any{resource, keep, before}
+	var n int
+	if err := t.queryRow(ctx, `SELECT count(*) FROM (`+doomed+`) d`, args...).Scan(&n); err != nil {
+		return 0, t.d.Wrap(err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if err := t.exec(ctx, `UPDATE timestamps SET writes = writes + 1
+		WHERE resource_name = ? AND parent_id IN (SELECT parent_id FROM (`+doomed+`) d)`, append([]any{resource}, args...)...); err != nil {
+		return 0, err
+	}
+	if err := t.exec(ctx, `DELETE FROM objects WHERE (parent_id, resource_name, id) IN (`+doomed+`)`, args...); err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // Timestamp implements storage.Tx.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,6 +34,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 		{"ListFiltersSortPaginate", testList},
 		{"ListIDsRestriction", testListIDs},
 		{"PurgeTree", testPurgeTree},
+		{"PurgeTombstones", testPurgeTombstones},
 		{"TimestampsByPrefix", testTimestampsByPrefix},
 		{"Permissions", testPermissions},
 		{"UserPrincipals", testUserPrincipals},
@@ -461,6 +463,88 @@ func testPurgeTree(t *testing.T, s storage.Storage) {
 			if n, err := tx.Count(ctx, c.s, nil, nil); err != nil || n != c.want {
 				t.Errorf("count of %v after purge: %d, %v; want %d", c.s, n, err, c.want)
 			}
+		}
+		return nil
+	})
+}
+
+// testPurgeTombstones: only tombstones of the kind go, by age and beyond
+// the newest kept per parent; live objects, other kinds and timestamps stay.
+func testPurgeTombstones(t *testing.T, s storage.Storage) {
+	other := storage.Scope{Parent: "/buckets/b/collections/d", Resource: "record"}
+	cols := storage.Scope{Parent: "/buckets/b", Resource: "collection"}
+	var stamps []int64 // of the tombstones of records, oldest first
+	update(t, s, func(tx storage.Tx) error {
+		for _, sc := range []storage.Scope{records, other, cols} {
+			for _, id := range []string{"t1", "t2", "t3", "live"} {
+				if _, err := tx.Put(ctx, sc, &storage.Object{ID: id}); err != nil {
+					return err
+				}
+			}
+			for i, id := range []string{"t1", "t2", "t3"} {
+				// The other scopes' tombstones are all newer than
+				// those of records.
+				var supplied int64
+				if sc != records {
+					supplied = stamps[2] + 1000 + int64(i)
+				}
+				tomb, err := tx.Delete(ctx, sc, id, supplied)
+				if err != nil {
+					return err
+				}
+				if sc == records {
+					stamps = append(stamps, tomb.LastModified)
+				}
+			}
+		}
+		return nil
+	})
+	var before int64
+	view(t, s, func(tx storage.Tx) (err error) { before, err = tx.Timestamp(ctx, records); return err })
+	left := func(sc storage.Scope) []string {
+		var out []string
+		view(t, s, func(tx storage.Tx) error {
+			all, err := tx.List(ctx, sc, storage.ListOptions{IncludeDeleted: true, Sort: []query.Sort{{Field: "id"}}})
+			out = ids(all)
+			return err
+		})
+		return out
+	}
+	purge := func(before int64, keep int) int {
+		var n int
+		update(t, s, func(tx storage.Tx) (err error) { n, err = tx.PurgeTombstones(ctx, "record", before, keep); return err })
+		return n
+	}
+	// Older than the newest tombstone of records: t1 and t2 there; in
+	// the other collection, whose tombstones are all newer, none.
+	if n := purge(stamps[2], 0); n != 2 {
+		t.Errorf("purged %d tombstones older than %d, want 2", n, stamps[2])
+	}
+	if got := strings.Join(left(records), ","); got != "live,t3" {
+		t.Errorf("records after purge by age: %s", got)
+	}
+	// Keep the newest of each parent: t3 stays in both.
+	if n := purge(0, 1); n != 2 {
+		t.Errorf("purged %d tombstones beyond the newest, want 2", n)
+	}
+	if got := strings.Join(left(other), ","); got != "live,t3" {
+		t.Errorf("other collection after keeping 1: %s", got)
+	}
+	if n := purge(0, 0); n != 2 {
+		t.Errorf("purged %d remaining tombstones, want 2", n)
+	}
+	if got := strings.Join(left(records), ","); got != "live" {
+		t.Errorf("records after purging all: %s", got)
+	}
+	if got := strings.Join(left(cols), ","); got != "live,t1,t2,t3" {
+		t.Errorf("another kind's tombstones were purged: %s", got)
+	}
+	view(t, s, func(tx storage.Tx) error {
+		if ts, err := tx.Timestamp(ctx, records); err != nil || ts != before {
+			t.Errorf("timestamp after purge: %d, %v; want %d", ts, err, before)
+		}
+		if n, err := tx.Count(ctx, records, nil, nil); err != nil || n != 1 {
+			t.Errorf("live count after purge: %d, %v", n, err)
 		}
 		return nil
 	})
