@@ -25,7 +25,7 @@ fi
 
 start() { # extra env assignments...
   mkdir -p "$work/run" && rm -f "$work/run"/*.db*
-  (cd "$work/run" && exec env "$@" "$work/kintogo" start --port "$port" 2>"$work/server.log") &
+  (cd "$work/run" && exec env "$@" "$work/kintogo" start --port "$port" >>"$work/server.log" 2>&1) &
   pid=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v1/__lbheartbeat__" >/dev/null && return 0; sleep 0.1; done
   cat "$work/server.log" >&2

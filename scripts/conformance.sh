@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts kintogo with the settings of ../shared/conformance/README.md on a
 # throw-away database, replays the recorded Kinto answers against it, and
-# stops it. Usage: scripts/conformance.sh [run.py arguments, e.g. --scenario errors]
+# stops it. The server runs from a settings file written by `kintogo init`,
+# with the recording's settings as environment overrides: so the replay
+# also checks that init's file serves Kinto's API as recorded. Usage: scripts/conformance.sh [run.py arguments, e.g. --scenario errors]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 shared=${SHARED_DIR:-$here/../shared}
@@ -26,7 +28,8 @@ export KINTO_HTTP_HOST="127.0.0.1:8888"
 export KINTO_HTTP_SCHEME="http"
 export KINTO_CHANGES_EMPTY_200_ON_NOT_MODIFIED="true"
 export KINTO_STORAGE_URL="$work/conformance.db"
-(cd "$work" && exec ./kintogo start --port "$port" 2>"$work/server.log") &
+(cd "$work" && ./kintogo init --ini "$work/kinto.ini" >/dev/null)
+(cd "$work" && exec ./kintogo start --ini "$work/kinto.ini" --port "$port" 2>"$work/server.log" >/dev/null) &
 pid=$!
 for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$port/v1/__lbheartbeat__" >/dev/null && break

@@ -2,7 +2,8 @@
 # kintogo's test suite: formatting, vet, every Go test (unit, storage
 # conformance on memory and SQLite, HTTP scenarios over the real handler
 # stack, the kintogo command end to end), the test suites of real Kinto
-# clients (scripts/clients.sh), then the replay of the answers
+# clients (scripts/clients.sh), the pages in a real browser
+# (scripts/browser.sh), then the replay of the answers
 # recorded from the reference Kinto (../shared/conformance), every
 # scenario.
 set -euo pipefail
@@ -28,6 +29,8 @@ if [ "${SKIP_CLIENTS:-}" = 1 ]; then
   echo "client suites skipped (SKIP_CLIENTS=1)"
 else
   scripts/clients.sh
+  # The admin UI and the live view in headless Chromium.
+  scripts/browser.sh
 fi
 
 # Every scenario of the conformance corpus (the answers recorded from the

@@ -1,131 +1,217 @@
 // Command kintogo runs a Kinto-compatible JSON storage server with the
-// changes feed built in.
+// changes feed built in, and the administrative commands Kinto's users
+// know (init, migrate, create-user, purge-deleted).
 //
 //	kintogo [start] [--ini FILE] [--port 8888] [--bind 127.0.0.1]
-//	kintogo migrate [--ini FILE]
+//	kintogo init [--ini FILE] [--backend sqlite|postgresql|memory]
+//	kintogo migrate [--ini FILE] [--dry-run]
+//	kintogo create-user [--ini FILE] --username NAME [--password PASSWORD]
+//	kintogo purge-deleted [--ini FILE] RESOURCE... AGE|MAX_RETAINED
 //	kintogo version
+//
+// Run `kintogo help COMMAND` for a command's flags.
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
+	"sort"
+	"strings"
 	"syscall"
-	"time"
 
 	"kintogo/internal/app"
 	"kintogo/internal/config"
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "kintogo:", err)
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "kintogo:", err)
+		}
+		var exit exitCode
+		if errors.As(err, &exit) {
+			os.Exit(int(exit))
+		}
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
 		os.Exit(1)
 	}
 }
 
-const usage = `usage: kintogo [command] [flags]
+// exitCode is an error with a process exit status of its own (Kinto's
+// create-user has distinct ones).
+type exitCode int
 
-commands:
-  start     serve the API (the default)
-  migrate   create or upgrade the database schema
-  version   print the version
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
-flags:
-`
-
-func run(args []string) error {
-	cmd := "start"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
-	}
-	fs := flag.NewFlagSet("kintogo "+cmd, flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
-	ini := fs.String("ini", os.Getenv("KINTO_INI"), "INI settings file (default: config/kinto.ini when it exists)")
-	port := fs.Int("port", 0, "port to listen on (default: [server:main] port, else 8888)")
-	bind := fs.String("bind", "", "address to listen on (default: [server:main] host, else 127.0.0.1)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	switch cmd {
-	case "version":
-		fmt.Println(app.Version)
-		return nil
-	case "start", "migrate":
-	default:
-		fs.Usage()
-		return fmt.Errorf("unknown command %q", cmd)
-	}
-	path := *ini
-	if path == "" {
-		if _, err := os.Stat("config/kinto.ini"); err == nil {
-			path = "config/kinto.ini"
-		}
-	}
-	settings, err := config.Load(path, os.Environ())
-	if err != nil {
-		return err
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	ctx := context.Background()
-	if cmd == "migrate" {
-		store, err := app.OpenStorage(ctx, settings, true)
-		if err != nil {
-			return err
-		}
-		log.Info("schema is up to date", "backend", settings.String("storage_backend"))
-		return store.Close()
-	}
-	return serve(ctx, settings, log, *bind, *port)
+// command is one subcommand: its one-line summary, the arguments its usage
+// shows, and what it does with its flags parsed.
+type command struct {
+	summary string
+	args    string
+	about   string // more lines for `help COMMAND`
+	flags   func(fs *flag.FlagSet) func(c *ctx, args []string) error
 }
 
-func serve(ctx context.Context, settings *config.Settings, log *slog.Logger, bind string, port int) error {
-	if bind == "" {
-		bind = settings.String("server.host")
+// ctx is what every command gets: where to write, and the settings file
+// named by --ini (or $KINTO_INI).
+type ctx struct {
+	out, errOut io.Writer
+	ini         string
+}
+
+// settings loads the settings: the --ini file, else config/kinto.ini when
+// it exists, else none (kintogo's zero-configuration start), each
+// overridden by the environment.
+func (c *ctx) settings() (*config.Settings, error) {
+	path := c.ini
+	if path == "" {
+		if _, err := os.Stat(defaultINI); err == nil {
+			path = defaultINI
+		}
 	}
-	if bind == "" {
-		bind = "127.0.0.1"
+	return config.Load(path, os.Environ())
+}
+
+// logger writes the command's logs to stderr, in the configured format.
+func (c *ctx) logger(s *config.Settings) *slog.Logger { return app.NewLogger(s, c.errOut) }
+
+// defaultINI is Kinto's default settings file.
+const defaultINI = "config/kinto.ini"
+
+var commands = map[string]command{
+	"start": {
+		summary: "serve the API (the default command)",
+		about: `With no settings file, kintogo serves at once on 127.0.0.1:8888, with its data in
+./kintogo.db: the changes feed of every bucket, accounts, history, the admin UI
+and the permissions endpoint. It prints the URLs and the command that creates
+the first administrator. SIGHUP makes it drop its in-memory views (the
+administrative commands send it after they write).`,
+		flags: startFlags,
+	},
+	"init": {
+		summary: "write a commented settings file, with fresh secrets",
+		about: `Writes --ini (default config/kinto.ini) like Kinto's template, for the chosen
+storage backend, with random HMAC secrets. Never overwrites a file.`,
+		flags: initFlags,
+	},
+	"migrate": {
+		summary: "create or upgrade the database schema",
+		about: `start refuses a database whose schema is older than the binary's: migrate
+upgrades it (on PostgreSQL, once for all nodes). --dry-run only says what it
+would do.`,
+		flags: migrateFlags,
+	},
+	"create-user": {
+		summary: "create an account, or set its password",
+		about: `Creates the account NAME in the configured database (the accounts plugin must be
+included), or sets its password when it exists. Without --password, the
+password is read from the terminal (twice), or from one line of standard input
+when it is not a terminal. It may run while the server runs.`,
+		flags: createUserFlags,
+	},
+	"purge-deleted": {
+		summary: "delete old tombstones",
+		args:    "RESOURCE... AGE|MAX_RETAINED",
+		about: `Deletes the tombstones (what remains of deleted objects, for clients syncing
+with _since) of the RESOURCE kinds (record, collection, group, bucket,
+account): older than AGE (a duration: 90d, 36h, 30m), or, given a number
+as Kinto's command takes, all but the MAX_RETAINED newest of each parent.
+Prints how many it deleted; live objects are never touched. Clients that
+last synced before a purged deletion will not see it: purge beyond the
+longest time a client may stay offline. It may run while the server runs.`,
+		flags: purgeFlags,
+	},
+	"version": {
+		summary: "print the version",
+		flags: func(fs *flag.FlagSet) func(*ctx, []string) error {
+			return func(c *ctx, args []string) error {
+				fmt.Fprintln(c.out, app.Version)
+				return nil
+			}
+		},
+	},
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `kintogo: a Kinto-compatible JSON storage server, with the changes feed built in.
+
+usage: kintogo [command] [flags]
+
+commands:
+`)
+	names := make([]string, 0, len(commands))
+	for name := range commands {
+		names = append(names, name)
 	}
-	if port == 0 {
-		port, _ = strconv.Atoi(settings.String("server.port"))
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(w, "  %-14s %s\n", name, commands[name].summary)
 	}
-	if port == 0 {
-		port = 8888
+	fmt.Fprint(w, `  help COMMAND   what a command does, and its flags
+
+Every command reads --ini FILE (default: $KINTO_INI, else config/kinto.ini when
+it exists, else no file), and KINTO_* environment variables override settings.
+`)
+}
+
+func run(args []string, out, errOut io.Writer) error {
+	switch {
+	case len(args) == 0:
+	case args[0] == "-h" || args[0] == "--help" || args[0] == "-help":
+		usage(out)
+		return nil
+	case args[0] == "help" && len(args) == 1:
+		usage(out)
+		return nil
+	case args[0] == "help":
+		args = []string{args[1], "--help"}
 	}
-	handler, store, err := app.New(ctx, settings, log)
-	if err != nil {
+	name := "start"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	cmd, ok := commands[name]
+	if !ok {
+		usage(errOut)
+		return fmt.Errorf("unknown command %q", name)
+	}
+	fs := flag.NewFlagSet("kintogo "+name, flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	c := &ctx{out: out, errOut: errOut}
+	fs.StringVar(&c.ini, "ini", os.Getenv("KINTO_INI"), "settings file (default: config/kinto.ini when it exists, else none)")
+	do := cmd.flags(fs)
+	fs.Usage = func() {
+		w := fs.Output()
+		if cmd.args != "" {
+			fmt.Fprintf(w, "usage: kintogo %s [flags] %s\n\n", name, cmd.args)
+		} else {
+			fmt.Fprintf(w, "usage: kintogo %s [flags]\n\n", name)
+		}
+		fmt.Fprintf(w, "%s.\n", strings.ToUpper(cmd.summary[:1])+cmd.summary[1:])
+		if cmd.about != "" {
+			fmt.Fprintf(w, "\n%s\n", cmd.about)
+		}
+		fmt.Fprint(w, "\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(out)
+			fs.Usage()
+		}
 		return err
 	}
-	defer store.Close()
-	addr := net.JoinHostPort(bind, strconv.Itoa(port))
-	srv := &http.Server{
-		Addr:              addr,
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+	if name != "start" {
+		// A server's SIGHUP (see Admin.Close) must never end a command
+		// that happens to hold the database.
+		signal.Ignore(syscall.SIGHUP)
 	}
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("kintogo listening", "addr", "http://"+addr+"/v1/", "backend", settings.String("storage_backend"), "version", app.Version)
-	select {
-	case err := <-errc:
-		return err
-	case <-stop:
-	}
-	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return do(c, fs.Args())
 }

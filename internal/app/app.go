@@ -5,10 +5,11 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"syscall"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -20,6 +21,7 @@ import (
 	"kintogo/internal/storage/memory"
 	"kintogo/internal/storage/postgres"
 	"kintogo/internal/storage/sqlite"
+	"kintogo/internal/storage/sqlstore"
 )
 
 // Version is kintogo's version, set at build time with
@@ -38,18 +40,27 @@ func Commit() string {
 	return "unknown"
 }
 
+// OpenOptions say how OpenStorage opens the backend.
+type OpenOptions struct {
+	// Migrate lets an existing database be upgraded; otherwise an
+	// outdated schema is refused.
+	Migrate bool
+	// Beside lets an administrative command open a SQLite file that a
+	// running server holds (see sqlite.Options.Beside).
+	Beside bool
+}
+
 // OpenStorage opens the backend named by storage_backend (Kinto's names are
-// accepted). migrate lets an existing database be upgraded; otherwise an
-// outdated schema is refused.
-func OpenStorage(ctx context.Context, s *config.Settings, migrate bool) (storage.Storage, error) {
+// accepted).
+func OpenStorage(ctx context.Context, s *config.Settings, o OpenOptions) (storage.Storage, error) {
 	switch backend := s.String("storage_backend"); backend {
 	case "sqlite", "kintogo.storage.sqlite":
-		return sqlite.Open(ctx, s.String("storage_url"), sqlite.Options{Migrate: migrate,
+		return sqlite.Open(ctx, s.String("storage_url"), sqlite.Options{Migrate: o.Migrate, Beside: o.Beside,
 			SnapshotBytes: s.Int("storage_snapshot_max_bytes")})
 	case "memory", "kinto.core.storage.memory":
 		return memory.New(), nil
 	case "postgresql", "kinto.core.storage.postgresql":
-		return postgres.Open(ctx, s.String("storage_url"), postgres.Options{Migrate: migrate,
+		return postgres.Open(ctx, s.String("storage_url"), postgres.Options{Migrate: o.Migrate,
 			MaxConns:      int32(s.Int("storage_pool_size") + s.Int("storage_max_overflow")),
 			SnapshotBytes: s.Int("storage_snapshot_max_bytes")})
 	default:
@@ -57,10 +68,24 @@ func OpenStorage(ctx context.Context, s *config.Settings, migrate bool) (storage
 	}
 }
 
+// MigrationPlan tells what `kintogo migrate` would do, changing nothing.
+func MigrationPlan(ctx context.Context, s *config.Settings) (sqlstore.Plan, error) {
+	switch backend := s.String("storage_backend"); backend {
+	case "sqlite", "kintogo.storage.sqlite":
+		return sqlite.Plan(ctx, s.String("storage_url"))
+	case "memory", "kinto.core.storage.memory":
+		return sqlstore.Plan{}, nil
+	case "postgresql", "kinto.core.storage.postgresql":
+		return postgres.Plan(ctx, s.String("storage_url"))
+	default:
+		return sqlstore.Plan{}, fmt.Errorf("unknown storage_backend %q (sqlite, postgresql, memory)", backend)
+	}
+}
+
 // New opens storage and returns the HTTP handler and the storage (to close
 // on shutdown).
 func New(ctx context.Context, s *config.Settings, log *slog.Logger) (*httpapi.Server, storage.Storage, error) {
-	store, err := OpenStorage(ctx, s, false)
+	store, err := OpenStorage(ctx, s, OpenOptions{})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -81,20 +106,91 @@ func New(ctx context.Context, s *config.Settings, log *slog.Logger) (*httpapi.Se
 // delay between a commit on one node and the others' views is the
 // notification's delivery time.
 func fanOut(ctx context.Context, pg *postgres.Store, srv *httpapi.Server, log *slog.Logger) {
+	node := announce(srv)
+	go pg.Listen(context.WithoutCancel(ctx), node, func(payload string) {
+		srv.RemoteChangeAt(decodeAnnouncement(payload))
+	})
+}
+
+// announce makes every commit of srv's engine announce its events to the
+// other nodes, and returns this node's name in the announcements.
+func announce(srv *httpapi.Server) string {
 	node := uuid.NewString()
 	// The announcement is part of the write's transaction: delivered
 	// exactly when the commit is.
 	srv.Engine().Hook(resource.Hooks{BeforeCommit: []func(context.Context, storage.Tx, []events.Event) error{
 		func(ctx context.Context, tx storage.Tx, evs []events.Event) error {
-			payload, _ := json.Marshal(evs)
-			return tx.Announce(ctx, postgres.Message(node, string(payload)))
+			return tx.Announce(ctx, postgres.Message(node, encodeAnnouncement(evs, time.Now())))
 		},
 	}})
-	go pg.Listen(context.WithoutCancel(ctx), node, func(payload string) {
-		var evs []events.Event
-		if payload == "" || json.Unmarshal([]byte(payload), &evs) != nil {
-			evs = nil
+	return node
+}
+
+// Admin is kintogo assembled for an administrative command (create-user,
+// purge-deleted): the engine and plugins of a server that never listens,
+// over storage opened beside the servers that may be running. What it
+// writes reaches them as other nodes' writes do: announced in the
+// transaction on PostgreSQL, and on SQLite by a SIGHUP to the server
+// holding the file when the command closes (which drops its in-memory
+// views).
+type Admin struct {
+	Server *httpapi.Server
+	Store  storage.Storage
+	node   string
+	wrote  bool
+}
+
+// OpenAdmin opens the configured storage and builds the server over it.
+func OpenAdmin(ctx context.Context, s *config.Settings, log *slog.Logger) (*Admin, error) {
+	store, err := OpenStorage(ctx, s, OpenOptions{Beside: true})
+	if err != nil {
+		return nil, err
+	}
+	srv, err := NewServer(s, store, httpapi.Options{Version: Version, Commit: Commit(), Logger: log})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	a := &Admin{Server: srv, Store: store}
+	if _, ok := store.(*postgres.Store); ok {
+		a.node = announce(srv)
+	}
+	srv.Engine().Hook(resource.Hooks{AfterCommit: []func([]events.Event){func([]events.Event) { a.wrote = true }}})
+	return a, nil
+}
+
+// PurgeTombstones deletes the tombstones of the resources older than
+// before (0: any age) beyond the keep newest per parent, in one
+// transaction, and returns how many it deleted.
+func (a *Admin) PurgeTombstones(ctx context.Context, resources []string, before int64, keep int) (int, error) {
+	var total int
+	err := a.Store.Update(ctx, func(tx storage.Tx) error {
+		total = 0
+		for _, r := range resources {
+			n, err := tx.PurgeTombstones(ctx, r, before, keep)
+			if err != nil {
+				return err
+			}
+			total += n
 		}
-		srv.RemoteChange(evs)
+		if total > 0 && a.node != "" {
+			// Unknown changes: the other nodes drop their views.
+			return tx.Announce(ctx, postgres.Message(a.node, ""))
+		}
+		return nil
 	})
+	a.wrote = a.wrote || (err == nil && total > 0)
+	return total, err
+}
+
+// Close closes the storage, then tells the SQLite server holding the file,
+// if the command wrote, that its data changed.
+func (a *Admin) Close() error {
+	err := a.Store.Close()
+	if sq, ok := a.Store.(*sqlite.Store); ok && a.wrote && sq.Holder() > 0 {
+		if e := syscall.Kill(sq.Holder(), syscall.SIGHUP); e != nil && err == nil {
+			err = fmt.Errorf("telling the running server (pid %d) that the data changed: %w", sq.Holder(), e)
+		}
+	}
+	return err
 }

@@ -9,11 +9,13 @@ import (
 	"kintogo/internal/httpapi"
 	"kintogo/internal/plugins"
 	"kintogo/internal/plugins/accounts"
+	"kintogo/internal/plugins/admin"
 	"kintogo/internal/plugins/changes"
 	"kintogo/internal/plugins/defaultbucket"
 	"kintogo/internal/plugins/flush"
 	"kintogo/internal/plugins/history"
 	"kintogo/internal/plugins/permissions"
+	"kintogo/internal/plugins/prometheus"
 	"kintogo/internal/storage"
 )
 
@@ -25,7 +27,8 @@ var registry = map[string]func() plugins.Plugin{
 	"kinto.plugins.history":         func() plugins.Plugin { return history.Plugin{} },
 	"kinto.plugins.default_bucket":  func() plugins.Plugin { return defaultbucket.Plugin{} },
 	"kinto.plugins.flush":           func() plugins.Plugin { return flush.Plugin{} },
-	"kinto.plugins.admin":           func() plugins.Plugin { return permissions.Plugin{} },
+	"kinto.plugins.prometheus":      func() plugins.Plugin { return prometheus.Plugin{} },
+	"kinto.plugins.admin":           func() plugins.Plugin { return admin.Plugin{} },
 	"kinto_changes":                 func() plugins.Plugin { return changes.Plugin{} },
 	"kinto_remote_settings.changes": func() plugins.Plugin { return changes.Plugin{} },
 	"kinto_remote_settings":         func() plugins.Plugin { return changes.Plugin{} },
@@ -64,9 +67,10 @@ func selectPlugins(s *config.Settings) ([]plugins.Plugin, error) {
 		}
 		add(name)
 	}
-	// The permissions endpoint is also a setting of Kinto's core.
-	if s.Bool("experimental_permissions_endpoint") {
-		add("kinto.plugins.admin")
+	// The permissions endpoint is also a setting of Kinto's core (the
+	// admin plugin serves it too).
+	if s.Bool("experimental_permissions_endpoint") && !seen[admin.Plugin{}.Name()] {
+		out = append(out, permissions.Plugin{})
 	}
 	return out, nil
 }

@@ -59,6 +59,7 @@ var Table = []Setting{
 	{Name: "explicit_permissions", Type: Bool, Default: "true", Doc: "add the writer to the write permission of what it writes"},
 	{Name: "experimental_collection_schema_validation", Type: Bool, Default: "false", Doc: "validate records, collections and groups against the JSON schemas of their collection or bucket"},
 	{Name: "experimental_permissions_endpoint", Type: Bool, Default: "false", Doc: "serve GET /v1/permissions (also on with kinto.plugins.admin)"},
+	{Name: "admin_assets_path", Doc: "folder of the admin UI's build (kinto.plugins.admin; default: .admin in the working directory, which scripts/admin.sh fills)"},
 	{Name: "history.exclude_resources", Type: List, Doc: "bucket, collection or record URIs the history plugin does not track"},
 	{Name: "bucket_create_principals", Type: List, Default: "system.Authenticated", Doc: "who may create buckets"},
 	{Name: "account_create_principals", Type: List, Doc: "who may create accounts (accounts plugin), e.g. system.Everyone"},
@@ -102,6 +103,27 @@ var Table = []Setting{
 	{Name: "push.write_timeout_seconds", Type: Int, Default: "10", Doc: "a stream whose client does not take an event in this time is closed"},
 	{Name: "push_broadcast_min_debounce_interval_seconds", Type: Int, Default: "300", Doc: "/__broadcasts__ publishes a new version at most this often"},
 	{Name: "changes.empty_200_on_not_modified", Type: Bool, Default: "false", Doc: "answer 200 with an empty list instead of 304 on the monitor"},
+	{Name: "log_format", Default: "text", Doc: "text (slog's text lines) or json (Kinto's mozlog JSON lines, with a request.summary line per request); an INI whose [handler_console] uses Kinto's json formatter selects json unless this is set"},
+	{Name: "prometheus_prefix", Doc: "prefix of the metric names of kinto.plugins.prometheus, cleaned as Kinto does (kinto_ from the default project_name; default: project_name)"},
+	{Name: "prometheus_disabled_metrics", Type: List, Doc: "metrics kinto.plugins.prometheus does not record (names with or without the prefix)"},
+	{Name: "prometheus_histogram_buckets", Type: List, Default: "0.01 0.05 0.1 0.5 1.0 3.0 6.0 Inf", Doc: "buckets of the request duration histogram, in seconds"},
+	{Name: "prometheus_created_metrics_enabled", Type: Bool, Default: "true", Doc: "expose the creation time of counters, histograms and summaries (_created samples) to scrapers that ask for OpenMetrics"},
+	{Name: "metrics_matchdict_fields", Type: List, Default: "bucket_id collection_id group_id record_id", Doc: "route values added as labels to the request metrics (empty on answers >= 400)"},
+}
+
+// Start is kintogo's zero-configuration start: the settings that replace
+// Kinto's defaults when no INI file is given, so that a bare `kintogo
+// start` serves something useful at once — the changes feed of every
+// bucket, accounts (the only authentication: no anonymous writes, no
+// basic auth), history, the admin UI and the permissions endpoint, with
+// account:admin administering accounts. Environment variables still
+// override each of them; an INI file replaces them all, so that Kinto's
+// configurations mean exactly what they mean in Kinto.
+var Start = map[string]string{
+	"includes":                 "kinto.plugins.admin kinto.plugins.accounts kinto.plugins.history kinto_changes",
+	"multiauth.policies":       "account",
+	"account_write_principals": "account:admin",
+	"changes.resources":        "/buckets",
 }
 
 var declared = func() map[string]*Setting {
@@ -118,6 +140,9 @@ type Settings struct {
 	values map[string]string
 	// Path is the INI file the settings came from ("" when none).
 	Path string
+	// ZeroConfig is true when no INI file was given: the Start settings
+	// apply.
+	ZeroConfig bool
 }
 
 // Normalize turns an INI or caller key into the stored name: the `kinto.`
@@ -147,6 +172,11 @@ func Load(path string, environ []string) (*Settings, error) {
 			return nil, err
 		}
 		s.Path = path
+	} else {
+		s.ZeroConfig = true
+		for k, v := range Start {
+			values[k] = v
+		}
 	}
 	env := map[string]string{}
 	for _, kv := range environ {
@@ -208,6 +238,11 @@ func (s *Settings) loadINI(path string) error {
 		}
 		seen[name] = v
 		s.values[name] = v
+	}
+	// Kinto's logging sections: its JSON formatter selects JSON logs,
+	// unless log_format says otherwise.
+	if _, set := seen["log_format"]; !set && jsonLogging(f) {
+		s.values["log_format"] = "json"
 	}
 	if srv, err := f.GetSection("server:main"); err == nil {
 		for _, key := range []string{"host", "port"} {
@@ -420,4 +455,26 @@ func FromSettings(s *Settings) Config {
 			MaxStreams: s.Int("push.max_streams"),
 		},
 	}
+}
+
+// jsonLogging reports whether an INI file's logging configuration writes
+// JSON: a handler whose formatter is named json, as in Kinto's template,
+// or whose formatter's class is Kinto's or dockerflow's JSON formatter.
+func jsonLogging(f *ini.File) bool {
+	for _, sec := range f.Sections() {
+		if !strings.HasPrefix(sec.Name(), "handler_") || !sec.HasKey("formatter") {
+			continue
+		}
+		name := strings.TrimSpace(sec.Key("formatter").String())
+		if name == "json" {
+			return true
+		}
+		if fs, err := f.GetSection("formatter_" + name); err == nil {
+			class := strings.TrimSpace(fs.Key("class").String())
+			if strings.HasSuffix(class, "JsonLogFormatter") || strings.HasSuffix(class, "MozlogFormatter") {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -212,6 +212,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, c *Call) error {
 	if err != nil {
 		return err
 	}
+	observeBatch(w, len(subs), nil)
 	budget := s.cfg.Batch.MaxResponseBytes
 	// One unit of work for the whole batch: each sub-request runs in a
 	// savepoint of it, and its events go out once it commits.
@@ -242,6 +243,7 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request, c *Call) error {
 		for k, vs := range failed.resp.header {
 			w.Header()[k] = vs
 		}
+		observeBatch(w, len(subs), failed.resp.body.Bytes())
 		w.WriteHeader(failed.resp.status)
 		w.Write(failed.resp.body.Bytes())
 		return nil

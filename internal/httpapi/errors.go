@@ -83,7 +83,7 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 		body.Message = m.message
 		body.Info = "https://github.com/Kinto/kinto/issues/"
 		body.Details = nil
-		s.log.Error("unexpected error", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.log.ErrorContext(r.Context(), "unexpected error", "method", r.Method, "path", r.URL.Path, "err", err)
 	case kerr.Unavailable, kerr.Conflict:
 		body.Message = m.message
 		if ke.Message != "" {
@@ -92,7 +92,7 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 		w.Header().Set("Retry-After", strconv.FormatInt(s.cfg.HTTP.RetryAfter, 10))
 		if ke.Kind == kerr.Unavailable && r.Context().Err() == nil {
 			// (A request whose client went away is no backend failure.)
-			s.log.Warn("backend unavailable", "path", r.URL.Path, "err", err)
+			s.log.WarnContext(r.Context(), "backend unavailable", "path", r.URL.Path, "err", err)
 		}
 	case kerr.NotFound:
 		// Kinto sends no message with an object's 404.
@@ -131,6 +131,7 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 	w.Header().Del("Expires")
 	w.Header().Del("Pragma")
 	w.Header().Del("Next-Page")
+	observeErrno(w, body.Errno)
 	s.writeJSON(w, m.status, body)
 }
 

@@ -54,23 +54,26 @@ func (s *Server) projectVersion() string {
 	return s.opts.Version
 }
 
-// configInfo describes the INI file the settings came from, or nil, as
-// read when the server starts (GET /v1/ shows what the server runs with).
+// configInfo describes the INI file, or nil, as read when the server
+// starts. Like Kinto, it describes the file at $KINTO_INI, else at
+// ./config/kinto.ini, whichever file --ini named: Kinto learns the path
+// from its WSGI entry point, not from its command line.
 func (s *Server) configInfo() any {
-	if s.settings.Path == "" {
-		return nil
+	path := os.Getenv("KINTO_INI")
+	if path == "" {
+		path = "./config/kinto.ini"
 	}
-	raw, err := os.ReadFile(s.settings.Path)
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil
 	}
-	info, err := os.Stat(s.settings.Path)
+	info, err := os.Stat(path)
 	if err != nil {
 		return nil
 	}
 	sum := sha256.Sum256(raw)
 	return map[string]any{
-		"path":     s.settings.Path,
+		"path":     path,
 		"hash":     hex.EncodeToString(sum[:]),
 		"modified": info.ModTime().Format("2006-01-02T15:04:05.999999"),
 	}
@@ -159,5 +162,37 @@ func (s *Server) version(w http.ResponseWriter, r *http.Request, c *Call) error 
 		"commit":  s.opts.Commit,
 		"build":   "kintogo",
 	})
+	return nil
+}
+
+// contributeInfo is GET /v1/contribute.json: the open-source facts of the
+// project (Mozilla's contribute.json, which Kinto serves too).
+var contributeInfo = struct {
+	Name        string            `json:"name"`
+	Description string            `json:"description"`
+	Repository  map[string]string `json:"repository"`
+	Participate map[string]string `json:"participate"`
+	Bugs        map[string]string `json:"bugs"`
+	Keywords    []string          `json:"keywords"`
+}{
+	Name:        "kintogo",
+	Description: "kintogo is a Kinto-compatible JSON storage server written in Go, with synchronisation, sharing and Kinto's changes feed built in.",
+	Repository: map[string]string{
+		"url":   "https://github.com/kintogo/kintogo",
+		"tests": "https://github.com/kintogo/kintogo/actions",
+	},
+	Participate: map[string]string{
+		"home": "https://github.com/kintogo/kintogo",
+		"docs": "https://github.com/kintogo/kintogo#readme",
+	},
+	Bugs: map[string]string{
+		"list":   "https://github.com/kintogo/kintogo/issues",
+		"report": "https://github.com/kintogo/kintogo/issues/new",
+	},
+	Keywords: []string{"JSON", "Go", "Kinto", "REST", "API", "Database", "Synchronisation"},
+}
+
+func (s *Server) contribute(w http.ResponseWriter, r *http.Request, c *Call) error {
+	s.writeJSON(w, http.StatusOK, contributeInfo)
 	return nil
 }

@@ -75,6 +75,8 @@ func (s *Server) longPoll(r *http.Request, c *Call, newer newerFunc, authorize a
 	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
+	s.waiting.Add(1)
+	defer s.waiting.Add(-1)
 	for {
 		next := s.hub.Wait(scope)
 		found, err := newer(r.Context(), r, c, since)

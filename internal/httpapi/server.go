@@ -69,15 +69,21 @@ type Server struct {
 	caps         map[string]any
 	authPolicies map[string]auth.Policy
 	intercepts   []func(w http.ResponseWriter, r *http.Request) bool
+	trees        []tree // HandleTree
 	helloUser    []func(c *Call, user map[string]any)
 	rootPerms    []rootPerm
 	onChange     []func(evs []events.Event)
+	// observers watch every top-level request (observe.go); notified,
+	// the delays of other nodes' announcements.
+	observers []func(*RequestSummary)
+	notified  []func(delay time.Duration)
 
 	// hub versions the scopes of the stored data that in-memory views
 	// depend on, and wakes the requests waiting on them: every commit
 	// touches the scopes it changed (changedNow).
 	hub       events.Hub
 	streams   atomic.Int64 // open event streams
+	waiting   atomic.Int64 // long-polls waiting
 	responses *responseCache
 	// nestedBatches counts the sub-requests that reached the batch
 	// endpoint although routesToBatch let them through (always 0 unless
@@ -89,7 +95,7 @@ type Server struct {
 // unknown: notifications may have been missed): the in-memory views of
 // this node are dropped, as after a local commit, without announcing
 // anything again.
-func (s *Server) RemoteChange(evs []events.Event) { s.changedNow(evs) }
+func (s *Server) RemoteChange(evs []events.Event) { s.RemoteChangeAt(evs, time.Time{}) }
 
 // changedNow updates what depends on the stored data after changes
 // committed here or elsewhere (nil: unknown changes): the scopes they
@@ -169,6 +175,14 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 			return nil, fmt.Errorf("initialising storage: %w", err)
 		}
 	}
+	switch format := settings.String("log_format"); format {
+	case "json":
+		// Kinto's request.summary line of every request.
+		s.ObserveRequests(s.logRequest)
+	case "text":
+	default:
+		return nil, fmt.Errorf("log_format: %q is neither text nor json", format)
+	}
 	s.routes()
 	return s, nil
 }
@@ -215,6 +229,15 @@ type Endpoint struct {
 	// Others authenticate before their handler runs, so that no password
 	// check happens inside a transaction.
 	Public bool
+	// Name is Kinto's name of the endpoint, as metrics and logs report it
+	// (its Cornice service name: record-object, hello...; "": the pattern
+	// without /v1).
+	Name string
+	// Values are the values a fixed pattern matches, as Kinto's route
+	// would match them from its variables (bid, cid, id): the changeset
+	// of the monitor is /buckets/{bid}/collections/{cid}/changeset in
+	// Kinto.
+	Values map[string]string
 	// exposed holds the joined expose headers of each method.
 	exposed map[string][]string
 }
@@ -250,12 +273,16 @@ func (s *Server) Handle(pattern string, e Endpoint) {
 			e.Methods[http.MethodHead] = e.Methods[http.MethodGet]
 		}
 	}
+	if e.Name == "" {
+		e.Name = strings.TrimPrefix(pattern, "/v1")
+	}
 	e.exposed = map[string][]string{}
 	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"} {
 		e.exposed[m] = []string{strings.Join(e.Expose(m), ", ")}
 	}
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		c := s.newCall(r)
+		routed(w, &e, r, c)
 		if !s.cors.any {
 			if origin := r.Header.Get("Origin"); origin != "" && !s.cors.allows(origin) {
 				s.renderError(w, r, originNotAllowed(origin))
@@ -300,29 +327,40 @@ func allowed(e Endpoint) string {
 
 // routes is the route table: every endpoint of the API in one place.
 func (s *Server) routes() {
-	s.Handle("/v1/{$}", Endpoint{Methods: map[string]Handler{"GET": s.hello}, Expose: BaseExpose})
-	s.Handle("/v1/__heartbeat__", Endpoint{Methods: map[string]Handler{"GET": s.heartbeat}, Expose: BaseExpose, Public: true})
-	s.Handle("/v1/__lbheartbeat__", Endpoint{Methods: map[string]Handler{"GET": s.lbheartbeat}, Expose: BaseExpose, Public: true})
-	s.Handle("/v1/__version__", Endpoint{Methods: map[string]Handler{"GET": s.version}, Expose: BaseExpose, Public: true})
+	s.Handle("/v1/{$}", Endpoint{Name: "hello", Methods: map[string]Handler{"GET": s.hello}, Expose: BaseExpose})
+	s.Handle("/v1/__heartbeat__", Endpoint{Name: "heartbeat", Methods: map[string]Handler{"GET": s.heartbeat}, Expose: BaseExpose, Public: true})
+	s.Handle("/v1/__lbheartbeat__", Endpoint{Name: "lbheartbeat", Methods: map[string]Handler{"GET": s.lbheartbeat}, Expose: BaseExpose, Public: true})
+	s.Handle("/v1/__version__", Endpoint{Name: "version", Methods: map[string]Handler{"GET": s.version}, Expose: BaseExpose, Public: true})
+	s.Handle("/v1/contribute.json", Endpoint{Name: "contribute.json", Methods: map[string]Handler{"GET": s.contribute}, Expose: BaseExpose, Public: true})
 	// Each sub-request of a batch authenticates itself.
-	s.Handle(batchPath, Endpoint{Methods: map[string]Handler{"POST": s.batch}, Expose: BaseExpose, Public: true})
+	s.Handle(batchPath, Endpoint{Name: "batch", Methods: map[string]Handler{"POST": s.batch}, Expose: BaseExpose, Public: true})
 	for _, k := range kinds {
 		list := s.listObjects(k)
 		if k.kind == model.Record {
 			list = s.pushable(s.cacheable(list, s.recordsListKey, nil, recordsScope), s.recordsNewer, s.streamRecords, s.recordsAccess, recordsScope)
 		}
-		s.Handle(k.pluralPattern, Endpoint{Expose: ListExpose, Methods: map[string]Handler{
+		s.Handle(k.pluralPattern, Endpoint{Name: k.kind.Name + "-plural", Expose: ListExpose, Methods: map[string]Handler{
 			"GET": list, "HEAD": s.listObjects(k), "POST": s.createObject(k), "DELETE": s.deleteObjects(k),
 		}})
-		s.Handle(k.objectPattern, Endpoint{Expose: ObjectExpose, Methods: map[string]Handler{
+		s.Handle(k.objectPattern, Endpoint{Name: k.kind.Name + "-object", Expose: ObjectExpose, Methods: map[string]Handler{
 			"GET": s.getObject(k), "PUT": s.putObject(k), "PATCH": s.patchObject(k), "DELETE": s.deleteObject(k),
 		}})
 	}
 	s.mux.HandleFunc("/", s.unmatched)
 }
 
-// ServeHTTP implements http.Handler: common headers, then the route table.
+// ServeHTTP implements http.Handler: common headers, then the route table;
+// the observers get the summary of a top-level request once answered.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.observers != nil && !inUnit(r.Context()) {
+		s.serveObserved(w, r)
+		return
+	}
+	s.serve(w, r)
+}
+
+// serve answers a request (a top-level one, or a batch's sub-request).
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h["Content-Security-Policy"] = cspValue
 	h["X-Content-Type-Options"] = nosniffValue
@@ -337,16 +375,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if p == http.ErrAbortHandler {
 				panic(p)
 			}
-			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", p)
+			s.log.ErrorContext(r.Context(), "panic serving request", "method", r.Method, "path", r.URL.Path, "panic", p)
 			s.renderError(w, r, fmt.Errorf("panic: %v", p))
 		}
 	}()
 	if r.Body != nil && r.Body != http.NoBody {
 		if s.maxBody > 0 {
-			r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+			r.Body = http.MaxBytesReader(underlying(w), r.Body, s.maxBody)
 		}
 		if s.bodyTimeout > 0 {
 			withBodyDeadline(w, r, s.bodyTimeout)
+		}
+	}
+	for _, t := range s.trees {
+		if strings.HasPrefix(r.URL.Path, t.prefix) {
+			name := t.names.Files
+			if r.URL.Path == t.prefix {
+				name = t.names.Home
+			}
+			SetEndpoint(w, name, nil)
+			t.h.ServeHTTP(w, r)
+			return
+		}
+		if r.URL.Path == t.prefix[:len(t.prefix)-1] {
+			SetEndpoint(w, t.names.Redirect, nil)
+			s.redirect(w, r, t.prefix, -1)
+			return
 		}
 	}
 	// No route ends with a slash but the root: answer these redirects
@@ -386,6 +440,7 @@ func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
 		return
 	case !versionPrefix.MatchString(path):
 		if s.cfg.HTTP.VersionPrefixRedirect {
+			SetEndpoint(w, "redirect_to_version", nil)
 			if r.Method == http.MethodOptions {
 				w.WriteHeader(http.StatusOK)
 				return

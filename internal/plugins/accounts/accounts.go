@@ -6,7 +6,9 @@ package accounts
 
 import (
 	"context"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -34,10 +36,10 @@ func (Plugin) Provision(h *httpapi.Server) error {
 	s.policy = s.accountPolicy()
 	h.AuthPolicy(s.policy)
 	h.RootPermission("account:create", "account_create_principals")
-	h.Handle("/v1/accounts", httpapi.Endpoint{Expose: httpapi.ListExpose, Methods: map[string]httpapi.Handler{
+	h.Handle("/v1/accounts", httpapi.Endpoint{Name: "account-plural", Expose: httpapi.ListExpose, Methods: map[string]httpapi.Handler{
 		"GET": s.listAccounts, "POST": s.writeAccount, "DELETE": s.deleteAccounts,
 	}})
-	h.Handle("/v1/accounts/{id}", httpapi.Endpoint{Expose: httpapi.ObjectExpose, Methods: map[string]httpapi.Handler{
+	h.Handle("/v1/accounts/{id}", httpapi.Endpoint{Name: "account-object", Expose: httpapi.ObjectExpose, Methods: map[string]httpapi.Handler{
 		"GET": s.getAccount, "PUT": s.writeAccount, "PATCH": s.writeAccount, "DELETE": s.deleteAccount,
 	}})
 	h.Capability("accounts", map[string]any{
@@ -484,4 +486,71 @@ func (s *plugin) warnOpenAdministrators() {
 				"account", name)
 		}
 	}
+}
+
+// SetPassword creates the account id with password, or sets the password
+// of the existing account id, as Kinto's `kinto create-user` does: the
+// account is written by the system (no caller's permission applies), owned
+// by its user, in a unit of work of e (so other nodes forget the old
+// password). It reports whether the account was created.
+func SetPassword(ctx context.Context, e *resource.Engine, id, password string) (bool, error) {
+	if !model.Account.ValidID(id) {
+		return false, resource.InvalidID
+	}
+	data := map[string]any{"password": password}
+	if err := accountData(data, true); err != nil {
+		return false, err
+	}
+	p := model.Path{Kind: model.Account, ID: id}
+	return resource.Write(ctx, e, func(u *resource.Unit) (bool, error) {
+		existing, err := u.Tx.Get(ctx, accountScope(id), id)
+		if err != nil && !kerr.Is(err, kerr.NotFound) {
+			return false, err
+		}
+		if existing != nil {
+			for k, v := range existing.Data {
+				if k != "password" {
+					data[k] = v
+				}
+			}
+		}
+		out, err := u.Tx.Put(ctx, accountScope(id), &storage.Object{ID: id, Data: data})
+		if err != nil {
+			return false, err
+		}
+		// As Kinto's script, the user is added to the account's write
+		// permission; whoever else had a permission keeps it.
+		perms, err := u.Tx.Permissions(ctx, accountURI(id))
+		if err != nil {
+			return false, err
+		}
+		perms = maps.Clone(perms) // the transaction may share what it read
+		if perms == nil {
+			perms = map[string][]string{}
+		}
+		perms["write"] = slices.Clone(perms["write"])
+		if owner := "account:" + id; !slices.Contains(perms["write"], owner) {
+			perms["write"] = append(perms["write"], owner)
+		}
+		if err := u.Tx.SetPermissions(ctx, accountURI(id), perms); err != nil {
+			return false, err
+		}
+		action := "update"
+		if existing == nil {
+			action = "create"
+		}
+		return existing == nil, u.Changed(ctx, resource.NewChange(action, p, resource.Anonymous(), out, existing))
+	})
+}
+
+// Exists reports whether the account id exists.
+func Exists(ctx context.Context, h *httpapi.Server, id string) (bool, error) {
+	err := h.View(ctx, func(tx storage.Tx) error {
+		_, err := tx.Get(ctx, accountScope(id), id)
+		return err
+	})
+	if kerr.Is(err, kerr.NotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }

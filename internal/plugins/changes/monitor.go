@@ -34,6 +34,7 @@ type Monitor struct {
 	host      string
 	resources []string // as configured, for the capability
 	buckets   []string // bucket URIs monitored whole: "/buckets/main"
+	every     bool     // "/buckets": every collection of every bucket
 	exact     map[string]bool
 	prefixes  []string
 	excluded  []string // bucket or collection URIs left out
@@ -50,6 +51,11 @@ func NewMonitor(s *config.Settings) (*Monitor, error) {
 	for _, uri := range m.resources {
 		parts := strings.Split(strings.TrimPrefix(uri, "/"), "/")
 		switch {
+		case len(parts) == 1 && parts[0] == "buckets":
+			// kintogo's own: the zero-configuration start monitors
+			// everything.
+			m.every = true
+			m.prefixes = append(m.prefixes, "/buckets/")
 		case len(parts) == 2 && parts[0] == "buckets" && parts[1] != "":
 			m.buckets = append(m.buckets, uri)
 			m.prefixes = append(m.prefixes, uri+"/collections/")
@@ -57,7 +63,7 @@ func NewMonitor(s *config.Settings) (*Monitor, error) {
 			m.exact[uri] = true
 			m.prefixes = append(m.prefixes, uri)
 		default:
-			return nil, fmt.Errorf("changes.resources: %q is not a bucket or collection URI", uri)
+			return nil, fmt.Errorf("changes.resources: %q is not a bucket or collection URI (or /buckets, for all)", uri)
 		}
 	}
 	m.excluded = s.List("changes.excluded_collections")
@@ -142,6 +148,11 @@ func (m *Monitor) monitors(collURI string) bool {
 	}
 	if m.exact[collURI] {
 		return true
+	}
+	if m.every {
+		rest, ok := strings.CutPrefix(collURI, "/buckets/")
+		bid, cid, ok2 := strings.Cut(rest, "/collections/")
+		return ok && ok2 && bid != "" && cid != "" && !strings.Contains(bid, "/") && !strings.Contains(cid, "/")
 	}
 	for _, b := range m.buckets {
 		rest, ok := strings.CutPrefix(collURI, b+"/collections/")
@@ -252,6 +263,9 @@ func (m *Monitor) Affects(evs []events.Event) bool {
 
 // covers reports whether a bucket holds monitored collections.
 func (m *Monitor) covers(bucketID string) bool {
+	if m.every {
+		return true
+	}
 	b := "/buckets/" + bucketID
 	for _, p := range m.prefixes {
 		if p == b+"/collections/" || strings.HasPrefix(p, b+"/collections/") {

@@ -1,6 +1,10 @@
 package changes
 
-import "testing"
+import (
+	"testing"
+
+	"kintogo/internal/config"
+)
 
 // The vectors asserted by kinto-changes and remote-settings (test_utils.py),
 // plus the production example of the client specification.
@@ -36,5 +40,34 @@ func TestMonitors(t *testing.T) {
 		if got := m.monitors(uri); got != want {
 			t.Errorf("monitors(%s) = %v, want %v", uri, got, want)
 		}
+	}
+}
+
+// "/buckets" in changes.resources monitors every collection of every
+// bucket, but exclusions still apply.
+func TestMonitorsEverything(t *testing.T) {
+	s, err := config.FromMap(map[string]string{"changes.resources": "/buckets", "changes.excluded_collections": "/buckets/secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMonitor(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]bool{
+		"/buckets/main/collections/a":         true,
+		"/buckets/any-other/collections/b":    true,
+		"/buckets/main/collections/a/records": false,
+		"/buckets/main":                       false,
+		"/buckets//collections/a":             false,
+		"/buckets/secret/collections/a":       false,
+	}
+	for uri, want := range tests {
+		if got := m.monitors(uri); got != want {
+			t.Errorf("monitors(%s) = %v, want %v", uri, got, want)
+		}
+	}
+	if !m.covers("anything") {
+		t.Error("every bucket holds monitored collections")
 	}
 }

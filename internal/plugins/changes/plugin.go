@@ -13,6 +13,8 @@
 package changes
 
 import (
+	"embed"
+	"io/fs"
 	"net/http"
 	"time"
 
@@ -89,20 +91,25 @@ func (Plugin) Provision(h *httpapi.Server) error {
 	// Kinto registers no HEAD view on the monitor list: HEAD reuses GET,
 	// without counts.
 	monitorExpose := func(string) []string { return httpapi.ListExpose(http.MethodGet) }
-	h.Handle("/v1/buckets/monitor/collections/changes/records", httpapi.Endpoint{Expose: monitorExpose, Public: true, Methods: map[string]httpapi.Handler{
+	h.Handle("/v1/buckets/monitor/collections/changes/records", httpapi.Endpoint{Name: "changes-plural", Expose: monitorExpose, Public: true, Methods: map[string]httpapi.Handler{
 		"GET": h.Pushable(s.withMonitorShortcuts(h.Cacheable(s.monitorRecords, httpapi.RawKey, monitorScopeOf), false), s.monitorNewer, s.streamMonitor, nil, monitorScopeOf),
 	}})
 	// The monitor has no individual entries; its parent objects need not
 	// exist. Record URLs under it fall through to the records routes.
-	public := func(hd httpapi.Handler) httpapi.Endpoint {
-		return httpapi.Endpoint{Expose: httpapi.BaseExpose, Methods: map[string]httpapi.Handler{"GET": hd}, Public: true}
+	public := func(name string, hd httpapi.Handler) httpapi.Endpoint {
+		return httpapi.Endpoint{Name: name, Expose: httpapi.BaseExpose, Methods: map[string]httpapi.Handler{"GET": hd}, Public: true}
 	}
-	h.Handle("/v1/buckets/monitor/collections/changes/changeset",
-		public(h.Pushable(s.withMonitorShortcuts(h.Cacheable(s.monitorChangeset, changesetKey, monitorScopeOf), true), s.monitorNewer, s.streamMonitor, nil, monitorScopeOf)))
-	h.Handle("/v1/buckets/{bid}/collections/{cid}/changeset", httpapi.Endpoint{Expose: httpapi.BaseExpose, Methods: map[string]httpapi.Handler{
+	monitorChangeset := public("collection-changeset",
+		h.Pushable(s.withMonitorShortcuts(h.Cacheable(s.monitorChangeset, changesetKey, monitorScopeOf), true), s.monitorNewer, s.streamMonitor, nil, monitorScopeOf))
+	monitorChangeset.Values = map[string]string{"bid": "monitor", "cid": "changes"}
+	h.Handle("/v1/buckets/monitor/collections/changes/changeset", monitorChangeset)
+	h.Handle("/v1/buckets/{bid}/collections/{cid}/changeset", httpapi.Endpoint{Name: "collection-changeset", Expose: httpapi.BaseExpose, Methods: map[string]httpapi.Handler{
 		"GET": h.Pushable(s.collectionChangeset, h.RecordsNewer, h.StreamRecords, s.changesetAccess, httpapi.RecordsScope),
 	}})
-	h.Handle("/v1/__broadcasts__", public(s.broadcasts))
+	h.Handle("/v1/__broadcasts__", public("broadcast", s.broadcasts))
+	// The live view: a page of kintogo's own over the monitor's stream,
+	// public like the monitor.
+	h.HandleTree(LivePrefix, httpapi.TreeNames{Home: "changes_live", Files: "changes_live_static", Redirect: "changes_live_redirect"}, h.StaticFiles(LivePrefix, func() fs.FS { return liveFiles }, "default-src 'self'", nil, nil))
 
 	// kintogo's own: wait for changes instead of polling. (A capability
 	// of its own: clients compare the changes capability exactly.)
@@ -121,3 +128,11 @@ func (Plugin) Provision(h *httpapi.Server) error {
 	})
 	return nil
 }
+
+// LivePrefix is where the live view of the feed is served.
+const LivePrefix = "/v1/changes/"
+
+//go:embed live
+var live embed.FS
+
+var liveFiles, _ = fs.Sub(live, "live")

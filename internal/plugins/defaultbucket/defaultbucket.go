@@ -78,6 +78,13 @@ func isDefaultBucketPath(path string) bool {
 // serves the request on the real path.
 func (s *plugin) serve(w http.ResponseWriter, r *http.Request) {
 	c := s.h.NewCall(r)
+	// Kinto's routes of the alias; the route the request reaches names it
+	// again.
+	route := "default_bucket_collection"
+	if r.URL.Path == defaultPrefix {
+		route = "default_bucket"
+	}
+	httpapi.SetEndpoint(w, route, c)
 	w.Header().Set("Access-Control-Expose-Headers", strings.Join(httpapi.BaseExpose(""), ", "))
 	if c.User() == "" {
 		s.h.RenderError(w, r, kerr.E(kerr.Unauthenticated, ""))

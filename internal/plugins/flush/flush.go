@@ -17,7 +17,7 @@ func (Plugin) Name() string { return "kinto.plugins.flush" }
 // Provision implements plugins.Plugin.
 func (Plugin) Provision(h *httpapi.Server) error {
 	// Kinto requires no permission to flush.
-	h.Handle("/v1/__flush__", httpapi.Endpoint{Expose: httpapi.BaseExpose, Public: true, Methods: map[string]httpapi.Handler{
+	h.Handle("/v1/__flush__", httpapi.Endpoint{Name: "flush", Expose: httpapi.BaseExpose, Public: true, Methods: map[string]httpapi.Handler{
 		"POST": func(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
 			if err := h.Engine().Flush(r.Context()); err != nil {
 				return err

@@ -29,7 +29,7 @@ func (Plugin) Provision(h *httpapi.Server) error {
 	s := &plugin{h: h, excluded: h.Settings().List("history.exclude_resources"),
 		explicit: h.Settings().Bool("explicit_permissions")}
 	h.Engine().Hook(s.hooks())
-	h.Handle("/v1/buckets/{bid}/history", httpapi.Endpoint{Expose: httpapi.ListExpose, Methods: map[string]httpapi.Handler{
+	h.Handle("/v1/buckets/{bid}/history", httpapi.Endpoint{Name: "history-plural", Expose: httpapi.ListExpose, Methods: map[string]httpapi.Handler{
 		"GET": s.listHistory, "DELETE": s.purgeHistory,
 	}})
 	h.Capability("history", map[string]any{

@@ -18,13 +18,14 @@ import (
 // Plugin is the permissions endpoint.
 type Plugin struct{}
 
-// Name implements plugins.Plugin.
-func (Plugin) Name() string { return "kinto.plugins.admin" }
+// Name implements plugins.Plugin: the endpoint is a setting of Kinto's
+// core (experimental_permissions_endpoint), and part of the admin plugin.
+func (Plugin) Name() string { return "experimental_permissions_endpoint" }
 
 // Provision implements plugins.Plugin.
 func (Plugin) Provision(h *httpapi.Server) error {
 	s := &plugin{h: h}
-	h.Handle("/v1/permissions", httpapi.Endpoint{Expose: httpapi.ListExpose, Methods: map[string]httpapi.Handler{"GET": s.listPermissions}})
+	h.Handle("/v1/permissions", httpapi.Endpoint{Name: "permissions-plural", Expose: httpapi.ListExpose, Methods: map[string]httpapi.Handler{"GET": s.listPermissions}})
 	h.Capability("permissions_endpoint", map[string]any{
 		"description": "The permissions endpoint can be used to list all user objects permissions.",
 		"url":         "https://kinto.readthedocs.io/en/latest/configuration/settings.html#activating-the-permissions-endpoint",

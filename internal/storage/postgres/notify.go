@@ -13,6 +13,9 @@ const channel = "kintogo_changes"
 // bytes).
 const maxPayload = 7000
 
+// MaxPayload is the largest payload Message sends.
+const MaxPayload = maxPayload
+
 // Message is the text a node announces (storage.Tx.Announce) to the nodes
 // that Listen: the sender's node id, then the payload, or nothing when the
 // payload is too large to be sent (the listeners then assume that

@@ -1,0 +1,374 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// kintogo runs the command in dir with extra environment and standard
+// input, and returns its standard output and error.
+func kintogo(t *testing.T, dir, stdin string, env []string, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+// server is a `kintogo start` with its output captured.
+type server struct {
+	base string
+	out  *syncBuffer
+}
+
+type syncBuffer struct {
+	mu chan struct{}
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu <- struct{}{}
+	defer func() { <-s.mu }()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu <- struct{}{}
+	defer func() { <-s.mu }()
+	return s.b.String()
+}
+
+func startServer(t *testing.T, dir string, env []string, args ...string) *server {
+	t.Helper()
+	port := freePort(t)
+	cmd := exec.Command(binary, append([]string{"start", "--port", strconv.Itoa(port)}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	s := &server{base: "http://127.0.0.1:" + strconv.Itoa(port) + "/v1", out: &syncBuffer{mu: make(chan struct{}, 1)}}
+	cmd.Stdout, cmd.Stderr = s.out, s.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for i := 0; i < 200; i++ {
+		if resp, err := http.Get(s.base + "/__lbheartbeat__"); err == nil {
+			resp.Body.Close()
+			// The banner follows the listening log line.
+			for j := 0; j < 100 && !strings.Contains(s.out.String(), "settings:"); j++ {
+				time.Sleep(10 * time.Millisecond)
+			}
+			return s
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("server did not start: %s", s.out.String())
+	return nil
+}
+
+// do sends a request (user:password, or "" for none) and decodes the answer.
+func do(t *testing.T, method, url, auth, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if user, pw, ok := strings.Cut(auth, ":"); ok {
+		req.SetBasicAuth(user, pw)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	json.Unmarshal(raw, &out)
+	return resp.StatusCode, out
+}
+
+// The five-minute path on a fresh directory, with no configuration at all:
+// start, create the administrator while the server runs, log in, write,
+// and see the write in the monitor; anonymous writes and basic auth are
+// refused.
+func TestZeroConfigurationPath(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir, nil)
+	banner := s.out.String()
+	for _, want := range []string{s.base + "/", s.base + "/admin/", s.base + "/changes/", filepath.Join(dir, "kintogo.db"), "kintogo create-user --username admin"} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("the start banner does not say %q:\n%s", want, banner)
+		}
+	}
+	_, root := do(t, "GET", s.base+"/", "", "")
+	caps, _ := root["capabilities"].(map[string]any)
+	for _, c := range []string{"changes", "accounts", "history", "admin", "permissions_endpoint"} {
+		if caps[c] == nil {
+			t.Errorf("capability %s missing: %v", c, caps)
+		}
+	}
+	if code, _ := do(t, "PUT", s.base+"/buckets/anon", "", ""); code != 401 {
+		t.Errorf("anonymous write: %d, want 401", code)
+	}
+	if code, _ := do(t, "PUT", s.base+"/buckets/basic", "alice:pw", ""); code != 401 {
+		t.Errorf("basic auth of an unknown user: %d, want 401 (no basicauth policy by default)", code)
+	}
+	out, errOut, err := kintogo(t, dir, "s3cret\n", nil, "create-user", "--username", "admin")
+	if err != nil || !strings.Contains(out, "Created user 'admin'") {
+		t.Fatalf("create-user: %v %s %s", err, out, errOut)
+	}
+	if code, body := do(t, "PUT", s.base+"/buckets/main", "admin:s3cret", ""); code != 201 {
+		t.Fatalf("the administrator creates a bucket: %d %v", code, body)
+	}
+	do(t, "PUT", s.base+"/buckets/main/collections/fruits", "admin:s3cret", "")
+	code, rec := do(t, "POST", s.base+"/buckets/main/collections/fruits/records", "admin:s3cret", `{"data": {"name": "kiwi"}}`)
+	if code != 201 {
+		t.Fatalf("record: %d %v", code, rec)
+	}
+	ts := rec["data"].(map[string]any)["last_modified"].(float64)
+	_, monitor := do(t, "GET", s.base+"/buckets/monitor/collections/changes/records", "", "")
+	entries, _ := monitor["data"].([]any)
+	if len(entries) != 1 || entries[0].(map[string]any)["collection"] != "fruits" || entries[0].(map[string]any)["last_modified"] != ts {
+		t.Fatalf("monitor after the write: %v (record at %v)", monitor, ts)
+	}
+	// A second create-user sets the password: the running server stops
+	// accepting the old one at once (the command's SIGHUP).
+	if out, errOut, err := kintogo(t, dir, "", nil, "create-user", "-u", "admin", "-p", "n3w"); err != nil || !strings.Contains(out, "Changed the password") {
+		t.Fatalf("create-user again: %v %s %s", err, out, errOut)
+	}
+	if code, _ := do(t, "GET", s.base+"/buckets/main", "admin:s3cret", ""); code != 401 {
+		t.Errorf("old password after the change: %d, want 401", code)
+	}
+	if code, _ := do(t, "GET", s.base+"/buckets/main", "admin:n3w", ""); code != 200 {
+		t.Errorf("new password: %d", code)
+	}
+}
+
+func TestCreateUserRefusals(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		env  []string
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"KINTO_READONLY=true"}, []string{"-u", "bob", "-p", "x"}, 51, "readonly"},
+		{[]string{"KINTO_INCLUDES=kinto_changes"}, []string{"-u", "bob", "-p", "x"}, 52, "accounts plugin"},
+		{nil, []string{"-u", "not a name", "-p", "x"}, 1, "not a valid username"},
+		{nil, []string{"-u", "bob"}, 53, "aborted"}, // no password on standard input
+		{[]string{"KINTO_STORAGE_BACKEND=memory"}, []string{"-u", "bob", "-p", "x"}, 1, "memory"},
+	} {
+		_, errOut, err := kintogo(t, dir, "", tc.env, append([]string{"create-user"}, tc.args...)...)
+		exit, _ := err.(*exec.ExitError)
+		if exit == nil || exit.ExitCode() != tc.code || !strings.Contains(errOut, tc.says) {
+			t.Errorf("create-user %v with %v: %v %q, want exit %d saying %q", tc.args, tc.env, err, errOut, tc.code, tc.says)
+		}
+	}
+}
+
+// init writes a commented settings file with fresh secrets, refuses to
+// overwrite it, and start --ini serves what it enables.
+func TestInitThenStart(t *testing.T) {
+	dir := t.TempDir()
+	out, errOut, err := kintogo(t, dir, "", nil, "init")
+	if err != nil || !strings.Contains(out, "config/kinto.ini") {
+		t.Fatalf("init: %v %s %s", err, out, errOut)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "config", "kinto.ini"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := regexp.MustCompile(`(?m)^kinto\.(userid|default_bucket)_hmac_secret = ([0-9a-f]{64})$`).FindAllStringSubmatch(string(raw), -1)
+	if len(secrets) != 2 || secrets[0][2] == secrets[1][2] {
+		t.Fatalf("init's secrets: %v", secrets)
+	}
+	if _, errOut, err := kintogo(t, dir, "", nil, "init"); err == nil || !strings.Contains(errOut, "already exists") {
+		t.Errorf("a second init must refuse to overwrite: %v %s", err, errOut)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, "config", "kinto.ini")); !bytes.Equal(after, raw) {
+		t.Error("the settings file changed")
+	}
+	other := filepath.Join(dir, "pg.ini")
+	if _, _, err := kintogo(t, dir, "", nil, "init", "--ini", other, "--backend", "postgresql"); err != nil {
+		t.Fatal(err)
+	}
+	pg, _ := os.ReadFile(other)
+	if !strings.Contains(string(pg), "kinto.storage_backend = postgresql") || strings.Contains(string(pg), secrets[0][2]) {
+		t.Errorf("postgresql settings file: %s", pg)
+	}
+	// config/kinto.ini is found by itself, as in Kinto.
+	s := startServer(t, dir, nil)
+	if !strings.Contains(s.out.String(), "settings:   config/kinto.ini") {
+		t.Errorf("banner: %s", s.out.String())
+	}
+	_, root := do(t, "GET", s.base+"/", "", "")
+	caps, _ := root["capabilities"].(map[string]any)
+	for _, c := range []string{"changes", "accounts", "history", "admin"} {
+		if caps[c] == nil {
+			t.Errorf("capability %s missing: %v", c, caps)
+		}
+	}
+	if out, errOut, err := kintogo(t, dir, "pw\n", nil, "create-user", "-u", "admin"); err != nil {
+		t.Fatalf("create-user: %v %s %s", err, out, errOut)
+	}
+	if code, body := do(t, "PUT", s.base+"/buckets/b", "admin:pw", ""); code != 201 {
+		t.Errorf("write as the administrator: %d %v", code, body)
+	}
+}
+
+func TestMigrateDryRun(t *testing.T) {
+	dir := t.TempDir()
+	out, errOut, err := kintogo(t, dir, "", nil, "migrate", "--dry-run")
+	if err != nil || !strings.Contains(out, "at version 0; migrate would bring it to version") {
+		t.Fatalf("dry run on no database: %v %s %s", err, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "kintogo.db")); !os.IsNotExist(err) {
+		t.Fatalf("a dry run created the database: %v", err)
+	}
+	if _, errOut, err := kintogo(t, dir, "", nil, "migrate"); err != nil {
+		t.Fatalf("migrate: %v %s", err, errOut)
+	}
+	if out, _, err := kintogo(t, dir, "", nil, "migrate", "--dry-run"); err != nil || !strings.Contains(out, "up to date") {
+		t.Fatalf("dry run after migrate: %v %s", err, out)
+	}
+}
+
+// The administrative commands write beside a running server, on every
+// backend: the server answers what they wrote at once (SQLite: their
+// SIGHUP; PostgreSQL: their NOTIFY), its cached answers included.
+func TestAdminCommandsBesideARunningServer(t *testing.T) {
+	base := []string{"KINTO_MULTIAUTH_POLICIES=account basicauth", "KINTO_INCLUDES=kinto.plugins.accounts kinto.plugins.flush kinto_changes"}
+	t.Run("sqlite", func(t *testing.T) { testAdminCommands(t, base) })
+	t.Run("postgresql", func(t *testing.T) {
+		env := append(base, "KINTO_STORAGE_BACKEND=postgresql", "KINTO_STORAGE_URL="+pgDSN(t, "kintogo_nodes"))
+		if _, errOut, err := kintogo(t, t.TempDir(), "", env, "migrate"); err != nil {
+			t.Fatalf("migrate: %v %s", err, errOut)
+		}
+		testAdminCommands(t, env)
+	})
+}
+
+// eventually retries check for up to two seconds (PostgreSQL's
+// notifications arrive after the command's commit).
+func eventually(t *testing.T, what string, check func() bool) {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		if check() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Errorf("%s: not so after 2 s", what)
+}
+
+func testAdminCommands(t *testing.T, env []string) {
+	dir := t.TempDir()
+	s := startServer(t, dir, env)
+	do(t, "POST", s.base+"/__flush__", "", "")
+	run := func(stdin string, args ...string) string {
+		t.Helper()
+		out, errOut, err := kintogo(t, dir, stdin, env, args...)
+		if err != nil {
+			t.Fatalf("%v: %v %s", args, err, errOut)
+		}
+		return out
+	}
+	// Accounts: created, then its password changed; the old password
+	// stops working although the server had verified it.
+	// (basicauth takes any password: the account policy is the one that
+	// names the user account:carol.)
+	whoami := func(auth string) any {
+		_, root := do(t, "GET", s.base+"/", auth, "")
+		user, _ := root["user"].(map[string]any)
+		return user["id"]
+	}
+	run("pw1\n", "create-user", "-u", "carol")
+	if id := whoami("carol:pw1"); id != "account:carol" {
+		t.Fatalf("the new account: %v", id)
+	}
+	run("", "create-user", "-u", "carol", "-p", "pw2")
+	eventually(t, "old password refused", func() bool { return whoami("carol:pw1") != "account:carol" })
+	if id := whoami("carol:pw2"); id != "account:carol" {
+		t.Errorf("the new password: %v", id)
+	}
+
+	// Tombstones: by count per collection, then by age; live records stay.
+	coll := s.base + "/buckets/b/collections/c"
+	do(t, "PUT", s.base+"/buckets/b", "alice:pw", "")
+	do(t, "PUT", coll, "alice:pw", "")
+	for i := 0; i < 5; i++ {
+		do(t, "PUT", coll+"/records/r"+strconv.Itoa(i), "alice:pw", `{"data": {}}`)
+	}
+	for i := 0; i < 4; i++ {
+		do(t, "DELETE", coll+"/records/r"+strconv.Itoa(i), "alice:pw", "")
+	}
+	tombstones := func() int {
+		_, list := do(t, "GET", coll+"/records?_since=0", "alice:pw", "")
+		n := 0
+		for _, r := range list["data"].([]any) {
+			if r.(map[string]any)["deleted"] == true {
+				n++
+			}
+		}
+		return n
+	}
+	if n := tombstones(); n != 4 {
+		t.Fatalf("tombstones before: %d", n)
+	}
+	if out := run("", "purge-deleted", "record", "1h"); !strings.Contains(out, "0 tombstone(s)") {
+		t.Errorf("nothing is an hour old: %s", out)
+	}
+	if out := run("", "purge-deleted", "record", "1"); !strings.Contains(out, "3 tombstone(s) deleted") {
+		t.Errorf("keeping one: %s", out)
+	}
+	eventually(t, "one tombstone left", func() bool { return tombstones() == 1 })
+	time.Sleep(5 * time.Millisecond)
+	if out := run("", "purge-deleted", "record", "collection", "1ms"); !strings.Contains(out, "1 tombstone(s)") {
+		t.Errorf("purging the last: %s", out)
+	}
+	eventually(t, "no tombstone left", func() bool { return tombstones() == 0 })
+	if code, _ := do(t, "GET", coll+"/records/r4", "alice:pw", ""); code != 200 {
+		t.Errorf("a live record was purged: %d", code)
+	}
+	for _, bad := range [][]string{{"record"}, {"record", "soon"}, {"widget", "1d"}, {"record", "-1"}} {
+		if _, _, err := kintogo(t, dir, "", env, append([]string{"purge-deleted"}, bad...)...); err == nil {
+			t.Errorf("purge-deleted %v must fail", bad)
+		}
+	}
+}
+
+func TestHelp(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{{"--help"}, {"help"}, {"-h"}} {
+		out, _, err := kintogo(t, dir, "", nil, args...)
+		if err != nil {
+			t.Errorf("%v: %v", args, err)
+		}
+		for name := range commands {
+			if !strings.Contains(out, "  "+name+" ") {
+				t.Errorf("%v does not list %s: %s", args, name, out)
+			}
+		}
+	}
+	for name, cmd := range commands {
+		for _, args := range [][]string{{name, "--help"}, {"help", name}} {
+			out, _, err := kintogo(t, dir, "", nil, args...)
+			if err != nil || !strings.Contains(out, "usage: kintogo "+name) || !strings.Contains(strings.ToLower(out), strings.ToLower(cmd.summary)) {
+				t.Errorf("%v: %v %s", args, err, out)
+			}
+		}
+	}
+}
