@@ -10,8 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"kintogo/internal/app"
-	"kintogo/internal/config"
+	"kintogo/internal/app/apptest"
 	"kintogo/internal/httpapi"
 	"kintogo/internal/storage"
 	"kintogo/internal/storage/storetest"
@@ -62,21 +61,7 @@ func newClient(t *testing.T, store storage.Storage, extra map[string]string) *cl
 
 func newClientWith(t *testing.T, store storage.Storage, extra map[string]string, opts httpapi.Options) *client {
 	t.Helper()
-	m := map[string]string{}
-	for k, v := range testSettings {
-		m[k] = v
-	}
-	for k, v := range extra {
-		m[k] = v
-	}
-	settings, err := config.FromMap(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := app.NewServer(settings, store, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := apptest.Server(t, store, opts, testSettings, extra)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	return &client{t: t, base: ts.URL}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"kintogo/internal/app"
+	"kintogo/internal/app/apptest"
 	"kintogo/internal/config"
 	"kintogo/internal/httpapi"
 	"kintogo/internal/storage/memory"
@@ -21,21 +22,7 @@ import (
 // on the returned channel (copies, in the order they were answered).
 func observedServer(t *testing.T, extra map[string]string) (*client, *httpapi.Server, <-chan httpapi.RequestSummary) {
 	t.Helper()
-	m := map[string]string{}
-	for k, v := range testSettings {
-		m[k] = v
-	}
-	for k, v := range extra {
-		m[k] = v
-	}
-	settings, err := config.FromMap(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := app.NewServer(settings, memory.New(), httpapi.Options{Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := apptest.Server(t, memory.New(), httpapi.Options{Version: "test"}, testSettings, extra)
 	ch := make(chan httpapi.RequestSummary, 100)
 	srv.ObserveRequests(func(rs *httpapi.RequestSummary) { ch <- *rs })
 	ts := httptest.NewServer(srv)

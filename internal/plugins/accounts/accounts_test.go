@@ -14,8 +14,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"kintogo/internal/app"
-	"kintogo/internal/config"
+	"kintogo/internal/app/apptest"
 	"kintogo/internal/httpapi"
 	"kintogo/internal/storage/storetest"
 )
@@ -34,15 +33,7 @@ var settings = map[string]string{
 func eachBackend(t *testing.T, fn func(t *testing.T, c *client)) {
 	for name, open := range storetest.Backends() {
 		t.Run(name, func(t *testing.T) {
-			s, err := config.FromMap(settings)
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv, err := app.NewServer(s, open(t), httpapi.Options{Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ts := httptest.NewServer(srv)
+			ts := httptest.NewServer(apptest.Server(t, open(t), httpapi.Options{Logger: slog.New(slog.DiscardHandler)}, settings))
 			t.Cleanup(ts.Close)
 			fn(t, &client{t: t, base: ts.URL})
 		})

@@ -10,23 +10,14 @@ import (
 	"strings"
 	"testing"
 
-	"kintogo/internal/app"
-	"kintogo/internal/config"
+	"kintogo/internal/app/apptest"
 	"kintogo/internal/httpapi"
 	"kintogo/internal/storage/memory"
 )
 
 func serve(t *testing.T, settings map[string]string) *httptest.Server {
 	t.Helper()
-	s, err := config.FromMap(settings)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := app.NewServer(s, memory.New(), httpapi.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
+	ts := httptest.NewServer(apptest.Server(t, memory.New(), httpapi.Options{}, settings))
 	t.Cleanup(ts.Close)
 	return ts
 }

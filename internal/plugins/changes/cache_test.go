@@ -7,8 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"kintogo/internal/app"
-	"kintogo/internal/config"
+	"kintogo/internal/app/apptest"
 	"kintogo/internal/httpapi"
 	"kintogo/internal/storage/memory"
 )
@@ -18,17 +17,10 @@ import (
 // held once.
 func TestAnswerCacheIsBoundedInBytes(t *testing.T) {
 	const budget = 300000
-	settings, err := config.FromMap(map[string]string{
+	s := apptest.Server(t, memory.New(), httpapi.Options{}, map[string]string{
 		"includes": "kinto_changes", "multiauth.policies": "basicauth", "userid_hmac_secret": "s",
 		"changes.resources": "/buckets/main", "response_cache_max_bytes": strconv.Itoa(budget),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := app.NewServer(settings, memory.New(), httpapi.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ts := httptest.NewServer(s)
 	defer ts.Close()
 	do := func(method, path, body string) *http.Response {

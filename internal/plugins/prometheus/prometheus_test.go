@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"kintogo/internal/app"
+	"kintogo/internal/app/apptest"
 	"kintogo/internal/config"
 	"kintogo/internal/events"
 	"kintogo/internal/httpapi"
@@ -36,21 +37,10 @@ type node struct {
 
 func newNode(t *testing.T, extra map[string]string) *node {
 	t.Helper()
-	m := map[string]string{
+	srv := apptest.Server(t, memory.New(), httpapi.Options{Version: "test"}, map[string]string{
 		"includes": "kinto.plugins.prometheus kinto_changes kinto.plugins.history", "multiauth.policies": "basicauth",
 		"userid_hmac_secret": "secret", "changes.resources": "/buckets/main",
-	}
-	for k, v := range extra {
-		m[k] = v
-	}
-	settings, err := config.FromMap(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := app.NewServer(settings, memory.New(), httpapi.Options{Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	}, extra)
 	return serve(t, srv)
 }
 
