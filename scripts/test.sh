@@ -19,7 +19,7 @@ env -u KINTOGO_TEST_POSTGRES go test -count=1 ./...
 # The same tests on PostgreSQL (storage conformance, HTTP tests), one
 # package at a time since they share the database.
 if [ -n "${KINTOGO_TEST_POSTGRES:-}" ]; then
-  go test -count=1 -p 1 ./internal/storage/postgres ./internal/resource ./internal/httpapi ./internal/plugins/prometheus ./cmd/kintogo
+  go test -count=1 -p 1 ./internal/storage/postgres ./internal/resource ./internal/httpapi ./internal/plugins/prometheus ./internal/plugins/attachment ./cmd/kintogo
 else
   echo "PostgreSQL tests skipped: set KINTOGO_TEST_POSTGRES (scripts/postgres.sh prints a DSN)"
 fi

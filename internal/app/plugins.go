@@ -10,6 +10,7 @@ import (
 	"kintogo/internal/plugins"
 	"kintogo/internal/plugins/accounts"
 	"kintogo/internal/plugins/admin"
+	"kintogo/internal/plugins/attachment"
 	"kintogo/internal/plugins/changes"
 	"kintogo/internal/plugins/defaultbucket"
 	"kintogo/internal/plugins/flush"
@@ -29,6 +30,7 @@ var registry = map[string]func() plugins.Plugin{
 	"kinto.plugins.flush":           func() plugins.Plugin { return flush.Plugin{} },
 	"kinto.plugins.prometheus":      func() plugins.Plugin { return prometheus.Plugin{} },
 	"kinto.plugins.admin":           func() plugins.Plugin { return admin.Plugin{} },
+	"kinto_attachment":              func() plugins.Plugin { return attachment.Plugin{} },
 	"kinto_changes":                 func() plugins.Plugin { return changes.Plugin{} },
 	"kinto_remote_settings.changes": func() plugins.Plugin { return changes.Plugin{} },
 	"kinto_remote_settings":         func() plugins.Plugin { return changes.Plugin{} },

@@ -27,7 +27,7 @@ func (s *Server) hello(w http.ResponseWriter, r *http.Request, c *Call) error {
 			"readonly":             s.readonly,
 			"explicit_permissions": s.cfg.Objects.ExplicitPermissions,
 		},
-		"capabilities": s.capabilities(),
+		"capabilities": s.capabilities(r),
 	}
 	if c.User() != "" {
 		err := s.view(r.Context(), func(tx storage.Tx) error { return c.LoadPrincipals(r.Context(), tx) })
@@ -79,9 +79,12 @@ func (s *Server) configInfo() any {
 	}
 }
 
-func (s *Server) capabilities() map[string]any {
+func (s *Server) capabilities(r *http.Request) map[string]any {
 	caps := make(map[string]any, len(s.caps)+2)
 	for name, v := range s.caps {
+		if fn, ok := v.(CapabilityFunc); ok {
+			v = fn(r)
+		}
 		caps[name] = v
 	}
 	for _, p := range s.policies {
@@ -137,7 +140,22 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, c *Call) erro
 		status = http.StatusServiceUnavailable
 		s.log.Error("heartbeat failed", "storage", storageOK, "permission", permOK, "err", err)
 	}
-	s.writeJSON(w, status, map[string]bool{"storage": storageOK, "permission": permOK, "cache": true})
+	answer := map[string]bool{"storage": storageOK, "permission": permOK, "cache": true}
+	for _, hb := range s.heartbeats {
+		done := make(chan bool, 1)
+		go func() { done <- hb.check(ctx) }()
+		select {
+		case ok := <-done:
+			answer[hb.name] = ok
+		case <-ctx.Done():
+			answer[hb.name] = false
+		}
+		if !answer[hb.name] {
+			status = http.StatusServiceUnavailable
+			s.log.ErrorContext(ctx, "heartbeat failed", "check", hb.name)
+		}
+	}
+	s.writeJSON(w, status, answer)
 	return nil
 }
 

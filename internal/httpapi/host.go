@@ -29,12 +29,35 @@ func (s *Server) Logger() *slog.Logger { return s.log }
 // Now is the server's clock.
 func (s *Server) Now() time.Time { return s.opts.Now() }
 
-// Capability advertises a capability in GET /v1/.
+// Capability advertises a capability in GET /v1/ (a CapabilityFunc is
+// called for each request).
 func (s *Server) Capability(name string, v any) { s.caps[name] = v }
 
 // AuthPolicy provides an authentication policy, used when
 // multiauth.policies names it.
 func (s *Server) AuthPolicy(p auth.Policy) { s.authPolicies[p.Name()] = p }
+
+// BodyLimit gives the requests for which fn returns ok another bound of
+// their body (bytes, 0: none) and of the time to receive it than
+// max_body_bytes and body_read_timeout_seconds (file uploads).
+func (s *Server) BodyLimit(fn func(r *http.Request) (maxBytes int64, timeout time.Duration, ok bool)) {
+	s.bodyLimits = append(s.bodyLimits, fn)
+}
+
+// Heartbeat adds a check to /__heartbeat__, reported under name: false
+// (or no answer within heartbeat_timeout_seconds) makes it answer 503.
+func (s *Server) Heartbeat(name string, check func(ctx context.Context) bool) {
+	s.heartbeats = append(s.heartbeats, heartbeatCheck{name, check})
+}
+
+type heartbeatCheck struct {
+	name  string
+	check func(ctx context.Context) bool
+}
+
+// CapabilityFunc is a capability whose value depends on the request (a
+// URL on the request's host).
+type CapabilityFunc func(r *http.Request) any
 
 // Intercept runs fn on every request before routing; fn returns true when
 // it answered the request (the default bucket plugin serves its alias).

@@ -70,6 +70,8 @@ type Server struct {
 	authPolicies map[string]auth.Policy
 	intercepts   []func(w http.ResponseWriter, r *http.Request) bool
 	trees        []tree // HandleTree
+	bodyLimits   []func(*http.Request) (int64, time.Duration, bool)
+	heartbeats   []heartbeatCheck
 	helloUser    []func(c *Call, user map[string]any)
 	rootPerms    []rootPerm
 	onChange     []func(evs []events.Event)
@@ -380,11 +382,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	if r.Body != nil && r.Body != http.NoBody {
-		if s.maxBody > 0 {
-			r.Body = http.MaxBytesReader(underlying(w), r.Body, s.maxBody)
+		maxBody, timeout := s.maxBody, s.bodyTimeout
+		for _, fn := range s.bodyLimits {
+			if n, t, ok := fn(r); ok {
+				maxBody, timeout = n, t
+				break
+			}
 		}
-		if s.bodyTimeout > 0 {
-			withBodyDeadline(w, r, s.bodyTimeout)
+		if maxBody > 0 {
+			r.Body = http.MaxBytesReader(underlying(w), r.Body, maxBody)
+		}
+		if timeout > 0 {
+			withBodyDeadline(w, r, timeout)
 		}
 	}
 	for _, t := range s.trees {

@@ -1,0 +1,559 @@
+// Package attachment is kinto-attachment (kinto_attachment, 9.x): files
+// attached to records. POST .../records/{id}/attachment (multipart: the
+// file in `attachment`, optional `data` and `permissions` JSON fields)
+// stores the file and writes its metadata in the record's `attachment`
+// field, creating the record when needed; DELETE removes both, leaving
+// `attachment: null`. Deleting a record, its collection or its bucket
+// deletes its files (unless keep_old_files).
+//
+// An upload is atomic: the file is received into a temporary file, placed
+// under its final name (never over another file), and only then is the
+// record written, in one unit of work with the link between the record
+// and its file. A failed write removes the placed file; a crash between
+// the two leaves a file no record points to, never a record pointing to
+// no file. Files a commit no longer needs are listed in the same unit
+// ("doomed" links) and deleted once it committed.
+package attachment
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"kintogo/internal/events"
+	"kintogo/internal/httpapi"
+	"kintogo/internal/kerr"
+	"kintogo/internal/model"
+	"kintogo/internal/resource"
+	"kintogo/internal/storage"
+)
+
+// Plugin is kinto_attachment.
+type Plugin struct{}
+
+// Name implements plugins.Plugin.
+func (Plugin) Name() string { return "kinto_attachment" }
+
+// Version is the kinto-attachment version whose API kintogo serves.
+const Version = "9.0.1"
+
+// FilesPrefix is where kintogo serves the files when attachment.base_url
+// is not set.
+const FilesPrefix = "/attachments/"
+
+const field = "attachment" // the record field and the multipart field
+
+type plugin struct {
+	h     *httpapi.Server
+	st    *settings
+	files Files
+	clean sync.Mutex
+}
+
+type ownWriteKey struct{}
+
+// Provision implements plugins.Plugin.
+func (Plugin) Provision(h *httpapi.Server) error {
+	st, err := readSettings(h.Settings())
+	if err != nil {
+		return err
+	}
+	files, err := openLocal(st.basePath)
+	if err != nil {
+		return err
+	}
+	p := &plugin{h: h, st: st, files: files}
+	endpoint := "/v1/buckets/{bid}/collections/{cid}/records/{id}/attachment"
+	h.Handle(endpoint, httpapi.Endpoint{Name: "attachment", Expose: httpapi.BaseExpose, Methods: map[string]httpapi.Handler{
+		"POST": p.post, "DELETE": p.delete,
+	}})
+	h.BodyLimit(func(r *http.Request) (int64, time.Duration, bool) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/attachment") {
+			// A file of maxUpload bytes arriving at 1 MB/s at least.
+			return st.maxUpload, 30*time.Second + time.Duration(st.maxUpload>>20)*time.Second, true
+		}
+		return 0, 0, false
+	})
+	capability := func(base string) map[string]any {
+		return map[string]any{"version": Version, "description": "Add file attachments to records",
+			"url": "https://github.com/Kinto/kinto-attachment/", "base_url": base}
+	}
+	switch {
+	case st.extraBaseURL != "" || st.baseURL != "":
+		base := st.extraBaseURL
+		if base == "" {
+			base = st.baseURL
+		}
+		if !strings.HasSuffix(base, "/") {
+			base += "/"
+		}
+		h.Capability("attachments", capability(base))
+	default:
+		h.Capability("attachments", httpapi.CapabilityFunc(func(r *http.Request) any {
+			return capability(h.Origin(r) + FilesPrefix)
+		}))
+		h.HandleTree(FilesPrefix, httpapi.TreeNames{Home: "attachments", Files: "attachment_file", Redirect: "attachments"},
+			http.HandlerFunc(p.serveFile))
+	}
+	h.Heartbeat("attachments", p.ping)
+	h.Engine().Hook(resource.Hooks{
+		InTransaction: []func(context.Context, *resource.Unit, resource.Change) error{p.onChange},
+		AfterCommit:   []func([]events.Event){p.afterCommit},
+	})
+	go p.deleteDoomed(context.Background())
+	return nil
+}
+
+// Links: the file of a record, one scope per record (outside the tree of
+// buckets, so that deleting a bucket leaves them for this plugin to find),
+// and the files to delete once their unit committed, one scope per
+// collection.
+const (
+	linksRoot  = "__attachments__"
+	doomedRoot = "__doomed_attachments__"
+	linkKind   = "attachment"
+	linkID     = "link"
+)
+
+func linkScope(recordURI string) storage.Scope {
+	return storage.Scope{Parent: linksRoot + recordURI, Resource: linkKind}
+}
+
+func doomedScope(collURI string) storage.Scope {
+	return storage.Scope{Parent: doomedRoot + collURI, Resource: linkKind}
+}
+
+func recordPath(r *http.Request) model.Path {
+	return model.Path{Kind: model.Record, BucketID: r.PathValue("bid"), CollectionID: r.PathValue("cid"), ID: r.PathValue("id")}
+}
+
+// authorize is kinto-attachment's rule, before the body is read: write on
+// the record when it exists, else the right to create it.
+func (p *plugin) authorize(ctx context.Context, c *httpapi.Call, rp model.Path) error {
+	return p.h.View(ctx, func(tx storage.Tx) error {
+		if err := c.LoadPrincipals(ctx, tx); err != nil {
+			return err
+		}
+		authz := p.h.Engine().Authorizer()
+		var allowed bool
+		_, err := tx.Get(ctx, rp.Scope(), rp.ID)
+		switch {
+		case err == nil:
+			allowed, err = authz.Allowed(ctx, tx, rp, "write", c.Principals())
+		case kerr.Is(err, kerr.NotFound):
+			allowed, err = authz.CanCreate(ctx, tx, rp, c.Principals())
+		}
+		if err != nil {
+			return err
+		}
+		if !allowed {
+			return c.Denied()
+		}
+		return nil
+	})
+}
+
+func invalidPosted(message string) error {
+	return &kerr.Error{Kind: kerr.Invalid, Errno: 108, Message: message}
+}
+
+// upload is a received multipart body.
+type upload struct {
+	tmp, filename, mimetype, hash string
+	size                          int64
+	data                          map[string]any
+	perms                         map[string][]string
+	hasPerms                      bool
+	// fieldErr is the first error of the other fields, which Kinto
+	// reports once the file was checked.
+	fieldErr error
+}
+
+// receive streams the multipart body: the file part to a temporary file,
+// the data and permissions fields (bounded by max_body_bytes) decoded.
+func (p *plugin) receive(r *http.Request, limit int64) (*upload, error) {
+	ct := r.Header.Get("Content-Type")
+	if !strings.Contains(ct, "multipart/form-data") {
+		return nil, kerr.InvalidParam("body", nil, "Content-Type should be multipart/form-data")
+	}
+	_, params, _ := mime.ParseMediaType(ct)
+	if params["boundary"] == "" {
+		return nil, &kerr.Error{Kind: kerr.Invalid, Message: "Invalid boundary in multipart form: ''"}
+	}
+	mr := multipart.NewReader(r.Body, params["boundary"])
+	up := &upload{}
+	fail := func(err error) (*upload, error) {
+		if up.tmp != "" {
+			p.files.Discard(up.tmp)
+		}
+		return nil, err
+	}
+	fieldLimit := p.h.Settings().Int("max_body_bytes")
+	seenFile := false
+	var unknown []string
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				return fail(kerr.E(kerr.TooLarge, ""))
+			}
+			return fail(&kerr.Error{Kind: kerr.Invalid, Message: "Invalid multipart body: " + err.Error()})
+		}
+		name := part.FormName()
+		switch {
+		case name == field:
+			if seenFile {
+				return fail(invalidPosted("body: only one 'attachment' field"))
+			}
+			seenFile = true
+			up.filename = part.FileName()
+			up.mimetype = part.Header.Get("Content-Type")
+			if up.mimetype == "" {
+				up.mimetype = "application/octet-stream"
+			}
+			up.tmp, up.size, up.hash, err = p.files.Receive(part, limit)
+			var tooLarge *http.MaxBytesError
+			if errors.Is(err, ErrTooLarge) || errors.As(err, &tooLarge) {
+				return fail(kerr.E(kerr.TooLarge, ""))
+			}
+			if err != nil {
+				return fail(err)
+			}
+		case name == "data" || name == "permissions":
+			if part.FileName() != "" {
+				up.fail(invalidPosted(fmt.Sprintf("body: '%s' field should be passed as form data, not files", name)))
+				part.Close()
+				continue
+			}
+			raw := make([]byte, 0, 512)
+			buf := make([]byte, 4096)
+			for {
+				n, err := part.Read(buf)
+				raw = append(raw, buf[:n]...)
+				if int64(len(raw)) > fieldLimit {
+					return fail(kerr.E(kerr.TooLarge, ""))
+				}
+				if err != nil {
+					break
+				}
+			}
+			if name == "data" {
+				if err := json.Unmarshal(raw, &up.data); err != nil || up.data == nil {
+					up.fail(invalidPosted(fmt.Sprintf("body: data is not valid JSON (%s)", jsonProblem(err))))
+				}
+			} else {
+				if err := json.Unmarshal(raw, &up.perms); err != nil {
+					up.fail(invalidPosted(fmt.Sprintf("body: permissions is not valid JSON (%s)", jsonProblem(err))))
+				}
+				up.hasPerms = true
+			}
+		default:
+			unknown = append(unknown, name)
+		}
+		part.Close()
+	}
+	if !seenFile {
+		return fail(invalidPosted("Attachment missing."))
+	}
+	for _, name := range unknown {
+		up.fail(invalidPosted(fmt.Sprintf("body: '%s' not in ('data', 'permissions')", name)))
+	}
+	return up, nil
+}
+
+func (up *upload) fail(err error) {
+	if up.fieldErr == nil {
+		up.fieldErr = err
+	}
+}
+
+func jsonProblem(err error) string {
+	if err == nil {
+		return "not an object"
+	}
+	return err.Error()
+}
+
+// post is POST .../attachment.
+func (p *plugin) post(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
+	ctx := r.Context()
+	rp := recordPath(r)
+	if err := p.authorize(ctx, c, rp); err != nil {
+		return err
+	}
+	o := p.st.effective(rp.BucketID, rp.CollectionID)
+	// The whole file is received (within kintogo's bound), so that the
+	// 400 beyond max_size_bytes says its size, as Kinto's does.
+	up, err := p.receive(r, p.st.maxUpload)
+	if err != nil {
+		return err
+	}
+	placed := ""
+	defer func() {
+		if up.tmp != "" {
+			p.files.Discard(up.tmp)
+		}
+	}()
+	if up.filename == "" {
+		return kerr.InvalidParam("body", nil, "Filename is required.")
+	}
+	if o.maxSizeBytes != nil && *o.maxSizeBytes > 0 && up.size > *o.maxSizeBytes {
+		return kerr.InvalidParam("body", nil, fmt.Sprintf("File size (%d bytes) exceeds the limit (%d bytes).", up.size, *o.maxSizeBytes))
+	}
+	if !extensionAllowed(up.filename, p.st.extensions) {
+		return kerr.InvalidParam("body", nil, "File extension is not allowed.")
+	}
+	if up.fieldErr != nil {
+		return up.fieldErr
+	}
+	if mt, ok := p.st.mimetypes[extension(up.filename)]; ok {
+		up.mimetype = mt
+	}
+	name := storedName(up.filename, o, rp.ID, p.h.Now())
+	if folder := folderOf(p.st.folder, rp.BucketID, rp.CollectionID, rp.ID); folder != "" {
+		name = folder + "/" + name
+	}
+	if placed, err = p.files.Place(up.tmp, name); err != nil {
+		return err
+	}
+	up.tmp = ""
+	meta := map[string]any{
+		"filename": up.filename, "location": p.st.location(placed), "hash": up.hash,
+		"mimetype": up.mimetype, "size": up.size,
+	}
+	data := map[string]any{}
+	for k, v := range up.data {
+		data[k] = v
+	}
+	data[field] = meta
+	written, err := p.writeRecord(ctx, c, r, rp, data, up.perms, up.hasPerms, placed)
+	if err != nil {
+		p.files.Delete(placed)
+		return err
+	}
+	p.deleteDoomed(ctx)
+	w.Header().Set("Location", p.h.Origin(r)+"/v1"+rp.URI())
+	status := http.StatusOK
+	if written.Created {
+		status = http.StatusCreated
+	}
+	p.h.WriteJSON(w, status, meta)
+	return nil
+}
+
+// delete is DELETE .../attachment.
+func (p *plugin) delete(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
+	ctx := r.Context()
+	rp := recordPath(r)
+	if err := p.authorize(ctx, c, rp); err != nil {
+		return err
+	}
+	if _, err := p.writeRecord(ctx, c, r, rp, map[string]any{field: nil}, nil, false, ""); err != nil {
+		return err
+	}
+	p.deleteDoomed(ctx)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// writeRecord writes the record's fields (a PATCH, or a PUT when it does
+// not exist) and its link to location ("": none) in one unit of work; the
+// file it linked before is doomed, or forgotten with keep_old_files.
+func (p *plugin) writeRecord(ctx context.Context, c *httpapi.Call, r *http.Request, rp model.Path, data map[string]any,
+	perms map[string][]string, hasPerms bool, location string) (resource.Written, error) {
+	e := p.h.Engine()
+	return resource.Write(ctx, e, func(u *resource.Unit) (resource.Written, error) {
+		ctx := resource.WithUnit(context.WithValue(ctx, ownWriteKey{}, true), u)
+		if err := p.unlink(ctx, u.Tx, rp.URI(), rp.BucketID, rp.CollectionID); err != nil {
+			return resource.Written{}, err
+		}
+		if location != "" {
+			if _, err := u.Tx.Put(ctx, linkScope(rp.URI()), &storage.Object{ID: linkID, Data: map[string]any{"location": location}}); err != nil {
+				return resource.Written{}, err
+			}
+		}
+		req := resource.WriteRequest{Request: p.h.Request(r, c, rp), Body: &resource.Body{Data: data, Perms: perms, HasPerms: hasPerms}}
+		_, err := u.Tx.Get(ctx, rp.Scope(), rp.ID)
+		if kerr.Is(err, kerr.NotFound) {
+			return e.Put(ctx, req)
+		}
+		if err != nil {
+			return resource.Written{}, err
+		}
+		patched, err := e.Patch(ctx, req)
+		return patched.Written, err
+	})
+}
+
+// unlink removes the link of a record, dooming its file unless the
+// collection keeps old files.
+func (p *plugin) unlink(ctx context.Context, tx storage.Tx, recordURI, bid, cid string) error {
+	link, err := tx.Get(ctx, linkScope(recordURI), linkID)
+	if kerr.Is(err, kerr.NotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !p.st.keepOld(bid, cid) {
+		collURI := "/buckets/" + bid + "/collections/" + cid
+		if _, err := tx.Create(ctx, doomedScope(collURI), &storage.Object{ID: model.Record.NewID(), Data: link.Data}); err != nil {
+			return err
+		}
+	}
+	return tx.PurgeTree(ctx, linkScope(recordURI).Parent)
+}
+
+// onChange keeps the links of records, collections and buckets that are
+// deleted, and refuses changes of attachment metadata by anyone but this
+// plugin.
+func (p *plugin) onChange(ctx context.Context, u *resource.Unit, ch resource.Change) error {
+	ev := ch.Event
+	if ev.Action == "update" && ev.ResourceName == "record" && ctx.Value(ownWriteKey{}) == nil && ch.Old != nil && ch.Object != nil {
+		before, after := ch.Old.Data[field], ch.Object.Data[field]
+		if before != nil && after != nil {
+			b, _ := json.Marshal(before)
+			a, _ := json.Marshal(after)
+			if string(a) != string(b) {
+				return &kerr.Error{Kind: kerr.Invalid, Errno: 999, Message: "Attachment metadata cannot be modified."}
+			}
+		}
+		return nil
+	}
+	if ev.Action != "delete" {
+		return nil
+	}
+	switch ev.ResourceName {
+	case "record":
+		return p.unlink(ctx, u.Tx, ch.Path.URI(), ev.BucketID, ev.CollectionID)
+	case "collection", "bucket":
+		prefix := linksRoot + ch.Path.URI() + "/"
+		stamps, err := u.Tx.Timestamps(ctx, linkKind, []string{prefix})
+		if err != nil {
+			return err
+		}
+		for parent := range stamps {
+			uri := strings.TrimPrefix(parent, linksRoot)
+			rest := strings.TrimPrefix(uri, "/buckets/")
+			bid, rest, _ := strings.Cut(rest, "/collections/")
+			cid, _, _ := strings.Cut(rest, "/records/")
+			if err := p.unlink(ctx, u.Tx, uri, bid, cid); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// afterCommit deletes the files that deletions doomed.
+func (p *plugin) afterCommit(evs []events.Event) {
+	for _, ev := range evs {
+		if ev.Action == "delete" && (ev.ResourceName == "record" || ev.ResourceName == "collection" || ev.ResourceName == "bucket") {
+			p.deleteDoomed(context.Background())
+			return
+		}
+	}
+}
+
+// deleteDoomed deletes the doomed files and forgets them, one collection
+// at a time, holding its doomed scope's lock so that none is forgotten
+// undeleted. Deleting a file twice is harmless: a failed pass is retried
+// by the next.
+func (p *plugin) deleteDoomed(ctx context.Context) {
+	ctx = context.WithoutCancel(ctx)
+	p.clean.Lock()
+	defer p.clean.Unlock()
+	var stamps map[string]int64
+	err := p.h.View(ctx, func(tx storage.Tx) (err error) {
+		stamps, err = tx.Timestamps(ctx, linkKind, []string{doomedRoot + "/"})
+		return err
+	})
+	if err != nil {
+		p.h.Logger().Error("attachments: listing the files to delete", "err", err)
+		return
+	}
+	for parent := range stamps {
+		sc := storage.Scope{Parent: parent, Resource: linkKind}
+		err := p.h.Engine().Store().Update(ctx, func(tx storage.Tx) error {
+			if err := tx.LockScope(ctx, sc); err != nil {
+				return err
+			}
+			doomed, err := tx.List(ctx, sc, storage.ListOptions{})
+			if err != nil {
+				return err
+			}
+			for _, d := range doomed {
+				loc, _ := d.Data["location"].(string)
+				if err := p.files.Delete(loc); err != nil {
+					return err
+				}
+			}
+			return tx.PurgeTree(ctx, parent)
+		})
+		if err != nil {
+			p.h.Logger().Error("attachments: deleting files", "scope", parent, "err", err)
+		}
+	}
+}
+
+// ping is the heartbeat's check: a file can be written and deleted.
+func (p *plugin) ping(ctx context.Context) bool {
+	if p.h.Settings().Bool("readonly") {
+		return true
+	}
+	tmp, _, _, err := p.files.Receive(strings.NewReader(`{"test": "write"}`), 64)
+	if err != nil {
+		p.h.Logger().Error("attachments heartbeat", "err", err)
+		return false
+	}
+	p.files.Discard(tmp)
+	return true
+}
+
+// serveFile serves a stored file (attachment.base_url unset): ranges,
+// ETag and Last-Modified by http.ServeContent, the content type by
+// extension (kinto-attachment's overrides first).
+func (p *plugin) serveFile(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		p.h.RenderError(w, r, kerr.E(kerr.MethodNotAllowed, ""))
+		return
+	}
+	name := strings.TrimPrefix(r.URL.Path, FilesPrefix)
+	f, err := p.files.Open(name)
+	if err != nil {
+		p.h.RenderError(w, r, kerr.E(kerr.MissingResource, ""))
+		return
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil || info.IsDir() {
+		p.h.RenderError(w, r, kerr.E(kerr.MissingResource, ""))
+		return
+	}
+	ext := extension(name)
+	ct := p.st.mimetypes[ext]
+	if ct == "" {
+		ct = mime.TypeByExtension(ext)
+	}
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	h := w.Header()
+	h.Set("Content-Type", ct)
+	h.Set("ETag", fmt.Sprintf(`"%x-%x"`, info.Size(), info.ModTime().UnixNano()))
+	h.Set("Cache-Control", "public, max-age=86400")
+	http.ServeContent(w, r, "", info.ModTime(), f)
+}
