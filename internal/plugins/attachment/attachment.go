@@ -28,6 +28,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"kintogo/internal/events"
 	"kintogo/internal/httpapi"
 	"kintogo/internal/kerr"
@@ -127,8 +129,10 @@ func linkScope(recordURI string) storage.Scope {
 	return storage.Scope{Parent: linksRoot + recordURI, Resource: linkKind}
 }
 
+// doomedScope holds one file to delete, in a scope of its own, so that
+// forgetting it once deleted touches nothing else.
 func doomedScope(collURI string) storage.Scope {
-	return storage.Scope{Parent: doomedRoot + collURI, Resource: linkKind}
+	return storage.Scope{Parent: doomedRoot + collURI + "/" + uuid.NewString(), Resource: linkKind}
 }
 
 func recordPath(r *http.Request) model.Path {
@@ -409,7 +413,7 @@ func (p *plugin) unlink(ctx context.Context, tx storage.Tx, recordURI, bid, cid 
 	}
 	if !p.st.keepOld(bid, cid) {
 		collURI := "/buckets/" + bid + "/collections/" + cid
-		if _, err := tx.Create(ctx, doomedScope(collURI), &storage.Object{ID: model.Record.NewID(), Data: link.Data}); err != nil {
+		if _, err := tx.Put(ctx, doomedScope(collURI), &storage.Object{ID: linkID, Data: link.Data}); err != nil {
 			return err
 		}
 	}
@@ -467,44 +471,60 @@ func (p *plugin) afterCommit(evs []events.Event) {
 	}
 }
 
-// deleteDoomed deletes the doomed files and forgets them, one collection
-// at a time, holding its doomed scope's lock so that none is forgotten
-// undeleted. Deleting a file twice is harmless: a failed pass is retried
-// by the next.
+// deleteDoomed deletes the doomed files, then forgets them. Only committed
+// dooms are read (a read-only transaction): a file doomed by a
+// transaction that may still roll back (its group's commit, a crash) is
+// still named by its record. Deleting a file twice is harmless: what a
+// crash interrupted is done again by the next pass.
 func (p *plugin) deleteDoomed(ctx context.Context) {
 	ctx = context.WithoutCancel(ctx)
 	p.clean.Lock()
 	defer p.clean.Unlock()
-	var stamps map[string]int64
-	err := p.h.View(ctx, func(tx storage.Tx) (err error) {
-		stamps, err = tx.Timestamps(ctx, linkKind, []string{doomedRoot + "/"})
-		return err
+	var parents, locations []string
+	err := p.h.Engine().Store().View(ctx, func(tx storage.Tx) error {
+		parents, locations = nil, nil
+		stamps, err := tx.Timestamps(ctx, linkKind, []string{doomedRoot + "/"})
+		if err != nil {
+			return err
+		}
+		for parent := range stamps {
+			d, err := tx.Get(ctx, storage.Scope{Parent: parent, Resource: linkKind}, linkID)
+			if kerr.Is(err, kerr.NotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			loc, _ := d.Data["location"].(string)
+			parents, locations = append(parents, parent), append(locations, loc)
+		}
+		return nil
 	})
 	if err != nil {
 		p.h.Logger().Error("attachments: listing the files to delete", "err", err)
 		return
 	}
-	for parent := range stamps {
-		sc := storage.Scope{Parent: parent, Resource: linkKind}
-		err := p.h.Engine().Store().Update(ctx, func(tx storage.Tx) error {
-			if err := tx.LockScope(ctx, sc); err != nil {
-				return err
-			}
-			doomed, err := tx.List(ctx, sc, storage.ListOptions{})
-			if err != nil {
-				return err
-			}
-			for _, d := range doomed {
-				loc, _ := d.Data["location"].(string)
-				if err := p.files.Delete(loc); err != nil {
-					return err
-				}
-			}
-			return tx.PurgeTree(ctx, parent)
-		})
-		if err != nil {
-			p.h.Logger().Error("attachments: deleting files", "scope", parent, "err", err)
+	var done []string
+	for i, loc := range locations {
+		if err := p.files.Delete(loc); err != nil {
+			p.h.Logger().Error("attachments: deleting a file", "location", loc, "err", err)
+			continue
 		}
+		done = append(done, parents[i])
+	}
+	if len(done) == 0 {
+		return
+	}
+	err = p.h.Engine().Store().Update(ctx, func(tx storage.Tx) error {
+		for _, parent := range done {
+			if err := tx.PurgeTree(ctx, parent); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		p.h.Logger().Error("attachments: forgetting deleted files", "err", err)
 	}
 }
 
