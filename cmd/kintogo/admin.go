@@ -134,8 +134,7 @@ func createUserFlags(fs *flag.FlagSet) func(*ctx, []string) error {
 // adminStorage refuses the memory backend: a command's memory is gone
 // when it ends.
 func adminStorage(s *config.Settings) error {
-	switch s.String("storage_backend") {
-	case "memory", "kinto.core.storage.memory":
+	if s.StorageBackend() == config.Memory {
 		return errors.New("storage_backend is memory: a command cannot reach a server's memory (use sqlite or postgresql)")
 	}
 	return nil

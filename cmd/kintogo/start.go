@@ -133,11 +133,11 @@ func banner(w io.Writer, s *config.Settings, addr string, h *httpapi.Server) {
 		fmt.Fprintf(w, "  live feed:  %s\n", strings.TrimSuffix(base, "/v1/")+changes.LivePrefix)
 		fmt.Fprintf(w, "  monitor:    %sbuckets/monitor/collections/changes/records\n", base)
 	}
-	switch backend := s.String("storage_backend"); backend {
-	case "sqlite", "kintogo.storage.sqlite":
+	switch backend := s.StorageBackend(); backend {
+	case config.SQLite:
 		path, _ := filepath.Abs(s.String("storage_url"))
 		fmt.Fprintf(w, "  database:   %s (SQLite)\n", path)
-	case "memory", "kinto.core.storage.memory":
+	case config.Memory:
 		fmt.Fprintf(w, "  database:   in memory (nothing is kept when the server stops)\n")
 	default:
 		fmt.Fprintf(w, "  database:   %s\n", backend)
@@ -147,7 +147,7 @@ func banner(w io.Writer, s *config.Settings, addr string, h *httpapi.Server) {
 	} else {
 		fmt.Fprintf(w, "  settings:   none: kintogo's zero-configuration start (`kintogo init` writes a settings file)\n")
 	}
-	if name := firstAdministrator(s); name != "" && s.String("storage_backend") != "memory" {
+	if name := firstAdministrator(s); name != "" && s.StorageBackend() != config.Memory {
 		exists, err := accounts.Exists(context.Background(), h, name)
 		if err == nil && !exists {
 			iniFlag := ""

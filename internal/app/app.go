@@ -53,13 +53,13 @@ type OpenOptions struct {
 // OpenStorage opens the backend named by storage_backend (Kinto's names are
 // accepted).
 func OpenStorage(ctx context.Context, s *config.Settings, o OpenOptions) (storage.Storage, error) {
-	switch backend := s.String("storage_backend"); backend {
-	case "sqlite", "kintogo.storage.sqlite":
+	switch backend := s.StorageBackend(); backend {
+	case config.SQLite:
 		return sqlite.Open(ctx, s.String("storage_url"), sqlite.Options{Migrate: o.Migrate, Beside: o.Beside,
 			SnapshotBytes: s.Int("storage_snapshot_max_bytes")})
-	case "memory", "kinto.core.storage.memory":
+	case config.Memory:
 		return memory.New(), nil
-	case "postgresql", "kinto.core.storage.postgresql":
+	case config.PostgreSQL:
 		return postgres.Open(ctx, s.String("storage_url"), postgres.Options{Migrate: o.Migrate,
 			MaxConns:      int32(s.Int("storage_pool_size") + s.Int("storage_max_overflow")),
 			SnapshotBytes: s.Int("storage_snapshot_max_bytes")})
@@ -70,12 +70,12 @@ func OpenStorage(ctx context.Context, s *config.Settings, o OpenOptions) (storag
 
 // MigrationPlan tells what `kintogo migrate` would do, changing nothing.
 func MigrationPlan(ctx context.Context, s *config.Settings) (sqlstore.Plan, error) {
-	switch backend := s.String("storage_backend"); backend {
-	case "sqlite", "kintogo.storage.sqlite":
+	switch backend := s.StorageBackend(); backend {
+	case config.SQLite:
 		return sqlite.Plan(ctx, s.String("storage_url"))
-	case "memory", "kinto.core.storage.memory":
+	case config.Memory:
 		return sqlstore.Plan{}, nil
-	case "postgresql", "kinto.core.storage.postgresql":
+	case config.PostgreSQL:
 		return postgres.Plan(ctx, s.String("storage_url"))
 	default:
 		return sqlstore.Plan{}, fmt.Errorf("unknown storage_backend %q (sqlite, postgresql, memory)", backend)

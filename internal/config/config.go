@@ -306,6 +306,29 @@ func (s *Settings) Bool(name string) bool {
 	return b
 }
 
+// Storage backends by kintogo's names (StorageBackend).
+const (
+	SQLite     = "sqlite"
+	PostgreSQL = "postgresql"
+	Memory     = "memory"
+)
+
+// StorageBackend is storage_backend by kintogo's name for it (SQLite,
+// PostgreSQL, Memory), Kinto's dotted names accepted; any other value is
+// returned as given, for the error that names it.
+func (s *Settings) StorageBackend() string {
+	switch b := s.String("storage_backend"); b {
+	case "kintogo.storage.sqlite":
+		return SQLite
+	case "kinto.core.storage.postgresql":
+		return PostgreSQL
+	case "kinto.core.storage.memory":
+		return Memory
+	default:
+		return b
+	}
+}
+
 // List returns a whitespace- or newline-separated setting as words.
 func (s *Settings) List(name string) []string {
 	return strings.Fields(s.String(name))

@@ -47,7 +47,7 @@ func readSettings(s *config.Settings) (*settings, error) {
 	if st.basePath == "" {
 		// Beside the SQLite database, else in the working directory.
 		st.basePath = "attachments"
-		if b := s.String("storage_backend"); b == "sqlite" || b == "kintogo.storage.sqlite" {
+		if s.StorageBackend() == config.SQLite {
 			st.basePath = filepath.Join(filepath.Dir(s.String("storage_url")), "attachments")
 		}
 	}
