@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"path"
@@ -32,46 +34,78 @@ func (s *Server) HandleTree(prefix string, names TreeNames, h http.Handler) {
 	s.trees = append(s.trees, tree{prefix, names, h})
 }
 
-// StaticFiles serves the files of fsys under prefix (a HandleTree
-// prefix): the prefix itself is index.html, directories are not listed,
-// and only GET and HEAD are allowed. http.ServeFileFS answers ranges,
-// Last-Modified and content types by extension; csp is the pages'
-// Content-Security-Policy; files whose name matches immutable (hashed
-// assets) may be cached for a year, the others are revalidated every time.
-// fsys returns nil while there are no files to serve: then missing is.
-func (s *Server) StaticFiles(prefix string, fsys func() fs.FS, csp string, immutable func(name string) bool, missing http.HandlerFunc) http.Handler {
+// StaticOptions say how StaticFiles answers.
+type StaticOptions struct {
+	// Index is the file the prefix itself serves ("": none, a 404).
+	Index string
+	// CSP is the Content-Security-Policy of the answers ("": the API's).
+	CSP string
+	// CacheControl gives a file's Cache-Control (nil: no-cache, revalidated
+	// every time).
+	CacheControl func(name string) string
+	// ContentType gives a file's content type ("" or nil: by extension).
+	ContentType func(name string) string
+	// ETag makes the file's size and modification time its ETag.
+	ETag bool
+	// Missing answers while files returns nil.
+	Missing http.HandlerFunc
+}
+
+// StaticFiles serves the files of files() under prefix (a HandleTree
+// prefix): directories are not listed, and only GET and HEAD are allowed;
+// http.ServeContent answers ranges, Last-Modified and conditional
+// requests. files returns nil while there is nothing to serve.
+func (s *Server) StaticFiles(prefix string, files func() fs.FS, o StaticOptions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
 			s.renderError(w, r, kerr.E(kerr.MethodNotAllowed, ""))
 			return
 		}
-		w.Header().Set("Content-Security-Policy", csp)
-		files := fsys()
-		if files == nil {
-			missing(w, r)
+		h := w.Header()
+		if o.CSP != "" {
+			h.Set("Content-Security-Policy", o.CSP)
+		}
+		fsys := files()
+		if fsys == nil {
+			o.Missing(w, r)
 			return
 		}
 		name := strings.TrimPrefix(r.URL.Path, prefix)
 		if name == "" {
-			name = "index.html"
+			name = o.Index
 		}
 		// fs.FS names are clean, slash-separated and relative: anything
 		// else (.., //, a trailing slash) names no file here.
-		if !fs.ValidPath(name) || path.Clean(name) != name {
+		if name == "" || !fs.ValidPath(name) || path.Clean(name) != name {
 			s.renderError(w, r, kerr.E(kerr.MissingResource, ""))
 			return
 		}
-		info, err := fs.Stat(files, name)
-		if err != nil || info.IsDir() {
+		f, err := fsys.Open(name)
+		if err != nil {
 			s.renderError(w, r, kerr.E(kerr.MissingResource, ""))
 			return
 		}
-		if immutable != nil && immutable(name) {
-			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-		} else {
-			w.Header().Set("Cache-Control", "no-cache")
+		defer f.Close()
+		info, err := f.Stat()
+		content, seekable := f.(io.ReadSeeker)
+		if err != nil || info.IsDir() || !seekable {
+			s.renderError(w, r, kerr.E(kerr.MissingResource, ""))
+			return
 		}
-		http.ServeFileFS(w, r, files, name)
+		if o.ContentType != nil {
+			if ct := o.ContentType(name); ct != "" {
+				h.Set("Content-Type", ct)
+			}
+		}
+		if o.ETag {
+			h.Set("ETag", fmt.Sprintf(`"%x-%x"`, info.Size(), info.ModTime().UnixNano()))
+		}
+		cache := "no-cache"
+		if o.CacheControl != nil {
+			cache = o.CacheControl(name)
+		}
+		h.Set("Cache-Control", cache)
+		http.ServeContent(w, r, name, info.ModTime(), content)
 	})
 }

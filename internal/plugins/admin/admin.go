@@ -62,15 +62,22 @@ func (Plugin) Provision(h *httpapi.Server) error {
 		"description": "Serves the admin console.",
 		"url":         "https://github.com/Kinto/kinto-admin/",
 	})
-	immutable := func(name string) bool { return strings.HasPrefix(name, "assets/") }
+	// Hashed assets never change under their name.
+	cache := func(name string) string {
+		if strings.HasPrefix(name, "assets/") {
+			return "public, max-age=31536000, immutable"
+		}
+		return "no-cache"
+	}
 	// Kinto's route names.
 	names := httpapi.TreeNames{Home: "admin_home", Files: "catchall_static", Redirect: "admin_redirect"}
-	h.HandleTree(Prefix, names, h.StaticFiles(Prefix, a.files, csp, immutable, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-cache")
-		abs, _ := filepath.Abs(a.dir)
-		help.Execute(w, map[string]string{"Dir": abs})
-	}))
+	h.HandleTree(Prefix, names, h.StaticFiles(Prefix, a.files, httpapi.StaticOptions{Index: "index.html", CSP: csp, CacheControl: cache,
+		Missing: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-cache")
+			abs, _ := filepath.Abs(a.dir)
+			help.Execute(w, map[string]string{"Dir": abs})
+		}}))
 	return nil
 }
 

@@ -102,8 +102,20 @@ func (Plugin) Provision(h *httpapi.Server) error {
 		h.Capability("attachments", httpapi.CapabilityFunc(func(r *http.Request) any {
 			return capability(h.Origin(r) + FilesPrefix)
 		}))
+		// The content type by extension, kinto-attachment's overrides
+		// first.
+		contentType := func(name string) string {
+			if ct := st.mimetypes[extension(name)]; ct != "" {
+				return ct
+			}
+			if ct := mime.TypeByExtension(extension(name)); ct != "" {
+				return ct
+			}
+			return "application/octet-stream"
+		}
 		h.HandleTree(FilesPrefix, httpapi.TreeNames{Home: "attachments", Files: "attachment_file", Redirect: "attachments"},
-			http.HandlerFunc(p.serveFile))
+			h.StaticFiles(FilesPrefix, files.FS, httpapi.StaticOptions{ETag: true, ContentType: contentType,
+				CacheControl: func(string) string { return "public, max-age=86400" }}))
 	}
 	h.Heartbeat("attachments", p.ping)
 	h.Engine().Hook(resource.Hooks{
@@ -540,40 +552,4 @@ func (p *plugin) ping(ctx context.Context) bool {
 	}
 	p.files.Discard(tmp)
 	return true
-}
-
-// serveFile serves a stored file (attachment.base_url unset): ranges,
-// ETag and Last-Modified by http.ServeContent, the content type by
-// extension (kinto-attachment's overrides first).
-func (p *plugin) serveFile(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		p.h.RenderError(w, r, kerr.E(kerr.MethodNotAllowed, ""))
-		return
-	}
-	name := strings.TrimPrefix(r.URL.Path, FilesPrefix)
-	f, err := p.files.Open(name)
-	if err != nil {
-		p.h.RenderError(w, r, kerr.E(kerr.MissingResource, ""))
-		return
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil || info.IsDir() {
-		p.h.RenderError(w, r, kerr.E(kerr.MissingResource, ""))
-		return
-	}
-	ext := extension(name)
-	ct := p.st.mimetypes[ext]
-	if ct == "" {
-		ct = mime.TypeByExtension(ext)
-	}
-	if ct == "" {
-		ct = "application/octet-stream"
-	}
-	h := w.Header()
-	h.Set("Content-Type", ct)
-	h.Set("ETag", fmt.Sprintf(`"%x-%x"`, info.Size(), info.ModTime().UnixNano()))
-	h.Set("Cache-Control", "public, max-age=86400")
-	http.ServeContent(w, r, "", info.ModTime(), f)
 }

@@ -26,8 +26,8 @@ type Files interface {
 	Discard(tmp string)
 	// Delete removes a file; a missing file is no error.
 	Delete(name string) error
-	// Open opens a file to serve it.
-	Open(name string) (*os.File, error)
+	// FS is the files to serve, without the store's own (hidden) ones.
+	FS() fs.FS
 }
 
 // ErrTooLarge is returned by Receive beyond its limit.
@@ -129,9 +129,15 @@ func (l *localFiles) Delete(name string) error {
 	return err
 }
 
-func (l *localFiles) Open(name string) (*os.File, error) {
-	if !fs.ValidPath(name) || strings.HasPrefix(name, ".") || strings.Contains(name, "/.") {
-		return nil, fs.ErrNotExist
+func (l *localFiles) FS() fs.FS { return visible{l.root.FS()} }
+
+// visible hides the names with a segment starting with "." (the received
+// files in .tmp).
+type visible struct{ fs.FS }
+
+func (v visible) Open(name string) (fs.File, error) {
+	if strings.HasPrefix(name, ".") || strings.Contains(name, "/.") {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 	}
-	return l.root.Open(name)
+	return v.FS.Open(name)
 }

@@ -109,7 +109,8 @@ func (Plugin) Provision(h *httpapi.Server) error {
 	h.Handle("/v1/__broadcasts__", public("broadcast", s.broadcasts))
 	// The live view: a page of kintogo's own over the monitor's stream,
 	// public like the monitor.
-	h.HandleTree(LivePrefix, httpapi.TreeNames{Home: "changes_live", Files: "changes_live_static", Redirect: "changes_live_redirect"}, h.StaticFiles(LivePrefix, func() fs.FS { return liveFiles }, "default-src 'self'", nil, nil))
+	h.HandleTree(LivePrefix, httpapi.TreeNames{Home: "changes_live", Files: "changes_live_static", Redirect: "changes_live_redirect"}, h.StaticFiles(LivePrefix, func() fs.FS { return liveFiles },
+		httpapi.StaticOptions{Index: "index.html", CSP: "default-src 'self'"}))
 
 	// kintogo's own: wait for changes instead of polling. (A capability
 	// of its own: clients compare the changes capability exactly.)
