@@ -221,11 +221,7 @@ func (p *plugin) receive(r *http.Request, limit int64) (*upload, error) {
 			break
 		}
 		if err != nil {
-			var tooLarge *http.MaxBytesError
-			if errors.As(err, &tooLarge) {
-				return fail(kerr.E(kerr.TooLarge, ""))
-			}
-			return fail(&kerr.Error{Kind: kerr.Invalid, Message: "Invalid multipart body: " + err.Error()})
+			return fail(bodyError(err))
 		}
 		name := part.FormName()
 		switch {
@@ -239,13 +235,15 @@ func (p *plugin) receive(r *http.Request, limit int64) (*upload, error) {
 			if up.mimetype == "" {
 				up.mimetype = "application/octet-stream"
 			}
-			up.tmp, up.size, up.hash, err = p.files.Receive(part, limit)
-			var tooLarge *http.MaxBytesError
-			if errors.Is(err, ErrTooLarge) || errors.As(err, &tooLarge) {
+			in := &reading{r: part}
+			up.tmp, up.size, up.hash, err = p.files.Receive(in, limit)
+			switch {
+			case errors.Is(err, ErrTooLarge):
 				return fail(kerr.E(kerr.TooLarge, ""))
-			}
-			if err != nil {
-				return fail(err)
+			case in.err != nil:
+				return fail(bodyError(in.err)) // the client's fault
+			case err != nil:
+				return fail(err) // the store's
 			}
 		case name == "data" || name == "permissions":
 			if part.FileName() != "" {
@@ -253,17 +251,12 @@ func (p *plugin) receive(r *http.Request, limit int64) (*upload, error) {
 				part.Close()
 				continue
 			}
-			raw := make([]byte, 0, 512)
-			buf := make([]byte, 4096)
-			for {
-				n, err := part.Read(buf)
-				raw = append(raw, buf[:n]...)
-				if int64(len(raw)) > fieldLimit {
-					return fail(kerr.E(kerr.TooLarge, ""))
-				}
-				if err != nil {
-					break
-				}
+			raw, err := io.ReadAll(io.LimitReader(part, fieldLimit+1))
+			if err != nil {
+				return fail(bodyError(err))
+			}
+			if int64(len(raw)) > fieldLimit {
+				return fail(kerr.E(kerr.TooLarge, ""))
 			}
 			if name == "data" {
 				if err := json.Unmarshal(raw, &up.data); err != nil || up.data == nil {
@@ -293,6 +286,31 @@ func (up *upload) fail(err error) {
 	if up.fieldErr == nil {
 		up.fieldErr = err
 	}
+}
+
+// bodyError is the answer to a body that could not be read: too large
+// (max_upload_bytes), or not multipart as it said.
+func bodyError(err error) error {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return kerr.E(kerr.TooLarge, "")
+	}
+	return &kerr.Error{Kind: kerr.Invalid, Message: "Invalid multipart body: " + err.Error()}
+}
+
+// reading is a reader that remembers its error, so that a failed copy
+// tells the client's body from the store's disk.
+type reading struct {
+	r   io.Reader
+	err error
+}
+
+func (rd *reading) Read(p []byte) (int, error) {
+	n, err := rd.r.Read(p)
+	if err != nil && err != io.EOF {
+		rd.err = err
+	}
+	return n, err
 }
 
 func jsonProblem(err error) string {

@@ -227,6 +227,10 @@ func TestUploadRefusals(t *testing.T) {
 	check(s.upload("r", 0, part{name: "attachment", filename: "a.jpg", content: "x"}, part{name: "data", content: `{"author": 12}`}), 400, 107, "author")
 	check(s.do("POST", "/v1/buckets/fennec/collections/fonts/records/r/attachment", "application/json", strings.NewReader("{}")), 400, 107, "Content-Type should be multipart/form-data")
 	check(s.do("POST", "/v1/buckets/fennec/collections/fonts/records/r/attachment", "multipart/form-data", strings.NewReader("{}")), 400, 107, "Invalid boundary in multipart form: ''")
+	// A body cut in the middle of the file is the client's error, not the
+	// server's.
+	truncated := "--B\r\nContent-Disposition: form-data; name=\"attachment\"; filename=\"a.jpg\"\r\n\r\nxxx"
+	check(s.do("POST", "/v1/buckets/fennec/collections/fonts/records/r/attachment", "multipart/form-data; boundary=B", strings.NewReader(truncated)), 400, 107, "Invalid multipart body")
 	if a := s.do("GET", "/v1/buckets/fennec/collections/fonts/records/r/attachment", "", nil); a.code != 405 {
 		t.Errorf("GET: %d", a.code)
 	}
