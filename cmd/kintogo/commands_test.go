@@ -383,26 +383,9 @@ func TestHelp(t *testing.T) {
 func TestKillDuringUploads(t *testing.T) {
 	dir := t.TempDir()
 	files := filepath.Join(dir, "attachments") // the default: beside the database
-	env := []string{"KINTO_MULTIAUTH_POLICIES=basicauth", "KINTO_INCLUDES=kinto_attachment"}
 	port := freePort(t)
-	start := func() *exec.Cmd {
-		cmd := exec.Command(binary, "start", "--port", strconv.Itoa(port))
-		cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < 200; i++ {
-			if resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/v1/__lbheartbeat__"); err == nil {
-				resp.Body.Close()
-				return cmd
-			}
-			time.Sleep(25 * time.Millisecond)
-		}
-		t.Fatal("server did not start")
-		return nil
-	}
 	base := "http://127.0.0.1:" + strconv.Itoa(port) + "/v1"
-	cmd := start()
+	cmd := start(t, dir, port, "KINTO_INCLUDES=kinto_attachment")
 	do(t, "PUT", base+"/buckets/b", "alice:pw", "")
 	do(t, "PUT", base+"/buckets/b/collections/c", "alice:pw", "")
 	content := strings.Repeat("x", 256<<10)
@@ -448,7 +431,7 @@ func TestKillDuringUploads(t *testing.T) {
 	close(stop)
 	writers.Wait()
 	close(acked)
-	cmd = start()
+	cmd = start(t, dir, port, "KINTO_INCLUDES=kinto_attachment")
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	_, list := do(t, "GET", base+"/buckets/b/collections/c/records", "alice:pw", "")
 	records, _ := list["data"].([]any)

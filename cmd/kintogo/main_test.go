@@ -40,12 +40,13 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// start runs `kintogo start` in dir with no configuration at all.
-func start(t *testing.T, dir string, port int) *exec.Cmd {
+// start runs `kintogo start` in dir with no configuration file: basic auth
+// and the extra environment settings.
+func start(t *testing.T, dir string, port int, env ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(binary, "start", "--port", strconv.Itoa(port))
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "KINTO_MULTIAUTH_POLICIES=basicauth")
+	cmd.Env = append(append(os.Environ(), "KINTO_MULTIAUTH_POLICIES=basicauth"), env...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
