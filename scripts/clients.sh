@@ -3,6 +3,8 @@
 #   - kinto-http.py: its own functional test suite (from its source
 #     distribution on PyPI), against kintogo started with the suite's own
 #     tests/config/kinto.ini;
+#   - kinto-wizard: its own functional suite, and a dump --full / load
+#     round trip with attachments (clients/wizard/roundtrip.py);
 #   - the npm clients kinto-http and kinto (offline sync), and the
 #     WHATWG EventSource (npm eventsource) on the changes stream: clients/js.
 # Fails on any failure but the known ones, listed in README.md.
@@ -32,6 +34,26 @@ start() { # extra env assignments...
   exit 1
 }
 
+# summarize TITLE JUNIT_XML: prints passed and failed tests, fails on any
+# failure (or on no test at all).
+summarize() {
+  python3 - "$1" "$2" <<'PY'
+import sys, xml.etree.ElementTree as ET
+passed, failed = 0, []
+for case in ET.parse(sys.argv[2]).iter("testcase"):
+    if case.find("skipped") is not None:
+        continue
+    if case.find("failure") is not None or case.find("error") is not None:
+        failed.append(case.get("classname") + "::" + case.get("name"))
+    else:
+        passed += 1
+print("%s: %d passed, %d failed" % (sys.argv[1], passed, len(failed)))
+if failed or passed == 0:
+    print("failures:", *failed, sep="\n  ")
+    sys.exit(1)
+PY
+}
+
 # --- kinto-http.py -----------------------------------------------------
 KINTO_HTTP_VERSION=11.11.0
 py="$cache/py"
@@ -52,21 +74,47 @@ set +e
 (cd "$suite" && "$py/bin/pytest" -q -p no:cacheprovider --junitxml="$work/py.xml" tests/test_functional.py tests/test_functional_async.py >"$work/py.log" 2>&1)
 set -e
 stop
-python3 - "$work/py.xml" <<'PY'
-import sys, xml.etree.ElementTree as ET
-passed, failed = 0, []
-for case in ET.parse(sys.argv[1]).iter("testcase"):
-    if case.find("skipped") is not None:
-        continue
-    if case.find("failure") is not None or case.find("error") is not None:
-        failed.append(case.get("classname") + "::" + case.get("name"))
-    else:
-        passed += 1
-print("kinto-http.py %s functional suite: %d passed, %d failed" % ("11.11.0", passed, len(failed)))
-if failed or passed == 0:
-    print("failures:", *failed, sep="\n  ")
-    sys.exit(1)
-PY
+summarize "kinto-http.py $KINTO_HTTP_VERSION functional suite" "$work/py.xml"
+
+# --- kinto-wizard ----------------------------------------------------------
+# Its own functional suite, against kintogo started with the suite's own
+# tests/kinto.ini, whose attachments base_url is a static server on 9999 over
+# its base_path (as the suite's Makefile runs it); then a dump --full / load
+# round trip with attachments served by kintogo itself
+# (clients/wizard/roundtrip.py). kinto-wizard needs Python >= 3.12.
+KINTO_WIZARD_VERSION=6.0.1
+wpy=""
+for c in python3.13 python3.12 $(ls -d /root/.pyenv/versions/3.1[2-9]*/bin/python 2>/dev/null) python3; do
+  if command -v "$c" >/dev/null && "$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then wpy=$c; break; fi
+done
+[ -n "$wpy" ] || { echo "kinto-wizard needs Python >= 3.12: none found" >&2; exit 1; }
+wz="$cache/wizard"
+if [ ! -x "$wz/bin/kinto-wizard" ] || [ ! -d "$cache/kinto_wizard-$KINTO_WIZARD_VERSION" ]; then
+  "$wpy" -m venv "$wz"
+  "$wz/bin/pip" install -q "kinto-wizard==$KINTO_WIZARD_VERSION" "kinto-http==$KINTO_HTTP_VERSION" pytest==9.2.0
+  "$wz/bin/pip" download -q --no-deps --no-binary :all: "kinto-wizard==$KINTO_WIZARD_VERSION" -d "$cache"
+  tar xzf "$cache/kinto_wizard-$KINTO_WIZARD_VERSION.tar.gz" -C "$cache"
+fi
+wsuite="$cache/kinto_wizard-$KINTO_WIZARD_VERSION"
+files=/tmp/server/attachments # the suite's kinto.attachment.base_path
+rm -rf "$files" && mkdir -p "$files"
+(cd "$files" && exec python3 -m http.server --bind 127.0.0.1 9999 >"$work/static.log" 2>&1) &
+static=$!
+trap 'stop; kill "$static" 2>/dev/null || true; rm -rf "$work"' EXIT
+mkdir -p "$work/run" && rm -f "$work/run"/*.db*
+(cd "$work/run" && exec "$work/kintogo" start --ini "$wsuite/tests/kinto.ini" --bind 127.0.0.1 --port "$port" >"$work/server.log" 2>&1) &
+pid=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v1/__lbheartbeat__" >/dev/null && break; sleep 0.1; done
+set +e
+(cd "$wsuite" && "$wz/bin/pytest" -q -p no:cacheprovider --junitxml="$work/wizard.xml" tests/test_functional.py >"$work/wizard.log" 2>&1)
+set -e
+stop
+summarize "kinto-wizard $KINTO_WIZARD_VERSION functional suite" "$work/wizard.xml"
+start KINTO_INCLUDES="kinto.plugins.flush kinto_attachment" KINTO_MULTIAUTH_POLICIES=basicauth \
+  KINTO_USERID_HMAC_SECRET=clients-test KINTO_BUCKET_CREATE_PRINCIPALS=system.Authenticated
+mkdir -p "$work/wizard"
+"$wz/bin/python" "$here/clients/wizard/roundtrip.py" "http://127.0.0.1:$port/v1" "$work/wizard"
+stop
 
 # --- npm kinto-http and kinto ---------------------------------------------
 (cd "$here/clients/js" && npm ci --no-audit --no-fund --silent)
