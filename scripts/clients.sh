@@ -5,6 +5,8 @@
 #     tests/config/kinto.ini;
 #   - kinto-wizard: its own functional suite, and a dump --full / load
 #     round trip with attachments (clients/wizard/roundtrip.py);
+#   - canonicaljson-rs: fresh random vectors of canonical JSON against
+#     kintogo's serializer of signed collections;
 #   - the npm clients kinto-http and kinto (offline sync), and the
 #     WHATWG EventSource (npm eventsource) on the changes stream: clients/js.
 # Fails on any failure but the known ones, listed in README.md.
@@ -115,6 +117,16 @@ start KINTO_INCLUDES="kinto.plugins.flush kinto_attachment" KINTO_MULTIAUTH_POLI
 mkdir -p "$work/wizard"
 "$wz/bin/python" "$here/clients/wizard/roundtrip.py" "http://127.0.0.1:$port/v1" "$work/wizard"
 stop
+
+# --- canonicaljson-rs ---------------------------------------------------------
+# What Remote Settings signs is canonicaljson-rs's serialization: fresh
+# random vectors from it (a new seed each run) against internal/contentsig.
+CANONICALJSON_RS_VERSION=0.9.3
+"$wz/bin/pip" install -q "canonicaljson-rs==$CANONICALJSON_RS_VERSION"
+seed=$RANDOM$RANDOM
+"$wz/bin/python" "$here/clients/canonicaljson/vectors.py" 20000 "$seed" >"$work/vectors.jsonl"
+echo "canonicaljson-rs $CANONICALJSON_RS_VERSION vectors (20000, seed $seed):"
+(cd "$here" && KINTOGO_CANONICAL_VECTORS="$work/vectors.jsonl" go test -count=1 -run 'TestCanonicalVectors' ./internal/contentsig/)
 
 # --- npm kinto-http and kinto ---------------------------------------------
 (cd "$here/clients/js" && npm ci --no-audit --no-fund --silent)

@@ -1,0 +1,91 @@
+package contentsig
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"testing"
+)
+
+// A signature made by the reference's local_ecdsa signer (Python ecdsa)
+// over the records it serialized verifies here, and our serialization of
+// those records is the payload it signed.
+func TestVerifiesReferenceSignature(t *testing.T) {
+	raw, err := os.ReadFile("testdata/reference-signature.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vec struct {
+		PublicKey string `json:"public_key"`
+		Records   []map[string]any
+		Timestamp int64
+		Payload   string
+		Signature Signature
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&vec); err != nil {
+		t.Fatal(err)
+	}
+	payload, err := Collection(vec.Records, vec.Timestamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(payload) != vec.Payload {
+		t.Fatalf("payload\n got %s\nwant %s", payload, vec.Payload)
+	}
+	pub, err := ParsePublicKey([]byte(vec.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, _ := vec.Signature["signature"].(string)
+	if err := Verify(pub, payload, sig); err != nil {
+		t.Fatalf("the reference's signature does not verify: %v", err)
+	}
+	if err := Verify(pub, append(payload, ' '), sig); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("a changed payload verified: %v", err)
+	}
+	if vec.Signature["mode"] != "p384ecdsa" {
+		t.Fatalf("mode %v", vec.Signature["mode"])
+	}
+}
+
+func TestSignVerifyRoundTrip(t *testing.T) {
+	key, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemKey, err := EncodePrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParsePrivateKey(pemKey)
+	if err != nil || !back.Equal(key) {
+		t.Fatalf("PEM round trip: %v", err)
+	}
+	s := &ECDSA{Key: back, X5U: "https://example.com/chain.pem"}
+	sigs, err := s.Sign(context.Background(), []byte(`{"data":[],"last_modified":"1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sigs) != 1 || sigs[0]["x5u"] != "https://example.com/chain.pem" {
+		t.Fatalf("signatures %v", sigs)
+	}
+	sig := sigs[0]["signature"].(string)
+	if len(sig) != 128 {
+		t.Fatalf("signature %q: want 96 bytes in base64url", sig)
+	}
+	if err := Verify(&key.PublicKey, []byte(`{"data":[],"last_modified":"1"}`), sig); err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(&key.PublicKey, []byte(`{"data":[],"last_modified":"2"}`), sig); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("another payload verified: %v", err)
+	}
+	for _, bad := range []string{"", "not base64!", sig[:100]} {
+		if err := Verify(&key.PublicKey, []byte("x"), bad); !errors.Is(err, ErrBadSignature) {
+			t.Fatalf("%q: %v", bad, err)
+		}
+	}
+}
