@@ -17,23 +17,32 @@ import (
 	"kintogo/internal/plugins/history"
 	"kintogo/internal/plugins/permissions"
 	"kintogo/internal/plugins/prometheus"
+	"kintogo/internal/plugins/signer"
 	"kintogo/internal/storage"
 )
 
 // registry is every plugin kintogo provides, by the names `kinto.includes`
 // gives them (a plugin may answer to several: the changes feed has the
-// names of kinto-changes and of remote-settings).
-var registry = map[string]func() plugins.Plugin{
-	"kinto.plugins.accounts":        func() plugins.Plugin { return accounts.Plugin{} },
-	"kinto.plugins.history":         func() plugins.Plugin { return history.Plugin{} },
-	"kinto.plugins.default_bucket":  func() plugins.Plugin { return defaultbucket.Plugin{} },
-	"kinto.plugins.flush":           func() plugins.Plugin { return flush.Plugin{} },
-	"kinto.plugins.prometheus":      func() plugins.Plugin { return prometheus.Plugin{} },
-	"kinto.plugins.admin":           func() plugins.Plugin { return admin.Plugin{} },
-	"kinto_attachment":              func() plugins.Plugin { return attachment.Plugin{} },
-	"kinto_changes":                 func() plugins.Plugin { return changes.Plugin{} },
-	"kinto_remote_settings.changes": func() plugins.Plugin { return changes.Plugin{} },
-	"kinto_remote_settings":         func() plugins.Plugin { return changes.Plugin{} },
+// names of kinto-changes and of remote-settings; a name may include
+// several plugins: kinto_remote_settings is the changes feed and the
+// signer).
+var registry = map[string]func() []plugins.Plugin{
+	"kinto.plugins.accounts":        one(accounts.Plugin{}),
+	"kinto.plugins.history":         one(history.Plugin{}),
+	"kinto.plugins.default_bucket":  one(defaultbucket.Plugin{}),
+	"kinto.plugins.flush":           one(flush.Plugin{}),
+	"kinto.plugins.prometheus":      one(prometheus.Plugin{}),
+	"kinto.plugins.admin":           one(admin.Plugin{}),
+	"kinto_attachment":              one(attachment.Plugin{}),
+	"kinto_changes":                 one(changes.Plugin{}),
+	"kinto_remote_settings.changes": one(changes.Plugin{}),
+	"kinto_remote_settings.signer":  one(signer.Plugin{}),
+	"kinto_signer":                  one(signer.Plugin{}),
+	"kinto_remote_settings":         func() []plugins.Plugin { return []plugins.Plugin{changes.Plugin{}, signer.Plugin{}} },
+}
+
+func one(p plugins.Plugin) func() []plugins.Plugin {
+	return func() []plugins.Plugin { return []plugins.Plugin{p} }
 }
 
 // policyPlugins names the plugin that provides an authentication policy,
@@ -57,10 +66,11 @@ func selectPlugins(s *config.Settings) ([]plugins.Plugin, error) {
 	var out []plugins.Plugin
 	seen := map[string]bool{}
 	add := func(name string) {
-		p := registry[name]()
-		if !seen[p.Name()] {
-			seen[p.Name()] = true
-			out = append(out, p)
+		for _, p := range registry[name]() {
+			if !seen[p.Name()] {
+				seen[p.Name()] = true
+				out = append(out, p)
+			}
 		}
 	}
 	for _, name := range s.List("includes") {

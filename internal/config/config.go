@@ -138,6 +138,8 @@ var declared = func() map[string]*Setting {
 // whoever needs it, never a global.
 type Settings struct {
 	values map[string]string
+	// env is the environment the settings were loaded with.
+	env map[string]string
 	// Path is the INI file the settings came from ("" when none).
 	Path string
 	// ZeroConfig is true when no INI file was given: the Start settings
@@ -197,10 +199,22 @@ func Load(path string, environ []string) (*Settings, error) {
 			values[name] = v
 		}
 	}
+	s.env = env
 	if err := s.validate(); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// LookupEnv is Lookup for the settings a plugin reads with Kinto's
+// read_env (the signer's): KINTO_NAME in the environment wins over the
+// setting even when neither the INI nor the declared settings have it.
+func (s *Settings) LookupEnv(name string) (string, bool) {
+	name = Normalize(name)
+	if v, ok := s.env[EnvName(name)]; ok {
+		return v, true
+	}
+	return s.Lookup(name)
 }
 
 // FromMap builds settings from explicit values over the defaults, for tests

@@ -12,7 +12,10 @@ import (
 // principals. The groups the user belongs to are loaded from storage at the
 // first need, in the transaction of that need.
 type Caller struct {
-	UserID     string
+	UserID string
+	// Plugin is true for a plugin writing as its own principal
+	// (PluginCaller).
+	Plugin     bool
 	principals []string
 	loaded     bool
 }

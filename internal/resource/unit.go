@@ -49,7 +49,9 @@ type Unit struct {
 	Tx     storage.Tx
 	engine *Engine
 	events []events.Event
-	parent *Unit
+	// onCommit are what plugins asked to run once the unit committed.
+	onCommit []func()
+	parent   *Unit
 	// retry is a retryable storage error met by a nested unit: the
 	// outermost unit runs again (see Retry).
 	retry error
@@ -73,6 +75,11 @@ func UnitOf(ctx context.Context) *Unit {
 // the caller running nested units (a batch) must stop and return it, so
 // that the storage runs the whole unit again.
 func (u *Unit) Retry() error { return u.retry }
+
+// OnCommit runs fn once the outermost unit committed, after its
+// AfterCommit hooks (a plugin's own events, the signer's reviews); never
+// when the unit rolls back or runs again.
+func (u *Unit) OnCommit(fn func()) { u.onCommit = append(u.onCommit, fn) }
 
 // Changed records a change: its in-transaction hooks run now, its event
 // goes out after commit.
@@ -115,6 +122,7 @@ func Write[T any](ctx context.Context, e *Engine, fn func(u *Unit) (T, error)) (
 			}
 			out = v
 			parent.events = append(parent.events, u.events...)
+			parent.onCommit = append(parent.onCommit, u.onCommit...)
 			return nil
 		})
 		if storage.IsRetryable(err) {
@@ -127,6 +135,7 @@ func Write[T any](ctx context.Context, e *Engine, fn func(u *Unit) (T, error)) (
 		return out, nil
 	}
 	var committed []events.Event
+	var after []func()
 	err := e.store.Update(ctx, func(tx storage.Tx) error {
 		u := &Unit{Tx: tx, engine: e}
 		v, err := fn(u)
@@ -140,7 +149,7 @@ func Write[T any](ctx context.Context, e *Engine, fn func(u *Unit) (T, error)) (
 				}
 			}
 		}
-		out, committed = v, u.events
+		out, committed, after = v, u.events, u.onCommit
 		return nil
 	})
 	if err != nil {
@@ -151,6 +160,9 @@ func Write[T any](ctx context.Context, e *Engine, fn func(u *Unit) (T, error)) (
 		for _, h := range e.hooks.AfterCommit {
 			h(committed)
 		}
+	}
+	for _, fn := range after {
+		fn()
 	}
 	return out, nil
 }

@@ -455,7 +455,9 @@ func (p *plugin) unlink(ctx context.Context, tx storage.Tx, recordURI, bid, cid 
 // plugin.
 func (p *plugin) onChange(ctx context.Context, u *resource.Unit, ch resource.Change) error {
 	ev := ch.Event
-	if ev.Action == "update" && ev.ResourceName == "record" && ctx.Value(ownWriteKey{}) == nil && ch.Old != nil && ch.Object != nil {
+	// A plugin's own copies (the signer publishing a record) carry the
+	// metadata as it is.
+	if ev.Action == "update" && ev.ResourceName == "record" && ctx.Value(ownWriteKey{}) == nil && !ch.Caller.Plugin && ch.Old != nil && ch.Object != nil {
 		before, after := ch.Old.Data[field], ch.Object.Data[field]
 		if before != nil && after != nil {
 			b, _ := json.Marshal(before)

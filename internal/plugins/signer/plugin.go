@@ -1,0 +1,169 @@
+// Package signer is Remote Settings' signer (kinto_remote_settings.signer,
+// formerly kinto_signer): the review workflow of signed collections and
+// their content signatures.
+//
+// Each line of signer.resources names a source (the workspace editors
+// change), an optional preview and a destination (what clients read).
+// The source collection's `status` drives the workflow: editors ask for a
+// review (to-review: the source is copied to the preview, signed), a
+// reviewer other than the last editor approves (to-sign: copied to the
+// destination, signed; the status becomes signed), anyone may re-sign
+// (to-resign) or drop the changes since the last approval (to-rollback).
+// Every step runs in the unit of work of the write that asked for it,
+// with the plugin's own principal (plugin:remote-settings): the copy and
+// its signature commit with the status change, or nothing does.
+//
+// What is signed is the destination's live records sorted by id with its
+// records timestamp, as canonical JSON (internal/contentsig), and the
+// signatures are stored in the destination collection's metadata.
+package signer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"kintogo/internal/contentsig"
+	"kintogo/internal/httpapi"
+	"kintogo/internal/model"
+	"kintogo/internal/resource"
+)
+
+// Plugin is kinto_remote_settings.signer.
+type Plugin struct{}
+
+// Name implements plugins.Plugin.
+func (Plugin) Name() string { return "kinto_remote_settings.signer" }
+
+// UserID is the principal of the plugin's own writes.
+const UserID = "plugin:remote-settings"
+
+// Version is the version the capability advertises: the reference's when
+// it runs without a version file.
+const Version = "0.0.0"
+
+type plugin struct {
+	h       *httpapi.Server
+	st      *settings
+	signers *signers
+	log     *slog.Logger
+	self    *resource.Caller
+}
+
+// Provision implements plugins.Plugin.
+func (Plugin) Provision(h *httpapi.Server) error {
+	st, err := readSettings(h.Settings())
+	if err != nil {
+		return err
+	}
+	sg, err := loadSigners(st)
+	if err != nil {
+		return err
+	}
+	p := &plugin{h: h, st: st, signers: sg, log: h.Logger(), self: resource.PluginCaller(UserID)}
+	h.Capability("signer", p.capability())
+	h.Heartbeat("signer", p.heartbeat)
+	h.Engine().Hook(resource.Hooks{
+		InTransaction: []func(context.Context, *resource.Unit, resource.Change) error{p.onChange},
+	})
+	if st.autoCreate {
+		if err := p.autoCreate(context.Background()); err != nil {
+			return fmt.Errorf("signer.auto_create_resources: %w", err)
+		}
+	}
+	return nil
+}
+
+// capability is the signer capability, as the reference advertises it.
+func (p *plugin) capability() map[string]any {
+	resources := []any{}
+	for _, r := range p.st.resources {
+		res := map[string]any{"source": r.Source.capability(), "destination": r.Destination.capability()}
+		if r.HasPreview {
+			res["preview"] = r.Preview.capability()
+		}
+		if enabled := p.st.reviewEnabled(r); enabled != p.st.toReviewEnabled {
+			res["to_review_enabled"] = enabled
+		}
+		resources = append(resources, res)
+	}
+	return map[string]any{
+		"description":         "Digital signatures for integrity and authenticity of records.",
+		"url":                 "https://github.com/mozilla/remote-settings/tree/main/kinto-remote-settings",
+		"version":             Version,
+		"resources":           resources,
+		"plugin_userid":       UserID,
+		"group_check_enabled": true,
+		"editors_group":       p.st.editorsGroup,
+		"reviewers_group":     p.st.reviewersGroup,
+		"to_review_enabled":   p.st.toReviewEnabled,
+	}
+}
+
+// heartbeat signs a test message with every signer.
+func (p *plugin) heartbeat(ctx context.Context) bool {
+	for _, s := range p.signers.all() {
+		if _, err := s.Sign(ctx, []byte("This is a heartbeat test.")); err != nil {
+			p.log.Error("signer heartbeat", "err", err)
+			return false
+		}
+	}
+	return true
+}
+
+// autoCreate creates the configured source buckets and collections at
+// start, writable by signer.auto_create_resources_principals.
+func (p *plugin) autoCreate(ctx context.Context) error {
+	perms := map[string][]string{"write": p.st.autoCreatePrincipals}
+	_, err := resource.Write(ctx, p.h.Engine(), func(u *resource.Unit) (struct{}, error) {
+		for _, r := range p.st.resources {
+			paths := []model.Path{r.Source.bucketPath()}
+			if r.Source.Collection != "" {
+				paths = append(paths, r.Source.collectionPath())
+			}
+			for _, path := range paths {
+				if _, err := u.Create(ctx, p.self, path, map[string]any{}, perms); err != nil {
+					return struct{}{}, err
+				}
+			}
+		}
+		return struct{}{}, nil
+	})
+	return err
+}
+
+// onChange is the plugin's hook on every write: the workflow on source
+// collections, the checks on their records, the guard of previews and
+// destinations.
+func (p *plugin) onChange(ctx context.Context, u *resource.Unit, ch resource.Change) error {
+	if ch.Path.Kind == nil || ch.Object == nil || ch.Caller == nil {
+		return nil
+	}
+	switch ch.Path.Kind {
+	case model.Record:
+		return p.onRecord(ctx, u, ch)
+	case model.Collection:
+		if ch.Event.Action == "delete" {
+			return p.onCollectionDelete(ctx, u, ch)
+		}
+		if ch.Caller.Plugin {
+			return nil
+		}
+		return p.onCollection(ctx, u, ch)
+	}
+	return nil
+}
+
+// signer returns the signer of a resource.
+func (p *plugin) signer(r *Resource) contentsig.Signer { return p.signers.of(r) }
+
+// reviewEvent is logged once the unit that made it committed (Kinto's
+// ReviewRequested, ReviewApproved, ReviewRejected, ReviewCanceled).
+func (p *plugin) reviewEvent(u *resource.Unit, action string, r *Resource, c *resource.Caller, attrs ...any) {
+	u.OnCommit(func() {
+		args := append([]any{"action", action, "user_id", c.UserID, "bucket_id", r.Source.Bucket,
+			"collection_id", r.Source.Collection, "destination", r.Destination.uri()}, attrs...)
+		p.log.Info("signer: review "+action, args...)
+	})
+}
+
