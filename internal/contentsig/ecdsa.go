@@ -2,6 +2,7 @@ package contentsig
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -50,13 +51,16 @@ func (s *ECDSA) Sign(_ context.Context, payload []byte) ([]Signature, error) {
 	return []Signature{{"signature": sig, "x5u": s.X5U, "mode": "p384ecdsa"}}, nil
 }
 
-// SignRaw returns the base64url raw r||s signature of Prefix + payload.
+// SignRaw returns the base64url raw r||s signature of Prefix + payload,
+// always the same for the same key and payload.
 func SignRaw(key *ecdsa.PrivateKey, payload []byte) (string, error) {
 	if key.Curve != elliptic.P384() {
 		return "", errors.New("contentsig: the key is not a P-384 key")
 	}
-	digest := digest(payload)
-	der, err := ecdsa.SignASN1(rand.Reader, key, digest)
+	// Deterministic (RFC 6979, a nil random source): one key signs one
+	// payload with one signature, so that nodes signing the same
+	// collection at the same timestamp publish the same signature.
+	der, err := key.Sign(nil, digest(payload), crypto.SHA384)
 	if err != nil {
 		return "", err
 	}

@@ -89,3 +89,16 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestSignaturesAreDeterministic(t *testing.T) {
+	key, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := SignRaw(key, []byte("payload"))
+	b, _ := SignRaw(key, []byte("payload"))
+	c, _ := SignRaw(key, []byte("payload2"))
+	if a != b || a == c {
+		t.Fatalf("same payload: %v, other payload: %v", a == b, a == c)
+	}
+}

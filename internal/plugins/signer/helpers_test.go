@@ -167,3 +167,33 @@ func jsonOf(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// verify checks the signature of a preview or destination over its
+// records and records timestamp (as a client does from its changeset),
+// and returns it.
+func (f *flow) verify(coll string) string {
+	f.t.Helper()
+	a := f.call("GET", coll+"/changeset?_expected=0", "", "", 200)
+	meta, _ := a.body["metadata"].(map[string]any)
+	sig, _ := meta["signature"].(map[string]any)
+	if sig == nil {
+		f.t.Fatalf("%s: no signature in %v", coll, a.body)
+	}
+	var records []map[string]any
+	for _, r := range a.body["changes"].([]any) {
+		records = append(records, r.(map[string]any))
+	}
+	ts, _ := a.body["timestamp"].(json.Number).Int64()
+	payload, err := contentsig.Collection(records, ts)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	key, err := contentsig.LoadPrivateKey(f.keyFile)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := contentsig.Verify(&key.PublicKey, payload, sig["signature"].(string)); err != nil {
+		f.t.Fatalf("%s: the signature does not verify: %v", coll, err)
+	}
+	return sig["signature"].(string)
+}

@@ -64,6 +64,7 @@ func (Plugin) Provision(h *httpapi.Server) error {
 	h.Capability("signer", p.capability())
 	h.Heartbeat("signer", p.heartbeat)
 	h.Engine().Hook(resource.Hooks{
+		BeforeWrite:   []func(context.Context, *resource.Unit, model.Path) error{p.lockSource},
 		InTransaction: []func(context.Context, *resource.Unit, resource.Change) error{p.onChange},
 	})
 	if st.autoCreate {
@@ -130,6 +131,27 @@ func (p *plugin) autoCreate(ctx context.Context) error {
 		return struct{}{}, nil
 	})
 	return err
+}
+
+// lockSource serializes the writes of a source collection and of its
+// records (their hooks write the collection) before they read anything:
+// on PostgreSQL, a second node approving the same review concurrently
+// waits, then sees the status the first one left ("Collection already
+// signed"), so that one approval publishes one copy and one signature.
+func (p *plugin) lockSource(ctx context.Context, u *resource.Unit, path model.Path) error {
+	var bid, cid string
+	switch path.Kind {
+	case model.Collection:
+		bid, cid = path.BucketID, path.ID
+	case model.Record:
+		bid, cid = path.BucketID, path.CollectionID
+	default:
+		return nil
+	}
+	if p.st.pick(bid, cid) == nil {
+		return nil
+	}
+	return u.Tx.LockScope(ctx, model.Path{Kind: model.Collection, BucketID: bid}.Scope())
 }
 
 // onChange is the plugin's hook on every write: the workflow on source

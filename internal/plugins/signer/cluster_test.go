@@ -1,0 +1,74 @@
+package signer_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+
+	"kintogo/internal/app/apptest"
+	"kintogo/internal/httpapi"
+	"kintogo/internal/storage/postgres"
+	"kintogo/internal/storage/storetest"
+)
+
+// Two nodes on one PostgreSQL database approve the same review at the
+// same time, round after round: one approval wins, the other is told the
+// collection is already signed, and the destination holds one signature
+// per records timestamp, which verifies.
+func TestConcurrentApprovalsAcrossNodes(t *testing.T) {
+	open := storetest.PostgreSQL()
+	if open == nil {
+		t.Skip("KINTOGO_TEST_POSTGRES is not set")
+	}
+	// Without history, whose lock of the bucket's history would
+	// serialize these writes anyway.
+	f := newFlow(t, open, map[string]string{"signer.to_review_enabled": "true", "includes": "kinto_remote_settings"})
+	defaultSetUp(f)
+	f.call("PUT", "/buckets/alice/groups/scid-reviewers", tarte,
+		`{"data": {"members": ["`+f.users[sam]+`", "`+f.users["ray:weaver"]+`"]}}`, 200)
+
+	store, err := postgres.Open(context.Background(), os.Getenv("KINTOGO_TEST_POSTGRES"), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	other := httptest.NewServer(apptest.Server(t, store, httpapi.Options{}, f.settings))
+	t.Cleanup(other.Close)
+	nodeB := *f
+	nodeB.url = other.URL
+
+	seen := map[string]string{} // records timestamp -> signature
+	for round := 0; round < 8; round++ {
+		f.call("POST", source+"/records", tarte, `{"data": {"round": `+strconv.Itoa(round)+`}}`, 201)
+		f.status(source, tarte, "to-review", 200)
+		codes := make([]int, 2)
+		var wg sync.WaitGroup
+		for i, node := range []*flow{f, &nodeB} {
+			reviewer := []string{sam, "ray:weaver"}[i]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				codes[i] = node.status(source, reviewer, "to-sign", 0).code
+			}()
+		}
+		wg.Wait()
+		if !(codes[0] == 200 && codes[1] == 400 || codes[0] == 400 && codes[1] == 200) {
+			t.Fatalf("round %d: approvals answered %v, want one 200 and one 400", round, codes)
+		}
+		for _, node := range []*flow{f, &nodeB} {
+			sig := node.verify(dest)
+			ts := node.call("GET", dest+"/changeset?_expected=0", "", "", 200).body["timestamp"]
+			key := jsonOf(ts)
+			if prev, ok := seen[key]; ok && prev != sig {
+				t.Fatalf("round %d: two signatures for the timestamp %s", round, key)
+			}
+			seen[key] = sig
+		}
+	}
+	if n := f.count(dest, tarte); n != 2+8 {
+		t.Fatalf("%d records in the destination, want 10", n)
+	}
+}
