@@ -54,8 +54,8 @@ func newFlow(t *testing.T, open storetest.Open, settings map[string]string) *flo
 	f := &flow{t: t, keyFile: keyFile(t), users: map[string]string{}, open: open}
 	base := map[string]string{
 		"includes": "kinto_remote_settings kinto.plugins.history", "multiauth.policies": "basicauth",
-		"userid_hmac_secret": "aujourd'hui encore, il fait beau en bretagne.",
-		"signer.resources":   "/buckets/alice/collections/scid -> /buckets/alice/collections/dcid",
+		"userid_hmac_secret":       "aujourd'hui encore, il fait beau en bretagne.",
+		"signer.resources":         "/buckets/alice/collections/scid -> /buckets/alice/collections/dcid",
 		"signer.ecdsa.private_key": f.keyFile, "changes.resources": "/buckets/alice",
 	}
 	for k, v := range settings {

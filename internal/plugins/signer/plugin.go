@@ -188,4 +188,3 @@ func (p *plugin) reviewEvent(u *resource.Unit, action string, r *Resource, c *re
 		p.log.Info("signer: review "+action, args...)
 	})
 }
-

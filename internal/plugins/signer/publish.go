@@ -294,4 +294,3 @@ func (p *plugin) updateSource(ctx context.Context, u *resource.Unit, r *Resource
 	_, _, err = u.Store(ctx, p.self, path, data, nil)
 	return err
 }
-

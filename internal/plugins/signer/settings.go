@@ -209,14 +209,14 @@ func (st *settings) lookup(name string, prefixes []string) (string, bool) {
 }
 
 var defaults = map[string]string{
-	"allow_floats":                              "false",
-	"auto_create_resources":                     "false",
-	"auto_create_resources_principals":          "system.Authenticated",
-	"resources":                                 "/buckets/main-workspace -> /buckets/main-preview -> /buckets/main",
-	"to_review_enabled":                         "false",
+	"allow_floats":                               "false",
+	"auto_create_resources":                      "false",
+	"auto_create_resources_principals":           "system.Authenticated",
+	"resources":                                  "/buckets/main-workspace -> /buckets/main-preview -> /buckets/main",
+	"to_review_enabled":                          "false",
 	"hard_delete_destination_on_source_deletion": "false",
-	"editors_group":                             "{collection_id}-editors",
-	"reviewers_group":                           "{collection_id}-reviewers",
+	"editors_group":                              "{collection_id}-editors",
+	"reviewers_group":                            "{collection_id}-reviewers",
 }
 
 func (st *settings) global(name string) string {

@@ -32,10 +32,10 @@ const (
 )
 
 var backendAliases = map[string]string{
-	backendLocal:                           backendLocal,
-	"kinto_signer.signer.local_ecdsa":      backendLocal,
-	backendAutograph:                       backendAutograph,
-	"kinto_signer.signer.autograph":        backendAutograph,
+	backendLocal:                      backendLocal,
+	"kinto_signer.signer.local_ecdsa": backendLocal,
+	backendAutograph:                  backendAutograph,
+	"kinto_signer.signer.autograph":   backendAutograph,
 }
 
 // loadSigners builds the signer of every resource from its settings
