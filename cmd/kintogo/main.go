@@ -7,6 +7,8 @@
 //	kintogo migrate [--ini FILE] [--dry-run]
 //	kintogo create-user [--ini FILE] --username NAME [--password PASSWORD]
 //	kintogo purge-deleted [--ini FILE] RESOURCE... AGE|MAX_RETAINED
+//	kintogo signer-keys [--subject NAME] [--days 90] DIR
+//	kintogo resign [--ini FILE] [--within 720h] [--all]
 //	kintogo version
 //
 // Run `kintogo help COMMAND` for a command's flags.
@@ -127,6 +129,24 @@ Prints how many it deleted; live objects are never touched. Clients that
 last synced before a purged deletion will not see it: purge beyond the
 longest time a client may stay offline. It may run while the server runs.`,
 		flags: purgeFlags,
+	},
+	"signer-keys": {
+		summary: "make the signer's key and its certificate chain",
+		args:    "DIR",
+		about: `Writes in DIR a P-384 key for the signer's local backend (signer-key.pem), its
+certificate chain (chain.pem: the leaf, with the code-signing usage, an
+intermediate and a root), the root alone (root.pem) and the intermediate's key,
+and prints the settings to use and the root's hash that clients verify with.
+kintogo serves chain.pem as the x5u of its signatures. Never overwrites a file.`,
+		flags: signerKeysFlags,
+	},
+	"resign": {
+		summary: "sign again what an old or expiring certificate chain signed",
+		about: `Signs again every preview and destination of signer.resources whose signature
+was made with another certificate chain than the signer's, or with one that
+expires within --within (--all: every one). The records and their timestamp
+do not change. It may run while the server runs.`,
+		flags: resignFlags,
 	},
 	"version": {
 		summary: "print the version",

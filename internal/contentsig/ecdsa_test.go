@@ -102,3 +102,50 @@ func TestSignaturesAreDeterministic(t *testing.T) {
 		t.Fatalf("same payload: %v, other payload: %v", a == b, a == c)
 	}
 }
+
+// TestSignatureVectors checks signatures made elsewhere (by the reference
+// server: scripts/clients.sh runs clients/signer/interop.py against it)
+// with this package's serializer and verifier: KINTOGO_SIGNATURE_VECTORS
+// names their file.
+func TestSignatureVectors(t *testing.T) {
+	name := os.Getenv("KINTOGO_SIGNATURE_VECTORS")
+	if name == "" {
+		t.Skip("KINTOGO_SIGNATURE_VECTORS is not set")
+	}
+	raw, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range bytes.Split(bytes.TrimSpace(raw), []byte("\n")) {
+		var vec struct {
+			Name      string
+			PublicKey string `json:"public_key"`
+			Records   []map[string]any
+			Timestamp int64
+			Payload   string
+			Signature Signature
+		}
+		dec := json.NewDecoder(bytes.NewReader(line))
+		dec.UseNumber()
+		if err := dec.Decode(&vec); err != nil {
+			t.Fatal(err)
+		}
+		payload, err := Collection(vec.Records, vec.Timestamp)
+		if err != nil || string(payload) != vec.Payload {
+			t.Fatalf("%s: payload %s (%v), signed %s", vec.Name, payload, err, vec.Payload)
+		}
+		pub, err := ParsePublicKey([]byte(vec.PublicKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Verify(pub, payload, vec.Signature["signature"].(string)); err != nil {
+			t.Fatalf("%s: %v", vec.Name, err)
+		}
+		t.Logf("%s: verified", vec.Name)
+		n++
+	}
+	if n == 0 {
+		t.Fatal("no vector")
+	}
+}

@@ -19,12 +19,16 @@
 package signer
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"time"
 
 	"kintogo/internal/contentsig"
 	"kintogo/internal/httpapi"
+	"kintogo/internal/kerr"
 	"kintogo/internal/model"
 	"kintogo/internal/resource"
 )
@@ -63,6 +67,10 @@ func (Plugin) Provision(h *httpapi.Server) error {
 	p := &plugin{h: h, st: st, signers: sg, log: h.Logger(), self: resource.PluginCaller(UserID)}
 	h.Capability("signer", p.capability())
 	h.Heartbeat("signer", p.heartbeat)
+	if len(sg.chains) > 0 {
+		h.Handle(ChainsPrefix+"{name}", httpapi.Endpoint{Name: "signer-chain", Public: true, Expose: httpapi.BaseExpose,
+			Methods: map[string]httpapi.Handler{"GET": p.serveChain}})
+	}
 	h.Engine().Hook(resource.Hooks{
 		BeforeWrite:   []func(context.Context, *resource.Unit, model.Path) error{p.lockSource},
 		InTransaction: []func(context.Context, *resource.Unit, resource.Change) error{p.onChange},
@@ -101,12 +109,38 @@ func (p *plugin) capability() map[string]any {
 	}
 }
 
-// heartbeat signs a test message with every signer.
+// serveChain answers a certificate chain (an x5u): immutable, since its
+// name is its hash.
+func (p *plugin) serveChain(w http.ResponseWriter, r *http.Request, _ *httpapi.Call) error {
+	ch, ok := p.signers.chains[r.PathValue("name")]
+	if !ok {
+		return kerr.E(kerr.MissingResource, "")
+	}
+	w.Header().Set("Content-Type", "application/pem-certificate-chain")
+	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(ch.pem))
+	return nil
+}
+
+// heartbeat signs a test message with every signer, and checks the
+// chains kintogo serves: false once one expired, a warning before (the
+// reference's thresholds: 5% of its lifetime, within 10 to 30 days).
 func (p *plugin) heartbeat(ctx context.Context) bool {
 	for _, s := range p.signers.all() {
 		if _, err := s.Sign(ctx, []byte("This is a heartbeat test.")); err != nil {
 			p.log.Error("signer heartbeat", "err", err)
 			return false
+		}
+	}
+	now := p.h.Now()
+	for _, ch := range p.signers.chains {
+		leaf := ch.certs[0]
+		if now.After(leaf.NotAfter) {
+			p.log.Error("signer heartbeat: the certificate chain expired", "x5u", ch.url, "not_after", leaf.NotAfter)
+			return false
+		}
+		if left, alert := p.st.expiresSoon(leaf, now); alert {
+			p.log.Warn(fmt.Sprintf("Only %d days before the signer's certificate expires (%s): renew it, then run kintogo resign", left, leaf.NotAfter), "x5u", ch.url)
 		}
 	}
 	return true

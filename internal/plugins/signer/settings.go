@@ -1,10 +1,14 @@
 package signer
 
 import (
+	"crypto/x509"
 	"fmt"
+	"math"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"kintogo/internal/config"
 	"kintogo/internal/model"
@@ -352,6 +356,26 @@ func (st *settings) reviewEnabled(r *Resource) bool {
 func (st *settings) groups(r *Resource) (editors, reviewers string) {
 	cid := r.Source.Collection
 	return strings.ReplaceAll(st.editorsGroup, "{collection_id}", cid), strings.ReplaceAll(st.reviewersGroup, "{collection_id}", cid)
+}
+
+// expiresSoon tells how many days a certificate has left, and whether
+// that is within the alert threshold: signer.heartbeat_certificate_
+// percentage_remaining_validity (5) of its lifetime, bounded by
+// _min_remaining_days (10) and _max_remaining_days (30).
+func (st *settings) expiresSoon(cert *x509.Certificate, now time.Time) (int, bool) {
+	num := func(name string, def float64) float64 {
+		if v, ok := st.lookup(name, []string{"signer."}); ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				return f
+			}
+		}
+		return def
+	}
+	left := int(cert.NotAfter.Sub(now).Hours() / 24)
+	lifespan := cert.NotAfter.Sub(cert.NotBefore).Hours() / 24
+	minimum := lifespan * num("heartbeat_certificate_percentage_remaining_validity", 5) / 100
+	minimum = math.Min(num("heartbeat_certificate_max_remaining_days", 30), math.Max(num("heartbeat_certificate_min_remaining_days", 10), minimum))
+	return left, float64(left) <= math.Floor(minimum)
 }
 
 // asBool is Pyramid's asbool.

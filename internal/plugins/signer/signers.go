@@ -1,8 +1,13 @@
 package signer
 
 import (
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"kintogo/internal/contentsig"
@@ -14,6 +19,52 @@ import (
 type signers struct {
 	byKey map[string]contentsig.Signer
 	list  []contentsig.Signer
+	// chains are the certificate chains kintogo serves, by file name
+	// under ChainsPrefix.
+	chains map[string]*chain
+}
+
+// ChainsPrefix is where kintogo serves the certificate chains of its
+// local signers: their x5u.
+const ChainsPrefix = "/v1/__signer__/chains/"
+
+// chain is a served certificate chain.
+type chain struct {
+	pem   []byte
+	certs []*x509.Certificate
+	url   string
+}
+
+// serveChain reads a chain, checks that its leaf is the key's, and names
+// its URL: x5u when set, else under ChainsPrefix on http_host.
+func (s *signers) serveChain(st *settings, path string, key *ecdsa.PrivateKey, x5u string) (*chain, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := contentsig.ParseCertificates(data)
+	if err != nil {
+		return nil, err
+	}
+	if pub, ok := certs[0].PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&key.PublicKey) {
+		return nil, errors.New("the chain's first certificate is not the private key's")
+	}
+	sum := sha256.Sum256(data)
+	name := hex.EncodeToString(sum[:8]) + ".pem"
+	if x5u == "" {
+		host := st.s.String("http_host")
+		if host == "" {
+			return nil, errors.New("kintogo serves the chain under " + ChainsPrefix + ": set kinto.http_host (its public host) or signer.ecdsa.x5u (its URL)")
+		}
+		scheme := st.s.String("http_scheme")
+		if scheme == "" {
+			scheme = "http"
+		}
+		x5u = scheme + "://" + host + ChainsPrefix + name
+	}
+	ch := &chain{pem: data, certs: certs, url: x5u}
+	s.chains[name] = ch
+	return ch, nil
 }
 
 func (s *signers) of(r *Resource) contentsig.Signer {
@@ -42,7 +93,7 @@ var backendAliases = map[string]string{
 // (signer_backend, ecdsa.private_key, autograph.*, looked up from the
 // collection's own to the server's).
 func loadSigners(st *settings) (*signers, error) {
-	out := &signers{byKey: map[string]contentsig.Signer{}}
+	out := &signers{byKey: map[string]contentsig.Signer{}, chains: map[string]*chain{}}
 	keys := map[string]*contentsig.ECDSA{} // one load per key file
 	for _, r := range st.resources {
 		get := func(name string) string { v, _ := st.setting(r, name); return v }
@@ -64,15 +115,22 @@ func loadSigners(st *settings) (*signers, error) {
 				}
 				return nil, errors.New("Please specify either kinto.signer.ecdsa.private_key or kinto.signer.ecdsa.public_key in the settings.")
 			}
-			x5u := get("ecdsa.x5u")
-			id := path + "\x00" + x5u
+			chainPath := get("ecdsa.certificate_chain")
+			id := path + "\x00" + chainPath
 			local, ok := keys[id]
 			if !ok {
 				key, err := contentsig.LoadPrivateKey(path)
 				if err != nil {
 					return nil, fmt.Errorf("signer.ecdsa.private_key: %w", err)
 				}
-				local = &contentsig.ECDSA{Key: key, X5U: x5u}
+				local = &contentsig.ECDSA{Key: key, X5U: get("ecdsa.x5u")}
+				if chainPath != "" {
+					ch, err := out.serveChain(st, chainPath, key, local.X5U)
+					if err != nil {
+						return nil, fmt.Errorf("signer.ecdsa.certificate_chain: %w", err)
+					}
+					local.X5U = ch.url
+				}
 				keys[id] = local
 				out.list = append(out.list, local)
 			}

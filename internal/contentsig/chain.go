@@ -1,0 +1,188 @@
+package contentsig
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+)
+
+// DefaultSubject is the leaf's name Remote Settings clients expect of
+// content signatures (Firefox checks it; autograph-utils checks that it
+// ends with .content-signature.mozilla.org by default).
+const DefaultSubject = "remote-settings.content-signature.mozilla.org"
+
+// Chain is a content-signature certificate chain: a root, an
+// intermediate, and the leaf whose key signs (code signing only), with
+// the leaf's and the intermediate's private keys.
+type Chain struct {
+	Root, Intermediate, Leaf *x509.Certificate
+	LeafKey, IntermediateKey *ecdsa.PrivateKey
+}
+
+// NewChain makes a chain whose leaf is valid for validity from now, the
+// intermediate for twice as long and the root for three times (so that
+// a new leaf can be issued before the leaf expires).
+func NewChain(subject string, now time.Time, validity time.Duration) (*Chain, error) {
+	rootKey, err := GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	interKey, err := GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	leafKey, err := GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	domain := subject
+	if _, rest, ok := strings.Cut(subject, "."); ok {
+		domain = rest
+	}
+	start := now.Add(-time.Hour)
+	ca := func(cn string, until time.Time) *x509.Certificate {
+		return &x509.Certificate{
+			SerialNumber: serial(), Subject: pkix.Name{CommonName: cn, Organization: []string{"kintogo"}},
+			NotBefore: start, NotAfter: until, IsCA: true, BasicConstraintsValid: true,
+			KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		}
+	}
+	rootTmpl := ca("kintogo content signature root", now.Add(3*validity))
+	rootDER, err := x509.CreateCertificate(rand.Reader, rootTmpl, rootTmpl, &rootKey.PublicKey, rootKey)
+	if err != nil {
+		return nil, err
+	}
+	root, _ := x509.ParseCertificate(rootDER)
+	interTmpl := ca("kintogo content signature intermediate", now.Add(2*validity))
+	interTmpl.PermittedDNSDomains = []string{domain}
+	interTmpl.PermittedDNSDomainsCritical = false
+	interTmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}
+	interDER, err := x509.CreateCertificate(rand.Reader, interTmpl, root, &interKey.PublicKey, rootKey)
+	if err != nil {
+		return nil, err
+	}
+	inter, _ := x509.ParseCertificate(interDER)
+	c := &Chain{Root: root, Intermediate: inter, IntermediateKey: interKey}
+	if err := c.NewLeaf(subject, leafKey, now, validity); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// NewLeaf issues a new leaf for key under the chain's intermediate.
+func (c *Chain) NewLeaf(subject string, key *ecdsa.PrivateKey, now time.Time, validity time.Duration) error {
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(), Subject: pkix.Name{CommonName: subject, Organization: []string{"kintogo"}},
+		DNSNames: []string{subject}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(validity),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+		BasicConstraintsValid: true,
+	}
+	if tmpl.NotAfter.After(c.Intermediate.NotAfter) {
+		tmpl.NotAfter = c.Intermediate.NotAfter
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.Intermediate, &key.PublicKey, c.IntermediateKey)
+	if err != nil {
+		return err
+	}
+	c.Leaf, _ = x509.ParseCertificate(der)
+	c.LeafKey = key
+	return nil
+}
+
+func serial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	return n
+}
+
+// PEM is the chain as an x5u serves it: leaf, intermediate, root.
+func (c *Chain) PEM() []byte {
+	var b bytes.Buffer
+	for _, cert := range []*x509.Certificate{c.Leaf, c.Intermediate, c.Root} {
+		pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
+	}
+	return b.Bytes()
+}
+
+// RootHash is the SHA-256 fingerprint of a root, as clients are
+// configured with it (hex pairs separated by colons, upper case).
+func RootHash(root *x509.Certificate) string {
+	sum := sha256.Sum256(root.Raw)
+	parts := make([]string, len(sum))
+	for i, b := range sum {
+		parts[i] = fmt.Sprintf("%02X", b)
+	}
+	return strings.Join(parts, ":")
+}
+
+// ParseCertificates reads every certificate of PEM data, in order.
+func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, cert)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no certificate in the PEM data")
+	}
+	return out, nil
+}
+
+// VerifyChain checks an x5u chain (leaf first) as Remote Settings
+// clients do: every certificate valid at now, the root's hash (when
+// rootHash is not ""), each certificate signed by the next one, which
+// may sign certificates, the leaf's name ends with subjectSuffix, and
+// its extended key usage is code signing only. It returns the leaf.
+func VerifyChain(certs []*x509.Certificate, rootHash, subjectSuffix string, now time.Time) (*x509.Certificate, error) {
+	if len(certs) < 2 {
+		return nil, errors.New("the chain has fewer than two certificates")
+	}
+	for _, c := range certs {
+		if now.Before(c.NotBefore) {
+			return nil, fmt.Errorf("certificate %q is not valid until %s", c.Subject.CommonName, c.NotBefore)
+		}
+		if now.After(c.NotAfter) {
+			return nil, fmt.Errorf("certificate %q expired on %s", c.Subject.CommonName, c.NotAfter)
+		}
+	}
+	root := certs[len(certs)-1]
+	if rootHash != "" && !strings.EqualFold(RootHash(root), rootHash) {
+		return nil, fmt.Errorf("the root's hash is %s, not %s", RootHash(root), rootHash)
+	}
+	for i := len(certs) - 1; i > 0; i-- {
+		parent, child := certs[i], certs[i-1]
+		if !parent.IsCA || parent.KeyUsage&x509.KeyUsageCertSign == 0 {
+			return nil, fmt.Errorf("certificate %q cannot sign certificates", parent.Subject.CommonName)
+		}
+		if err := child.CheckSignatureFrom(parent); err != nil {
+			return nil, fmt.Errorf("certificate %q is not signed by %q: %w", child.Subject.CommonName, parent.Subject.CommonName, err)
+		}
+	}
+	leaf := certs[0]
+	if !strings.HasSuffix(leaf.Subject.CommonName, subjectSuffix) {
+		return nil, fmt.Errorf("the leaf %q does not end with %q", leaf.Subject.CommonName, subjectSuffix)
+	}
+	if len(leaf.ExtKeyUsage) != 1 || leaf.ExtKeyUsage[0] != x509.ExtKeyUsageCodeSigning {
+		return nil, errors.New("the leaf's extended key usage is not code signing only")
+	}
+	return leaf, nil
+}
