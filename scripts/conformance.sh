@@ -3,14 +3,19 @@
 # throw-away database, replays the recorded Kinto answers against it, and
 # stops it. The server runs from a settings file written by `kintogo init`,
 # with the recording's settings as environment overrides: so the replay
-# also checks that init's file serves Kinto's API as recorded. Usage: scripts/conformance.sh [run.py arguments, e.g. --scenario errors]
+# also checks that init's file serves Kinto's API as recorded. Then, with
+# no arguments, the signer's own scenario (conformance/signer: recorded from
+# the reference Kinto 26.5 with the remote-settings plugins, both signing
+# through the Autograph test server) and its capability.
+# Usage: scripts/conformance.sh [run.py arguments, e.g. --scenario errors]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 shared=${SHARED_DIR:-$here/../shared}
 port=${CONFORMANCE_PORT:-8888}
 work=$(mktemp -d)
 pid=""
-trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+agpid=""
+trap 'kill $pid $agpid 2>/dev/null || true; wait $pid $agpid 2>/dev/null || true; rm -rf "$work"' EXIT
 
 if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
   echo "port $port is in use: stop what listens there first" >&2
@@ -35,4 +40,32 @@ for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$port/v1/__lbheartbeat__" >/dev/null && break
   sleep 0.1
 done
-python3 "$shared/conformance/run.py" --base "http://127.0.0.1:$port/v1" "$@"
+status=0
+python3 "$shared/conformance/run.py" --base "http://127.0.0.1:$port/v1" "$@" || status=$?
+kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+[ $# -eq 0 ] || exit $status
+
+# --- the signer ---------------------------------------------------------
+(cd "$here" && go build -o "$work/autograph" ./clients/signer/autograph)
+"$work/autograph" -listen 127.0.0.1:8000 -fixed fixed-signature-for-recordings 2>"$work/autograph.log" &
+agpid=$!
+mkdir -p "$work/signer"
+# Only the scenario's settings: none of the KINTO_* exported above.
+(cd "$work/signer" && exec env -i PATH="$PATH" HOME="${HOME:-/tmp}" "$work/kintogo" start \
+  --ini "$here/conformance/signer/kinto.ini" --port "$port" 2>"$work/signer.log" >/dev/null) &
+pid=$!
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$port/v1/__lbheartbeat__" >/dev/null && break
+  sleep 0.1
+done
+python3 "$shared/conformance/run.py" --base "http://127.0.0.1:$port/v1" --dir "$here/conformance/signer" || status=$?
+python3 - "http://127.0.0.1:$port/v1/" "$here/conformance/signer/capability.json" <<'PY' || status=$?
+import json, sys, urllib.request
+got = json.load(urllib.request.urlopen(sys.argv[1]))["capabilities"]["signer"]
+want = json.load(open(sys.argv[2]))
+if got != want:
+    print("FAIL signer capability:\n  want %s\n  got  %s" % (json.dumps(want, sort_keys=True), json.dumps(got, sort_keys=True)))
+    sys.exit(1)
+print("PASS signer capability")
+PY
+exit $status

@@ -224,7 +224,14 @@ func (s *Server) getObject(k kindRoute) Handler {
 		}
 		setTimestamp(w, f.Object.LastModified)
 		s.cacheHeaders(w, c, p, f.Collection)
-		s.writeJSON(w, http.StatusOK, objectBody{Data: project(f.Object, f.Object.Body(), q.Fields), Permissions: f.Perms})
+		data := project(f.Object, f.Object.Body(), q.Fields)
+		if len(q.Fields) > 0 {
+			// Kinto keeps only the fields asked for, which drops the
+			// permissions kept beside them.
+			s.writeJSON(w, http.StatusOK, map[string]any{"data": data})
+			return nil
+		}
+		s.writeJSON(w, http.StatusOK, objectBody{Data: data, Permissions: f.Perms})
 		return nil
 	}
 }

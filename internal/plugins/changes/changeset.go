@@ -211,6 +211,9 @@ func (s *plugin) changesetOf(ids []string) httpapi.Handler {
 			}
 			metadata := meta.Body()
 			metadata["bucket"] = coll.BucketID
+			if objs == nil {
+				objs = []*storage.Object{} // "changes": [], never null
+			}
 			body = changesetBody{Metadata: metadata, Timestamp: ts, Changes: objs}
 			metaTS = meta.LastModified
 			return nil

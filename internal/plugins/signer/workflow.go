@@ -38,7 +38,9 @@ var trackingFields = []string{
 // the destination (kinto-admin's and the clients' fields).
 var publishedFields = []string{"flags", "attachment", "schema", "sort", "displayFields"}
 
-func invalid(msg string) error   { return kerr.E(kerr.Invalid, msg) }
+// invalid is the reference's raise_invalid: 400, errno 109 (invalid
+// posted data), "Bad Request".
+func invalid(msg string) error   { return &kerr.Error{Kind: kerr.Invalid, Errno: 109, Message: msg} }
 func forbidden(msg string) error { return kerr.E(kerr.Forbidden, msg) }
 
 // statusOf returns a collection's status as the reference compares it,
