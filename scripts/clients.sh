@@ -5,6 +5,7 @@
 #     tests/config/kinto.ini;
 #   - kinto-wizard: its own functional suite, and a dump --full / load
 #     round trip with attachments (clients/wizard/roundtrip.py);
+#   - content signatures across implementations (scripts/signer-interop.sh);
 #   - canonicaljson-rs: fresh random vectors of canonical JSON against
 #     kintogo's serializer of signed collections;
 #   - the npm clients kinto-http and kinto (offline sync), and the
@@ -127,6 +128,13 @@ seed=$RANDOM$RANDOM
 "$wz/bin/python" "$here/clients/canonicaljson/vectors.py" 20000 "$seed" >"$work/vectors.jsonl"
 echo "canonicaljson-rs $CANONICALJSON_RS_VERSION vectors (20000, seed $seed):"
 (cd "$here" && KINTOGO_CANONICAL_VECTORS="$work/vectors.jsonl" go test -count=1 -run 'TestCanonicalVectors' ./internal/contentsig/)
+
+# --- content signatures ---------------------------------------------------------
+# autograph-utils (what Remote Settings clients verify with) and the
+# reference's verifier check kintogo's signatures, and kintogo's verifier
+# the reference's (scripts/signer-interop.sh).
+"$wz/bin/pip" install -q autograph-utils==1.0.1 aiohttp==3.14.5
+"$here/scripts/signer-interop.sh" "$wz/bin/python"
 
 # --- npm kinto-http and kinto ---------------------------------------------
 (cd "$here/clients/js" && npm ci --no-audit --no-fund --silent)
