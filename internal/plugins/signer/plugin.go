@@ -24,13 +24,17 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sort"
+	"sync/atomic"
 	"time"
 
 	"kintogo/internal/contentsig"
+	"kintogo/internal/events"
 	"kintogo/internal/httpapi"
 	"kintogo/internal/kerr"
 	"kintogo/internal/model"
 	"kintogo/internal/resource"
+	"kintogo/internal/storage"
 )
 
 // Plugin is kinto_remote_settings.signer.
@@ -52,6 +56,9 @@ type plugin struct {
 	signers *signers
 	log     *slog.Logger
 	self    *resource.Caller
+	// globbed are the existing collections that settings with patterns
+	// name (see refreshGlobbed).
+	globbed atomic.Pointer[[]*Resource]
 }
 
 // Provision implements plugins.Plugin.
@@ -65,7 +72,13 @@ func (Plugin) Provision(h *httpapi.Server) error {
 		return err
 	}
 	p := &plugin{h: h, st: st, signers: sg, log: h.Logger(), self: resource.PluginCaller(UserID)}
-	h.Capability("signer", p.capability())
+	if err := p.refreshGlobbed(context.Background()); err != nil {
+		return err
+	}
+	h.Capability("signer", httpapi.CapabilityFunc(func(*http.Request) any { return p.capability() }))
+	if len(st.globs) > 0 {
+		h.OnChange(p.onCommitted)
+	}
 	h.Heartbeat("signer", p.heartbeat)
 	if len(sg.chains) > 0 {
 		h.Handle(ChainsPrefix+"{name}", httpapi.Endpoint{Name: "signer-chain", Public: true, Expose: httpapi.BaseExpose,
@@ -83,10 +96,61 @@ func (Plugin) Provision(h *httpapi.Server) error {
 	return nil
 }
 
+// refreshGlobbed finds the collections of per-bucket sources that a
+// setting with patterns names (signer.{bid}.{cid-re}.to_review_enabled):
+// the reference advertises them as resources of their own.
+func (p *plugin) refreshGlobbed(ctx context.Context) error {
+	if len(p.st.globs) == 0 {
+		return nil
+	}
+	var found []*Resource
+	err := p.h.Engine().Store().View(ctx, func(tx storage.Tx) error {
+		found = nil
+		for _, r := range p.st.resources {
+			if !r.perBucket() || !p.st.globbedBucket(r.Source.Bucket) {
+				continue
+			}
+			colls, err := tx.List(ctx, model.Path{Kind: model.Collection, BucketID: r.Source.Bucket}.Scope(), storage.ListOptions{})
+			if err != nil {
+				return err
+			}
+			for _, c := range colls {
+				if _, own := p.st.byKey[r.forCollection(c.ID).key()]; !own && p.st.globbed(r.Source.Bucket, c.ID) {
+					found = append(found, r.forCollection(c.ID))
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sort.Slice(found, func(i, j int) bool { return found[i].key() < found[j].key() })
+	p.globbed.Store(&found)
+	return nil
+}
+
+// onCommitted refreshes the collections named by patterns when
+// collections were created or deleted (here or on another node).
+func (p *plugin) onCommitted(evs []events.Event) {
+	for _, ev := range evs {
+		if ev.Action == "flush" || ev.ResourceName == "collection" && ev.Action != "update" && p.st.globbedBucket(ev.BucketID) {
+			if err := p.refreshGlobbed(context.Background()); err != nil {
+				p.log.Error("signer: listing the collections of its patterns", "err", err)
+			}
+			return
+		}
+	}
+}
+
 // capability is the signer capability, as the reference advertises it.
 func (p *plugin) capability() map[string]any {
 	resources := []any{}
-	for _, r := range p.st.resources {
+	all := p.st.resources
+	if g := p.globbed.Load(); g != nil {
+		all = append(append([]*Resource(nil), all...), *g...)
+	}
+	for _, r := range all {
 		res := map[string]any{"source": r.Source.capability(), "destination": r.Destination.capability()}
 		if r.HasPreview {
 			res["preview"] = r.Preview.capability()

@@ -344,6 +344,26 @@ func (st *settings) setting(r *Resource, name string) (string, bool) {
 	return st.lookup(name, prefixes)
 }
 
+// globbedBucket tells whether a pattern setting may name collections of
+// the bucket; globbed whether one names this collection.
+func (st *settings) globbedBucket(bid string) bool {
+	for _, g := range st.globs {
+		if g.bucket.MatchString(bid) {
+			return true
+		}
+	}
+	return false
+}
+
+func (st *settings) globbed(bid, cid string) bool {
+	for _, g := range st.globs {
+		if g.bucket.MatchString(bid) && g.collection.MatchString(cid) {
+			return true
+		}
+	}
+	return false
+}
+
 // reviewEnabled tells whether a resource's collection needs a review.
 func (st *settings) reviewEnabled(r *Resource) bool {
 	if v, ok := st.setting(r, "to_review_enabled"); ok {

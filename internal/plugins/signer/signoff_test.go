@@ -57,7 +57,7 @@ func TestCollectionStatus(t *testing.T) {
 		}},
 		{"unknown value", nil, func(f *flow) {
 			a := f.status(source, tarte, "married", 400)
-			if a.body["errno"].(interface{ String() string }).String() != "107" || a.body["error"] != "Bad Request" || a.body["message"] != "Invalid status 'married'" {
+			if a.body["errno"].(interface{ String() string }).String() != "109" || a.body["error"] != "Bad Request" || a.body["message"] != "Invalid status 'married'" {
 				f.t.Fatalf("%v", a.body)
 			}
 			if got := f.get(source, tarte)["status"]; got != "work-in-progress" {
