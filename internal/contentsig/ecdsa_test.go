@@ -3,11 +3,52 @@ package contentsig
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"encoding/json"
 	"errors"
 	"os"
 	"testing"
 )
+
+// vector is a signature made elsewhere: the records and timestamp it
+// covers, the payload signed, the key that verifies it.
+type vector struct {
+	Name      string
+	PublicKey string `json:"public_key"`
+	Records   []map[string]any
+	Timestamp int64
+	Payload   string
+	Signature Signature
+}
+
+// check verifies a vector with this package's serializer and verifier,
+// and returns the payload and key.
+func (vec vector) check(t *testing.T) ([]byte, *ecdsa.PublicKey) {
+	t.Helper()
+	payload, err := Collection(vec.Records, vec.Timestamp)
+	if err != nil || string(payload) != vec.Payload {
+		t.Fatalf("%s: payload\n got %s (%v)\nwant %s", vec.Name, payload, err, vec.Payload)
+	}
+	pub, err := ParsePublicKey([]byte(vec.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, _ := vec.Signature["signature"].(string)
+	if err := Verify(pub, payload, sig); err != nil {
+		t.Fatalf("%s: the signature does not verify: %v", vec.Name, err)
+	}
+	return payload, pub
+}
+
+func decodeVector(t *testing.T, raw []byte) vector {
+	var vec vector
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&vec); err != nil {
+		t.Fatal(err)
+	}
+	return vec
+}
 
 // A signature made by the reference's local_ecdsa signer (Python ecdsa)
 // over the records it serialized verifies here, and our serialization of
@@ -17,34 +58,9 @@ func TestVerifiesReferenceSignature(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var vec struct {
-		PublicKey string `json:"public_key"`
-		Records   []map[string]any
-		Timestamp int64
-		Payload   string
-		Signature Signature
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&vec); err != nil {
-		t.Fatal(err)
-	}
-	payload, err := Collection(vec.Records, vec.Timestamp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(payload) != vec.Payload {
-		t.Fatalf("payload\n got %s\nwant %s", payload, vec.Payload)
-	}
-	pub, err := ParsePublicKey([]byte(vec.PublicKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig, _ := vec.Signature["signature"].(string)
-	if err := Verify(pub, payload, sig); err != nil {
-		t.Fatalf("the reference's signature does not verify: %v", err)
-	}
-	if err := Verify(pub, append(payload, ' '), sig); !errors.Is(err, ErrBadSignature) {
+	vec := decodeVector(t, raw)
+	payload, pub := vec.check(t)
+	if err := Verify(pub, append(payload, ' '), vec.Signature["signature"].(string)); !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("a changed payload verified: %v", err)
 	}
 	if vec.Signature["mode"] != "p384ecdsa" {
@@ -119,30 +135,8 @@ func TestSignatureVectors(t *testing.T) {
 	}
 	n := 0
 	for _, line := range bytes.Split(bytes.TrimSpace(raw), []byte("\n")) {
-		var vec struct {
-			Name      string
-			PublicKey string `json:"public_key"`
-			Records   []map[string]any
-			Timestamp int64
-			Payload   string
-			Signature Signature
-		}
-		dec := json.NewDecoder(bytes.NewReader(line))
-		dec.UseNumber()
-		if err := dec.Decode(&vec); err != nil {
-			t.Fatal(err)
-		}
-		payload, err := Collection(vec.Records, vec.Timestamp)
-		if err != nil || string(payload) != vec.Payload {
-			t.Fatalf("%s: payload %s (%v), signed %s", vec.Name, payload, err, vec.Payload)
-		}
-		pub, err := ParsePublicKey([]byte(vec.PublicKey))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := Verify(pub, payload, vec.Signature["signature"].(string)); err != nil {
-			t.Fatalf("%s: %v", vec.Name, err)
-		}
+		vec := decodeVector(t, line)
+		vec.check(t)
 		t.Logf("%s: verified", vec.Name)
 		n++
 	}

@@ -62,9 +62,7 @@ func TestSignerAttachments(t *testing.T) {
 		upload(f, withFile, "--other-fake--")
 		f.status(source, tarte, "to-review", 200)
 		f.status(source, sam, "to-sign", 200)
-		if got := f.get(source, tarte)["status"]; got != "signed" {
-			t.Fatalf("status %v", got)
-		}
+		f.wantStatus(source, "signed")
 		after := f.get(dest+"/records/"+withFile, tarte)["attachment"].(map[string]any)["hash"]
 		if after == before {
 			t.Fatal("the replaced file was not published")

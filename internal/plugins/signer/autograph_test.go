@@ -82,7 +82,5 @@ func TestAutographBackend(t *testing.T) {
 	if !strings.Contains(a.body["message"].(string), "signature service") {
 		t.Fatalf("%v", a.body)
 	}
-	if got := f.get("/buckets/stage/collections/cid", tarte)["status"]; got != "signed" {
-		t.Fatalf("status %v after a failed signature", got)
-	}
+	f.wantStatus("/buckets/stage/collections/cid", "signed")
 }

@@ -123,13 +123,22 @@ func (f *flow) count(path, user string) int {
 	return len(f.call("GET", path+"/records", user, "", 200).list())
 }
 
-func (f *flow) signature(coll string) string {
+// wantStatus checks a source collection's status.
+func (f *flow) wantStatus(coll, want string) {
 	f.t.Helper()
-	sigs, _ := f.get(coll, tarte)["signatures"].([]any)
-	if len(sigs) == 0 {
-		f.t.Fatalf("%s has no signatures", coll)
+	if got := f.get(coll, tarte)["status"]; got != want {
+		f.t.Fatalf("%s: status %v, want %s", coll, got, want)
 	}
-	return sigs[0].(map[string]any)["signature"].(string)
+}
+
+// grows checks that do adds records to coll.
+func (f *flow) grows(coll, failure string, do func()) {
+	f.t.Helper()
+	before := f.count(coll, tarte)
+	do()
+	if after := f.count(coll, tarte); after <= before {
+		f.t.Fatal(failure)
+	}
 }
 
 // setUp is the reference's SignoffWebTest.setUp: the source bucket
