@@ -1,0 +1,68 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// kintogo signer-keys makes a key and its chain that a server signs and
+// serves with (never overwriting them); after the key changes, kintogo
+// resign, beside the running server, signs again what the old chain
+// signed, and the server serves the new signatures.
+func TestSignerKeysAndResign(t *testing.T) {
+	dir := t.TempDir()
+	out, errOut, err := kintogo(t, dir, "", nil, "signer-keys", "keys")
+	if err != nil {
+		t.Fatalf("signer-keys: %v %s", err, errOut)
+	}
+	if !strings.Contains(out, "kinto.signer.ecdsa.private_key = "+filepath.Join(dir, "keys", "signer-key.pem")) {
+		t.Fatalf("signer-keys printed %s", out)
+	}
+	if _, errOut, err := kintogo(t, dir, "", nil, "signer-keys", "keys"); err == nil || !strings.Contains(errOut, "already exists") {
+		t.Fatalf("signer-keys over existing keys: %v %s", err, errOut)
+	}
+	env := func(keys string) []string {
+		return []string{
+			"KINTO_INCLUDES=kinto_remote_settings", "KINTO_MULTIAUTH_POLICIES=basicauth",
+			"KINTO_SIGNER_RESOURCES=/buckets/ws -> /buckets/prod",
+			"KINTO_SIGNER_ECDSA_PRIVATE_KEY=" + filepath.Join(dir, keys, "signer-key.pem"),
+			"KINTO_SIGNER_ECDSA_CERTIFICATE_CHAIN=" + filepath.Join(dir, keys, "chain.pem"),
+			"KINTO_HTTP_HOST=kinto.example.com",
+		}
+	}
+	s := startServer(t, dir, env("keys"))
+	do(t, "PUT", s.base+"/buckets/ws", "alice:pw", "")
+	if code, _ := do(t, "PUT", s.base+"/buckets/ws/collections/c", "alice:pw", ""); code != 201 {
+		t.Fatalf("source: %d", code)
+	}
+	x5u := func() string {
+		_, body := do(t, "GET", s.base+"/buckets/prod/collections/c", "", "")
+		sig, _ := body["data"].(map[string]any)["signature"].(map[string]any)
+		x, _ := sig["x5u"].(string)
+		return x
+	}
+	before := x5u()
+	if !strings.HasPrefix(before, "http://kinto.example.com/v1/__signer__/chains/") {
+		t.Fatalf("x5u %q", before)
+	}
+	if code, _ := do(t, "GET", s.base+strings.TrimPrefix(before, "http://kinto.example.com/v1"), "", ""); code != 200 {
+		t.Fatalf("the chain answered %d", code)
+	}
+
+	if _, errOut, err := kintogo(t, dir, "", nil, "signer-keys", "next"); err != nil {
+		t.Fatalf("signer-keys: %v %s", err, errOut)
+	}
+	out, errOut, err = kintogo(t, dir, "", env("next"), "resign")
+	if err != nil {
+		t.Fatalf("resign: %v %s", err, errOut)
+	}
+	if !strings.Contains(out, "re-signed /buckets/prod/collections/c (signed with another certificate chain)") || !strings.Contains(out, "1 collections re-signed") {
+		t.Fatalf("resign printed %s", out)
+	}
+	eventually(t, "the server serves the new signature", func() bool { return x5u() != before })
+	out, _, err = kintogo(t, dir, "", env("next"), "resign")
+	if err != nil || !strings.Contains(out, "0 collections re-signed") {
+		t.Fatalf("second resign: %v %s", err, out)
+	}
+}
