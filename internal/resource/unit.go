@@ -51,6 +51,8 @@ type Unit struct {
 	events []events.Event
 	// onCommit are what plugins asked to run once the unit committed.
 	onCommit []func()
+	// marks are what plugins did once in the unit (see Once).
+	marks map[string]bool
 	parent   *Unit
 	// retry is a retryable storage error met by a nested unit: the
 	// outermost unit runs again (see Retry).
@@ -80,6 +82,24 @@ func (u *Unit) Retry() error { return u.retry }
 // AfterCommit hooks (a plugin's own events, the signer's reviews); never
 // when the unit rolls back or runs again.
 func (u *Unit) OnCommit(fn func()) { u.onCommit = append(u.onCommit, fn) }
+
+// Once reports whether key is new to the unit (and its parents), and
+// marks it: a plugin that acts once per write request rather than per
+// object (the signer marks a source in progress once for a plural
+// DELETE) asks it first. A nested unit's marks join its parent's when it
+// succeeds.
+func (u *Unit) Once(key string) bool {
+	for p := u; p != nil; p = p.parent {
+		if p.marks[key] {
+			return false
+		}
+	}
+	if u.marks == nil {
+		u.marks = map[string]bool{}
+	}
+	u.marks[key] = true
+	return true
+}
 
 // Changed records a change: its in-transaction hooks run now, its event
 // goes out after commit.
@@ -123,6 +143,12 @@ func Write[T any](ctx context.Context, e *Engine, fn func(u *Unit) (T, error)) (
 			out = v
 			parent.events = append(parent.events, u.events...)
 			parent.onCommit = append(parent.onCommit, u.onCommit...)
+			for k := range u.marks {
+				if parent.marks == nil {
+					parent.marks = map[string]bool{}
+				}
+				parent.marks[k] = true
+			}
 			return nil
 		})
 		if storage.IsRetryable(err) {

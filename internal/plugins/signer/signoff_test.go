@@ -653,3 +653,31 @@ func TestBatchCreation(t *testing.T) {
 		}},
 	}, setUp)
 }
+
+// A plural DELETE of a source's records marks it in progress once; a
+// record written after a review request in the same batch marks it in
+// progress again.
+func TestInProgressOncePerRequest(t *testing.T) {
+	eachBackend(t, func(t *testing.T, open storetest.Open) {
+		f := newFlow(t, open, map[string]string{"includes": "kinto_remote_settings kinto.plugins.history"})
+		defaultSetUp(f)
+		for i := 0; i < 20; i++ {
+			f.call("POST", source+"/records", tarte, `{"data": {}}`, 201)
+		}
+		f.status(source, tarte, "to-sign", 200)
+		updates := func() int {
+			return len(f.call("GET", "/buckets/alice/history?resource_name=collection&collection_id=scid&user_id=plugin:remote-settings", tarte, "", 200).list())
+		}
+		before := updates()
+		f.call("DELETE", source+"/records", tarte, "", 200)
+		f.wantStatus(source, "work-in-progress")
+		if n := updates() - before; n != 1 {
+			t.Fatalf("%d plugin updates of the source for the plural DELETE, want 1", n)
+		}
+		f.call("POST", "/batch", tarte, `{"requests": [
+			{"method": "POST", "path": "`+source+`/records", "body": {"data": {"n": 1}}},
+			{"method": "PATCH", "path": "`+source+`", "body": {"data": {"status": "to-review"}}},
+			{"method": "POST", "path": "`+source+`/records", "body": {"data": {"n": 2}}}]}`, 200)
+		f.wantStatus(source, "work-in-progress")
+	})
+}

@@ -69,6 +69,19 @@ func (p *plugin) onRecord(ctx context.Context, u *resource.Unit, ch resource.Cha
 			return err
 		}
 	}
+	// Once per write request while the source stays in progress, as the
+	// reference does once per event (a plural DELETE of ten thousand
+	// records is one).
+	first := u.Once("signer: in progress " + r.Source.uri())
+	if !first {
+		coll, err := u.Tx.Get(ctx, r.Source.collectionPath().Scope(), r.Source.Collection)
+		if err != nil {
+			return err
+		}
+		if status, _ := statusOf(coll.Data); status == workInProgress {
+			return nil
+		}
+	}
 	return p.updateSource(ctx, u, r, map[string]any{
 		"status": workInProgress, "last_edit_by": ch.Caller.UserID, "last_edit_date": p.now(),
 	})
