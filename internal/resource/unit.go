@@ -52,8 +52,8 @@ type Unit struct {
 	// onCommit are what plugins asked to run once the unit committed.
 	onCommit []func()
 	// marks are what plugins did once in the unit (see Once).
-	marks map[string]bool
-	parent   *Unit
+	marks  map[string]bool
+	parent *Unit
 	// retry is a retryable storage error met by a nested unit: the
 	// outermost unit runs again (see Retry).
 	retry error
