@@ -70,11 +70,16 @@ func (pub *publisher) signAndUpdate(dest Location, sourceAttrs map[string]any, n
 // fields of attrsFrom, and sets the source's status to next ("" leaves
 // it) with who signed and when.
 func (pub *publisher) refresh(dest, attrsFrom Location, next string) error {
+	var fields map[string]any
 	attrs, err := pub.u.Tx.Get(pub.ctx, attrsFrom.collectionPath().Scope(), attrsFrom.Collection)
-	if err != nil {
+	switch {
+	case err == nil:
+		fields = attrs.Data
+	case !kerr.Is(err, kerr.NotFound):
+		// (A destination whose source was deleted keeps its fields.)
 		return err
 	}
-	if err := pub.sign(dest, attrs.Data); err != nil {
+	if err := pub.sign(dest, fields); err != nil {
 		return err
 	}
 	if next == "" {

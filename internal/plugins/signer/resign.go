@@ -47,26 +47,31 @@ func Resign(ctx context.Context, h *httpapi.Server, opts ResignOptions, report f
 	err = h.Engine().Store().View(ctx, func(tx storage.Tx) error {
 		targets = nil
 		for _, r := range st.resources {
-			rs := []*Resource{r}
-			if r.perBucket() {
-				colls, err := tx.List(ctx, model.Path{Kind: model.Collection, BucketID: r.Source.Bucket}.Scope(), storage.ListOptions{})
+			if !r.perBucket() {
+				if r.HasPreview {
+					targets = append(targets, target{r, r.Preview})
+				}
+				targets = append(targets, target{r, r.Destination})
+				continue
+			}
+			// The signed collections of a per-bucket resource are in its
+			// preview and destination buckets (their sources may be gone).
+			buckets := []string{r.Destination.Bucket}
+			if r.HasPreview {
+				buckets = []string{r.Preview.Bucket, r.Destination.Bucket}
+			}
+			for _, b := range buckets {
+				colls, err := tx.List(ctx, model.Path{Kind: model.Collection, BucketID: b}.Scope(), storage.ListOptions{})
 				if err != nil {
 					return err
 				}
-				rs = rs[:0]
 				for _, c := range colls {
-					// Collections with a resource of their own have their
-					// turn as such.
-					if _, own := st.byKey[r.forCollection(c.ID).key()]; !own {
-						rs = append(rs, r.forCollection(c.ID))
+					rc := r.forCollection(c.ID)
+					if _, own := st.byKey[rc.key()]; own || st.explicitTarget(Location{Bucket: b, Collection: c.ID}) {
+						continue // a resource of its own has its turn
 					}
+					targets = append(targets, target{rc, Location{Bucket: b, Collection: c.ID}})
 				}
-			}
-			for _, rc := range rs {
-				if rc.HasPreview {
-					targets = append(targets, target{rc, rc.Preview})
-				}
-				targets = append(targets, target{rc, rc.Destination})
 			}
 		}
 		return nil

@@ -344,6 +344,17 @@ func (st *settings) setting(r *Resource, name string) (string, bool) {
 	return st.lookup(name, prefixes)
 }
 
+// explicitTarget tells whether a collection is the preview or destination
+// of a resource of collections.
+func (st *settings) explicitTarget(l Location) bool {
+	for _, r := range st.resources {
+		if !r.perBucket() && (r.Destination == l || r.HasPreview && r.Preview == l) {
+			return true
+		}
+	}
+	return false
+}
+
 // globbedBucket tells whether a pattern setting may name collections of
 // the bucket; globbed whether one names this collection.
 func (st *settings) globbedBucket(bid string) bool {

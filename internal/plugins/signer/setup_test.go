@@ -330,6 +330,8 @@ func TestResign(t *testing.T) {
 		f.status("/buckets/ws/collections/"+c, tarte, "to-sign", 200)
 	}
 	before := f.call("GET", "/buckets/prod/collections/a/records", tarte, "", 200).header.Get("ETag")
+	// A destination whose source is gone is signed again too.
+	f.call("DELETE", "/buckets/ws/collections/b", tarte, "", 200)
 	ts.Close()
 
 	next := settings(chainFiles("new"))

@@ -436,7 +436,11 @@ func (p *plugin) cleanup(ctx context.Context, u *resource.Unit, r *Resource, ch 
 				return err
 			}
 		}
-		if _, err := pub.signAndUpdate(l, ch.Old.Data, "", "", false); err != nil {
+		var fields map[string]any
+		if ch.Old != nil {
+			fields = ch.Old.Data
+		}
+		if _, err := pub.signAndUpdate(l, fields, "", "", false); err != nil {
 			return err
 		}
 	}
