@@ -150,8 +150,10 @@ func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 // VerifyChain checks an x5u chain (leaf first) as Remote Settings
 // clients do: every certificate valid at now, the root's hash (when
 // rootHash is not ""), each certificate signed by the next one, which
-// may sign certificates, the leaf's name ends with subjectSuffix, and
-// its extended key usage is code signing only. It returns the leaf.
+// may sign certificates, the root signs itself, the leaf is no
+// authority, its name ends with subjectSuffix (a domain suffix starting
+// with "."), and its extended key usage is code signing only. It returns
+// the leaf.
 func VerifyChain(certs []*x509.Certificate, rootHash, subjectSuffix string, now time.Time) (*x509.Certificate, error) {
 	if len(certs) < 2 {
 		return nil, errors.New("the chain has fewer than two certificates")
@@ -168,6 +170,9 @@ func VerifyChain(certs []*x509.Certificate, rootHash, subjectSuffix string, now 
 	if rootHash != "" && !strings.EqualFold(RootHash(root), rootHash) {
 		return nil, fmt.Errorf("the root's hash is %s, not %s", RootHash(root), rootHash)
 	}
+	if err := root.CheckSignatureFrom(root); err != nil {
+		return nil, fmt.Errorf("the root %q is not self-signed: %w", root.Subject.CommonName, err)
+	}
 	for i := len(certs) - 1; i > 0; i-- {
 		parent, child := certs[i], certs[i-1]
 		if !parent.IsCA || parent.KeyUsage&x509.KeyUsageCertSign == 0 {
@@ -178,8 +183,18 @@ func VerifyChain(certs []*x509.Certificate, rootHash, subjectSuffix string, now 
 		}
 	}
 	leaf := certs[0]
-	if !strings.HasSuffix(leaf.Subject.CommonName, subjectSuffix) {
-		return nil, fmt.Errorf("the leaf %q does not end with %q", leaf.Subject.CommonName, subjectSuffix)
+	if leaf.IsCA {
+		return nil, fmt.Errorf("the leaf %q is a certificate authority", leaf.Subject.CommonName)
+	}
+	// Its DNS names (what Firefox checks), else its common name.
+	names := leaf.DNSNames
+	if len(names) == 0 {
+		names = []string{leaf.Subject.CommonName}
+	}
+	for _, n := range names {
+		if !strings.HasSuffix(n, subjectSuffix) || !strings.HasPrefix(subjectSuffix, ".") {
+			return nil, fmt.Errorf("the leaf's name %q does not end with %q", n, subjectSuffix)
+		}
 	}
 	if len(leaf.ExtKeyUsage) != 1 || leaf.ExtKeyUsage[0] != x509.ExtKeyUsageCodeSigning {
 		return nil, errors.New("the leaf's extended key usage is not code signing only")

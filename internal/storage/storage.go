@@ -203,8 +203,9 @@ type Tx interface {
 	// LockScope takes a scope's write lock until the end of the
 	// transaction, as a write in the scope does. Writers that touch several
 	// scopes take their locks in one order with it (see the history
-	// plugin), so that concurrent transactions do not deadlock. Backends
-	// whose writers are serialized anyway do nothing.
+	// plugin), so that concurrent transactions do not deadlock; reads of
+	// the scope's objects after it see what was committed before it was
+	// granted. Backends whose writers are serialized anyway do nothing.
 	LockScope(ctx context.Context, s Scope) error
 
 	// Savepoint runs fn inside the transaction; when fn returns an error,

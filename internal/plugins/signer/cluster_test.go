@@ -2,6 +2,7 @@ package signer_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http/httptest"
 	"os"
 	"strconv"
@@ -15,7 +16,8 @@ import (
 )
 
 // Two nodes on one PostgreSQL database approve the same review at the
-// same time, round after round: one approval wins, the other is told the
+// same time, round after round (alone, or in a batch that read the source
+// first): one approval wins, the other is told the
 // collection is already signed, and the destination holds one signature
 // per records timestamp, which verifies.
 func TestConcurrentApprovalsAcrossNodes(t *testing.T) {
@@ -51,7 +53,17 @@ func TestConcurrentApprovalsAcrossNodes(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				codes[i] = node.status(source, reviewer, "to-sign", 0).code
+				if round%2 == 0 {
+					codes[i] = node.status(source, reviewer, "to-sign", 0).code
+					return
+				}
+				// In a batch that read the source first: what it read
+				// before the lock is not trusted after it.
+				a := node.call("POST", "/batch", reviewer, `{"requests": [{"method": "GET", "path": "`+source+`"},
+					{"method": "PATCH", "path": "`+source+`", "body": {"data": {"status": "to-sign"}}}]}`, 200)
+				resp := a.body["responses"].([]any)[1].(map[string]any)
+				n, _ := resp["status"].(json.Number).Int64()
+				codes[i] = int(n)
 			}()
 		}
 		wg.Wait()

@@ -70,6 +70,10 @@ func (pub *publisher) signAndUpdate(dest Location, sourceAttrs map[string]any, n
 // fields of attrsFrom, and sets the source's status to next ("" leaves
 // it) with who signed and when.
 func (pub *publisher) refresh(dest, attrsFrom Location, next string) error {
+	// (A source made at start by auto_create_resources has none yet.)
+	if err := pub.createDestination(dest); err != nil {
+		return err
+	}
 	var fields map[string]any
 	attrs, err := pub.u.Tx.Get(pub.ctx, attrsFrom.collectionPath().Scope(), attrsFrom.Collection)
 	switch {
@@ -182,6 +186,10 @@ func (pub *publisher) push(src, dest Location) (int, error) {
 // sign signs dest's records and stores the signatures in its metadata,
 // with the source's published fields.
 func (pub *publisher) sign(dest Location, sourceAttrs map[string]any) error {
+	coll, err := pub.u.Tx.Get(pub.ctx, dest.collectionPath().Scope(), dest.Collection)
+	if err != nil {
+		return err
+	}
 	records, ts, err := pub.records(dest)
 	if err != nil {
 		return err
@@ -200,10 +208,6 @@ func (pub *publisher) sign(dest Location, sourceAttrs map[string]any) error {
 			err = errNoSignature
 		}
 		return kerr.Wrap(kerr.Unavailable, "The signature service is unavailable, please retry later.", err)
-	}
-	coll, err := pub.u.Tx.Get(pub.ctx, dest.collectionPath().Scope(), dest.Collection)
-	if err != nil {
-		return err
 	}
 	data := resource.CopyData(coll.Data)
 	list := make([]any, len(sigs))

@@ -270,7 +270,7 @@ func readSettings(s *config.Settings) (*settings, error) {
 				continue
 			}
 			cid, setting, ok := strings.Cut(rest, ".")
-			if !ok || cid == "autograph" || setting == "" {
+			if !ok || cid == "autograph" || cid == "ecdsa" || setting == "" {
 				continue
 			}
 			value, _ := s.LookupEnv(name)

@@ -236,6 +236,28 @@ func TestAutoCreate(t *testing.T) {
 			t.Fatalf("%s: %v", p, a.body)
 		}
 	}
+	// Made without the workflow: no destination yet, until a re-sign
+	// makes and signs it.
+	f.call("GET", "/buckets/security-state/collections/onecrl", tarte, "", 403)
+	f.status("/buckets/security-state-workspace/collections/onecrl", tarte, "to-resign", 200)
+	f.verify("/buckets/security-state/collections/onecrl")
+}
+
+// A group pattern without {collection_id} names a group the bucket's
+// collections share: deleting one source leaves it.
+func TestSharedGroups(t *testing.T) {
+	f := newFlow(t, storetest.Memory, map[string]string{
+		"signer.resources": "/buckets/stage -> /buckets/prod", "signer.editors_group": "editors",
+		"signer.reviewers_group": "{collection_id}-reviewers",
+	})
+	f.call("PUT", "/buckets/stage", tarte, "", 201)
+	f.call("PUT", "/buckets/stage/collections/a", tarte, "", 201)
+	f.call("PUT", "/buckets/stage/collections/b", tarte, "", 201)
+	f.get("/buckets/stage/groups/editors", tarte)
+	f.call("DELETE", "/buckets/stage/collections/a", tarte, "", 200)
+	f.get("/buckets/stage/groups/editors", tarte)
+	f.call("GET", "/buckets/stage/groups/a-reviewers", tarte, "", 404)
+	f.get("/buckets/stage/groups/b-reviewers", tarte)
 }
 
 // The heartbeat signs, and tells when the served chain expires.

@@ -116,7 +116,7 @@ func loadSigners(st *settings) (*signers, error) {
 				return nil, errors.New("Please specify either kinto.signer.ecdsa.private_key or kinto.signer.ecdsa.public_key in the settings.")
 			}
 			chainPath := get("ecdsa.certificate_chain")
-			id := path + "\x00" + chainPath
+			id := path + "\x00" + chainPath + "\x00" + get("ecdsa.x5u")
 			local, ok := keys[id]
 			if !ok {
 				key, err := contentsig.LoadPrivateKey(path)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"strings"
 
 	"kintogo/internal/contentsig"
 	"kintogo/internal/kerr"
@@ -175,7 +176,7 @@ func trackingName(f string) string {
 func (p *plugin) checkStatus(r *Resource, c *resource.Caller, oldData, newData map[string]any) error {
 	oldStatus, oldHas := statusOf(oldData)
 	newStatus, newHas := statusOf(newData)
-	if oldHas == newHas && oldStatus == newStatus {
+	if oldHas == newHas && reflect.DeepEqual(oldData["status"], newData["status"]) {
 		return nil
 	}
 	if !newHas {
@@ -402,7 +403,12 @@ func (p *plugin) usedBy(bid, cid string) *Resource {
 // preview and destination.
 func (p *plugin) cleanup(ctx context.Context, u *resource.Unit, r *Resource, ch resource.Change) error {
 	editors, reviewers := p.st.groups(r)
-	for _, g := range []string{editors, reviewers} {
+	for i, g := range []string{editors, reviewers} {
+		// Only the collection's own groups: a pattern without
+		// {collection_id} names a group other collections share.
+		if !strings.Contains([]string{p.st.editorsGroup, p.st.reviewersGroup}[i], "{collection_id}") {
+			continue
+		}
 		gp := model.Path{Kind: model.Group, BucketID: r.Source.Bucket, ID: g}
 		if _, _, err := u.Remove(ctx, p.self, gp); err != nil && !kerr.Is(err, kerr.NotFound) {
 			return err

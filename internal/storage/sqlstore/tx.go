@@ -630,8 +630,17 @@ func (t *tx) LockScope(ctx context.Context, s storage.Scope) error {
 	if !t.writable {
 		return errReadOnly
 	}
-	_, err := t.scopeTimestamp(ctx, s, true)
-	return err
+	if _, err := t.scopeTimestamp(ctx, s, true); err != nil {
+		return err
+	}
+	// What this transaction read of the scope before the lock may have
+	// changed while it waited: it is read again.
+	for k := range t.memo.objects {
+		if k.scope == s {
+			delete(t.memo.objects, k)
+		}
+	}
+	return nil
 }
 
 // Announce implements storage.Tx with the dialect's statement, in the
