@@ -266,7 +266,9 @@ func (e *Engine) Create(ctx context.Context, req WriteRequest) (Written, error) 
 		if err != nil {
 			return Written{}, err
 		}
-		return Written{Object: out, Perms: perms, Created: true}, u.Changed(ctx, NewChange("create", p, c, out, nil))
+		ch := NewChange("create", p, c, out, nil)
+		ch.Sent = req.Body.Data
+		return Written{Object: out, Perms: perms, Created: true}, u.Changed(ctx, ch)
 	})
 }
 
@@ -332,7 +334,9 @@ func (e *Engine) Put(ctx context.Context, req WriteRequest) (Written, error) {
 			return Written{}, err
 		}
 		w := Written{Object: out, Perms: perms, Created: existing == nil}
-		return w, u.Changed(ctx, NewChange(w.action(), p, c, out, existing))
+		ch := NewChange(w.action(), p, c, out, existing)
+		ch.Sent = req.Body.Data
+		return w, u.Changed(ctx, ch)
 	})
 }
 
@@ -411,7 +415,9 @@ func (e *Engine) Patch(ctx context.Context, req WriteRequest) (Patched, error) {
 		if res.Perms, err = e.storePermissions(ctx, tx, c, p.URI(), newPerms); err != nil {
 			return res, err
 		}
-		return res, u.Changed(ctx, NewChange("update", p, c, res.Object, existing))
+		ch := NewChange("update", p, c, res.Object, existing)
+		ch.Sent = res.Sent
+		return res, u.Changed(ctx, ch)
 	})
 }
 

@@ -17,6 +17,8 @@ type Change struct {
 	Object *storage.Object
 	Old    *storage.Object // what it replaced, nil for a creation
 	Caller *Caller
+	// Sent is the data the request sent (a PATCH's fields), nil when none.
+	Sent map[string]any
 }
 
 // Hooks are what plugins attach to writes.

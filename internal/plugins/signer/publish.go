@@ -22,7 +22,7 @@ type publisher struct {
 	u   *resource.Unit
 	r   *Resource
 	c   *resource.Caller
-	// commentGiven: the user's write set last_editor_comment (else a
+	// commentGiven: the user's request sent last_editor_comment (else a
 	// review request resets it).
 	commentGiven bool
 }

@@ -681,3 +681,15 @@ func TestInProgressOncePerRequest(t *testing.T) {
 		f.wantStatus(source, "work-in-progress")
 	})
 }
+
+// A review request keeps the editor's comment it sends, even the one the
+// collection had (the reference resets it only when the request has none).
+func TestEditorCommentKeptWhenSent(t *testing.T) {
+	f := newFlow(t, storetest.Memory, withPreview)
+	defaultSetUp(f)
+	f.call("PATCH", source, tarte, `{"data": {"last_editor_comment": "please"}}`, 200)
+	f.call("PATCH", source, tarte, `{"data": {"status": "to-review", "last_editor_comment": "please"}}`, 200)
+	if got := f.get(source, tarte)["last_editor_comment"]; got != "please" {
+		t.Fatalf("last_editor_comment %v", got)
+	}
+}

@@ -153,9 +153,8 @@ func (p *plugin) onCollection(ctx context.Context, u *resource.Unit, ch resource
 			return err
 		}
 	}
-	old, had := oldData["last_editor_comment"]
-	now, has := newData["last_editor_comment"]
-	pub := &publisher{p: p, u: u, r: r, c: ch.Caller, ctx: ctx, commentGiven: has && (!had || !reflect.DeepEqual(old, now))}
+	_, given := ch.Sent["last_editor_comment"]
+	pub := &publisher{p: p, u: u, r: r, c: ch.Caller, ctx: ctx, commentGiven: given}
 	return p.transition(pub, created, oldData, newData)
 }
 
