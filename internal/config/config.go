@@ -315,8 +315,12 @@ func (s *Settings) IntOK(name string) (int64, bool) {
 }
 
 // Bool returns a boolean setting (Pyramid's asbool: true, t, yes, y, on, 1).
-func (s *Settings) Bool(name string) bool {
-	b, _ := parseBool(s.String(name))
+func (s *Settings) Bool(name string) bool { return AsBool(s.String(name)) }
+
+// AsBool is Pyramid's asbool: true for true, t, yes, y, on and 1 (any
+// case, spaces around), false for anything else.
+func AsBool(v string) bool {
+	b, _ := parseBool(v)
 	return b
 }
 

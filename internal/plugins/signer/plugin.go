@@ -115,8 +115,10 @@ func (p *plugin) refreshGlobbed(ctx context.Context) error {
 				return err
 			}
 			for _, c := range colls {
-				if _, own := p.st.byKey[r.forCollection(c.ID).key()]; !own && p.st.globbed(r.Source.Bucket, c.ID) {
-					found = append(found, r.forCollection(c.ID))
+				rc := r.forCollection(c.ID)
+				_, own := p.st.byKey[rc.key()]
+				if _, named := p.st.globbed(r.Source.Bucket, c.ID); named && !own {
+					found = append(found, rc)
 				}
 			}
 		}
@@ -190,7 +192,7 @@ func (p *plugin) serveChain(w http.ResponseWriter, r *http.Request, _ *httpapi.C
 // chains kintogo serves: false once one expired, a warning before (the
 // reference's thresholds: 5% of its lifetime, within 10 to 30 days).
 func (p *plugin) heartbeat(ctx context.Context) bool {
-	for _, s := range p.signers.all() {
+	for _, s := range p.signers.list {
 		if _, err := s.Sign(ctx, []byte("This is a heartbeat test.")); err != nil {
 			p.log.Error("signer heartbeat", "err", err)
 			return false

@@ -2,6 +2,7 @@ package signer
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"sort"
 
@@ -11,6 +12,8 @@ import (
 	"kintogo/internal/resource"
 	"kintogo/internal/storage"
 )
+
+var errNoSignature = errors.New("the signer gave no signature")
 
 // publisher copies and signs for one workflow step (the reference's
 // LocalUpdater), inside the unit of the write that asked for it: every

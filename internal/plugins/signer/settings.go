@@ -197,8 +197,12 @@ type settings struct {
 
 type globSetting struct {
 	bucket, collection *regexp.Regexp
-	name, value        string
+	value              string
 }
+
+// globbedSetting is the one setting patterns may give, as in the
+// reference.
+const globbedSetting = "to_review_enabled"
 
 // lookup is the reference's get_first_matching_setting: the first of
 // prefix+name that is set, in the environment (KINTO_SIGNER_…) or the
@@ -248,7 +252,7 @@ func readSettings(s *config.Settings) (*settings, error) {
 		{"auto_create_resources", &st.autoCreate},
 		{"hard_delete_destination_on_source_deletion", &st.hardDelete},
 	} {
-		*b.dst = asBool(st.global(b.name))
+		*b.dst = config.AsBool(st.global(b.name))
 	}
 	st.editorsGroup, st.reviewersGroup = st.global("editors_group"), st.global("reviewers_group")
 	st.autoCreatePrincipals = strings.Fields(st.global("auto_create_resources_principals"))
@@ -292,7 +296,7 @@ func readSettings(s *config.Settings) (*settings, error) {
 	}
 	for _, name := range names {
 		tokens := strings.Split(name, ".")
-		if len(tokens) != 4 || tokens[0] != "signer" || tokens[3] != "to_review_enabled" || !strings.Contains(name, "(") {
+		if len(tokens) != 4 || tokens[0] != "signer" || tokens[3] != globbedSetting || !strings.Contains(name, "(") {
 			continue
 		}
 		b, err1 := regexp.Compile("^(?:" + tokens[1] + ")$")
@@ -301,7 +305,7 @@ func readSettings(s *config.Settings) (*settings, error) {
 			return nil, fmt.Errorf("%s: not a regular expression", name)
 		}
 		value, _ := s.LookupEnv(name)
-		st.globs = append(st.globs, globSetting{bucket: b, collection: c, name: tokens[3], value: strings.TrimSpace(value)})
+		st.globs = append(st.globs, globSetting{bucket: b, collection: c, value: strings.TrimSpace(value)})
 	}
 	return st, nil
 }
@@ -326,22 +330,18 @@ func (st *settings) setting(r *Resource, name string) (string, bool) {
 	if v, ok := r.settings[name]; ok {
 		return v, true
 	}
-	prefixes := []string{"signer." + bid + "."}
 	if cid != "" {
-		prefixes = []string{"signer." + bid + "." + cid + ".", "signer." + bid + "_" + cid + ".", "signer." + bid + ".", "signer."}
-		if v, ok := st.lookup(name, prefixes[:2]); ok {
+		// The collection's own, under its current and deprecated names.
+		if v, ok := st.lookup(name, []string{"signer." + bid + "." + cid + ".", "signer." + bid + "_" + cid + "."}); ok {
 			return v, true
 		}
-		for _, g := range st.globs {
-			if g.name == name && g.bucket.MatchString(bid) && g.collection.MatchString(cid) {
-				return g.value, true
+		if name == globbedSetting {
+			if v, ok := st.globbed(bid, cid); ok {
+				return v, true
 			}
 		}
-		prefixes = prefixes[2:]
-	} else {
-		prefixes = append(prefixes, "signer.")
 	}
-	return st.lookup(name, prefixes)
+	return st.lookup(name, []string{"signer." + bid + ".", "signer."})
 }
 
 // explicitTarget tells whether a collection is the preview or destination
@@ -356,7 +356,8 @@ func (st *settings) explicitTarget(l Location) bool {
 }
 
 // globbedBucket tells whether a pattern setting may name collections of
-// the bucket; globbed whether one names this collection.
+// the bucket; globbed returns the value of the first that names this
+// collection.
 func (st *settings) globbedBucket(bid string) bool {
 	for _, g := range st.globs {
 		if g.bucket.MatchString(bid) {
@@ -366,19 +367,19 @@ func (st *settings) globbedBucket(bid string) bool {
 	return false
 }
 
-func (st *settings) globbed(bid, cid string) bool {
+func (st *settings) globbed(bid, cid string) (string, bool) {
 	for _, g := range st.globs {
 		if g.bucket.MatchString(bid) && g.collection.MatchString(cid) {
-			return true
+			return g.value, true
 		}
 	}
-	return false
+	return "", false
 }
 
 // reviewEnabled tells whether a resource's collection needs a review.
 func (st *settings) reviewEnabled(r *Resource) bool {
 	if v, ok := st.setting(r, "to_review_enabled"); ok {
-		return asBool(v)
+		return config.AsBool(v)
 	}
 	return st.toReviewEnabled
 }
@@ -407,13 +408,4 @@ func (st *settings) expiresSoon(cert *x509.Certificate, now time.Time) (int, boo
 	minimum := lifespan * num("heartbeat_certificate_percentage_remaining_validity", 5) / 100
 	minimum = math.Min(num("heartbeat_certificate_max_remaining_days", 30), math.Max(num("heartbeat_certificate_min_remaining_days", 10), minimum))
 	return left, float64(left) <= math.Floor(minimum)
-}
-
-// asBool is Pyramid's asbool.
-func asBool(v string) bool {
-	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "true", "t", "yes", "y", "on", "1":
-		return true
-	}
-	return false
 }

@@ -74,8 +74,6 @@ func (s *signers) of(r *Resource) contentsig.Signer {
 	return s.byKey["/buckets/"+r.Source.Bucket]
 }
 
-func (s *signers) all() []contentsig.Signer { return s.list }
-
 // Backends, by the dotted names signer.signer_backend takes.
 const (
 	backendLocal     = "kinto_remote_settings.signer.backends.local_ecdsa"

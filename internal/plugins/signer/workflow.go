@@ -3,7 +3,6 @@ package signer
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -145,7 +144,7 @@ func (p *plugin) onCollection(ctx context.Context, u *resource.Unit, ch resource
 	}
 	for _, f := range trackingFields {
 		if !reflect.DeepEqual(oldData[f], newData[f]) {
-			return invalid(fmt.Sprintf("Cannot change <TRACKING_FIELDS.%s: '%s'>", trackingName(f), f))
+			return invalid(fmt.Sprintf("Cannot change <TRACKING_FIELDS.%s: '%s'>", strings.ToUpper(f), f))
 		}
 	}
 	if created {
@@ -158,26 +157,14 @@ func (p *plugin) onCollection(ctx context.Context, u *resource.Unit, ch resource
 	return p.transition(pub, created, oldData, newData)
 }
 
-// trackingName is the reference's enum name of a tracking field, which
-// its error message shows.
-func trackingName(f string) string {
-	out := []byte(f)
-	for i, c := range out {
-		if c >= 'a' && c <= 'z' {
-			out[i] = c - 'a' + 'A'
-		}
-	}
-	return string(out)
-}
-
 // checkStatus is the reference's check_collection_status: which status
 // changes the caller may make.
 func (p *plugin) checkStatus(r *Resource, c *resource.Caller, oldData, newData map[string]any) error {
-	oldStatus, oldHas := statusOf(oldData)
-	newStatus, newHas := statusOf(newData)
-	if oldHas == newHas && reflect.DeepEqual(oldData["status"], newData["status"]) {
+	if reflect.DeepEqual(oldData["status"], newData["status"]) {
 		return nil
 	}
+	oldStatus, _ := statusOf(oldData)
+	newStatus, newHas := statusOf(newData)
 	if !newHas {
 		return invalid("Cannot remove status")
 	}
@@ -451,5 +438,3 @@ func (p *plugin) cleanup(ctx context.Context, u *resource.Unit, r *Resource, ch 
 	}
 	return nil
 }
-
-var errNoSignature = errors.New("the signer gave no signature")
