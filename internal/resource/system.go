@@ -5,6 +5,7 @@ import (
 
 	"kintogo/internal/kerr"
 	"kintogo/internal/model"
+	"kintogo/internal/query"
 	"kintogo/internal/storage"
 )
 
@@ -31,7 +32,7 @@ func (u *Unit) Store(ctx context.Context, c *Caller, p model.Path, data map[stri
 		return nil, nil, err
 	}
 	data = CopyData(data)
-	for _, f := range []string{"id", "last_modified", "deleted"} {
+	for _, f := range []string{query.IDField, query.ModifiedField, query.DeletedField} {
 		delete(data, f)
 	}
 	obj, err = tx.Put(ctx, p.Scope(), &storage.Object{ID: p.ID, Data: data})
@@ -42,18 +43,7 @@ func (u *Unit) Store(ctx context.Context, c *Caller, p model.Path, data map[stri
 		return nil, nil, err
 	}
 	if perms != nil {
-		clear := map[string][]string{}
-		current, err := tx.Permissions(ctx, p.URI())
-		if err != nil {
-			return nil, nil, err
-		}
-		for perm := range current {
-			clear[perm] = nil
-		}
-		for perm, principals := range perms {
-			clear[perm] = principals
-		}
-		if err := tx.SetPermissions(ctx, p.URI(), clear); err != nil {
+		if err := tx.SetPermissions(ctx, p.URI(), replacePermissions(p.Kind, perms)); err != nil {
 			return nil, nil, err
 		}
 	}
