@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"reflect"
-	"sort"
 
 	"kintogo/internal/contentsig"
 	"kintogo/internal/kerr"
@@ -160,7 +159,9 @@ func diff(left, right []*storage.Object) []change {
 	return out
 }
 
-// push copies the source's changes to dest and returns their count.
+// push makes dest's records those of src (copies what src has that dest
+// has not or has otherwise, deletes what src has not) and returns how
+// many it changed.
 func (pub *publisher) push(src, dest Location) (int, error) {
 	srcRecords, _, err := pub.records(src)
 	if err != nil {
@@ -255,31 +256,10 @@ func (pub *publisher) setStatus(status, previous string) error {
 // refreshLastEdit, marks the source signed again. It returns how many
 // records it changed.
 func (pub *publisher) rollback(src, dest Location, refreshLastEdit bool) (int, error) {
-	destRecords, _, err := pub.records(dest)
+	// Copying dest's state to src is pushing it there.
+	n, err := pub.push(dest, src)
 	if err != nil {
 		return 0, err
-	}
-	srcRecords, _, err := pub.records(src)
-	if err != nil {
-		return 0, err
-	}
-	destByID := map[string]*storage.Object{}
-	for _, r := range destRecords {
-		destByID[r.ID] = r
-	}
-	changes := diff(srcRecords, destRecords)
-	sort.SliceStable(changes, func(i, j int) bool { return changes[i].rec.ID < changes[j].rec.ID })
-	n := 0
-	for _, ch := range changes {
-		path := src.recordsPath().WithID(ch.rec.ID)
-		if d, ok := destByID[ch.rec.ID]; ok {
-			if _, _, err := pub.u.Store(pub.ctx, pub.p.self, path, d.Data, nil); err != nil {
-				return 0, err
-			}
-		} else if _, _, err := pub.u.Remove(pub.ctx, pub.p.self, path); err != nil {
-			return 0, err
-		}
-		n++
 	}
 	if refreshLastEdit {
 		if err := pub.p.updateSource(pub.ctx, pub.u, pub.r, map[string]any{
