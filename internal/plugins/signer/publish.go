@@ -147,14 +147,10 @@ func diff(left, right []*storage.Object) []change {
 			out = append(out, change{rec: l})
 		}
 	}
-	rest := make([]*storage.Object, 0, len(byID))
 	for _, r := range left {
 		if _, ok := byID[r.ID]; ok {
-			rest = append(rest, r)
+			out = append(out, change{rec: r})
 		}
-	}
-	for _, r := range rest {
-		out = append(out, change{rec: r})
 	}
 	return out
 }
