@@ -16,10 +16,13 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 env -u KINTOGO_TEST_POSTGRES go test -count=1 ./...
-# The same tests on PostgreSQL (storage conformance, HTTP tests), one
-# package at a time since they share the database.
+# The same tests on PostgreSQL, one package at a time since they share
+# the database: every package whose tests open it (directly or through
+# storetest, which adds PostgreSQL to the backends when the DSN is set).
 if [ -n "${KINTOGO_TEST_POSTGRES:-}" ]; then
-  go test -count=1 -p 1 ./internal/storage/postgres ./internal/resource ./internal/httpapi ./internal/plugins/prometheus ./internal/plugins/attachment ./cmd/kintogo
+  pg_packages=$(grep -l -e KINTOGO_TEST_POSTGRES -e 'internal/storage/storetest"' $(git ls-files '*_test.go') |
+    xargs -n1 dirname | sort -u | sed 's|^|./|')
+  go test -count=1 -p 1 $pg_packages
 else
   echo "PostgreSQL tests skipped: set KINTOGO_TEST_POSTGRES (scripts/postgres.sh prints a DSN)"
 fi

@@ -122,14 +122,14 @@ func warnOpenSignUp(log *slog.Logger, s *config.Settings, bind string) {
 func banner(w io.Writer, s *config.Settings, addr string, h *httpapi.Server) {
 	base := "http://" + addr + "/v1/"
 	fmt.Fprintf(w, "\nkintogo %s is serving %s\n", app.Version, base)
-	if s.Has("includes", admin.Plugin{}.Name()) {
+	if app.Includes(s, admin.Plugin{}) {
 		note := ""
 		if !admin.Found(s.String("admin_assets_path")) {
 			note = "  (not installed: ./scripts/admin.sh installs it)"
 		}
 		fmt.Fprintf(w, "  admin UI:   %s%s\n", strings.TrimSuffix(base, "/v1/")+admin.Prefix, note)
 	}
-	if included(s, "kinto_changes", "kinto_remote_settings.changes", "kinto_remote_settings") {
+	if app.Includes(s, changes.Plugin{}) {
 		fmt.Fprintf(w, "  live feed:  %s\n", strings.TrimSuffix(base, "/v1/")+changes.LivePrefix)
 		fmt.Fprintf(w, "  monitor:    %sbuckets/monitor/collections/changes/records\n", base)
 	}
@@ -173,13 +173,4 @@ func firstAdministrator(s *config.Settings) string {
 		}
 	}
 	return ""
-}
-
-func included(s *config.Settings, names ...string) bool {
-	for _, n := range names {
-		if s.Has("includes", n) {
-			return true
-		}
-	}
-	return false
 }

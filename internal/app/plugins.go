@@ -87,6 +87,21 @@ func selectPlugins(s *config.Settings) ([]plugins.Plugin, error) {
 	return out, nil
 }
 
+// Includes tells whether the settings include plugin p, under any of the
+// names the registry gives it.
+func Includes(s *config.Settings, p plugins.Plugin) bool {
+	ps, err := selectPlugins(s)
+	if err != nil {
+		return false
+	}
+	for _, q := range ps {
+		if q.Name() == p.Name() {
+			return true
+		}
+	}
+	return false
+}
+
 // NewServer builds the HTTP server over store with the plugins the
 // settings include.
 func NewServer(s *config.Settings, store storage.Storage, opts httpapi.Options) (*httpapi.Server, error) {
