@@ -23,6 +23,7 @@ import (
 	"kintogo/internal/plugins/accounts"
 	"kintogo/internal/plugins/admin"
 	"kintogo/internal/plugins/changes"
+	"kintogo/internal/storage/sqlite"
 )
 
 func startFlags(fs *flag.FlagSet) func(*ctx, []string) error {
@@ -91,6 +92,11 @@ func serve(ctx context.Context, c *ctx, settings *config.Settings, bind string, 
 			// notifications.
 			handler.RemoteChange(nil)
 			log.Info("the database changed outside this process: in-memory views dropped")
+			if sq, ok := store.(*sqlite.Store); ok {
+				if err := sq.Refreshed(); err != nil {
+					log.Warn("could not confirm the refresh to the command", "error", err)
+				}
+			}
 			continue
 		case <-stop:
 		}

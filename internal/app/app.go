@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -131,8 +130,8 @@ func announce(srv *httpapi.Server) string {
 // over storage opened beside the servers that may be running. What it
 // writes reaches them as other nodes' writes do: announced in the
 // transaction on PostgreSQL, and on SQLite by a SIGHUP to the server
-// holding the file when the command closes (which drops its in-memory
-// views).
+// holding the file when the command closes, which drops its in-memory
+// views before the command ends.
 type Admin struct {
 	Server *httpapi.Server
 	Store  storage.Storage
@@ -187,9 +186,9 @@ func (a *Admin) PurgeTombstones(ctx context.Context, resources []string, before 
 // if the command wrote, that its data changed.
 func (a *Admin) Close() error {
 	err := a.Store.Close()
-	if sq, ok := a.Store.(*sqlite.Store); ok && a.wrote && sq.Holder() > 0 {
-		if e := syscall.Kill(sq.Holder(), syscall.SIGHUP); e != nil && err == nil {
-			err = fmt.Errorf("telling the running server (pid %d) that the data changed: %w", sq.Holder(), e)
+	if sq, ok := a.Store.(*sqlite.Store); ok && a.wrote {
+		if e := sq.TellHolder(5 * time.Second); e != nil && err == nil {
+			err = e
 		}
 	}
 	return err

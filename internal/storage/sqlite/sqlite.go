@@ -19,7 +19,9 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
@@ -47,6 +49,10 @@ type Store struct {
 	reader *sql.DB
 	lock   *os.File // held for the store's lifetime: one kintogo per file
 	server int      // opened Beside: the process id of the server holding the file
+	path   string
+	// refreshes counts the in-memory refreshes of the server holding
+	// the lock (Refreshed).
+	refreshes atomic.Int64
 	// commits runs the writes on writer.
 	commits *sqlstore.GroupCommitter
 	// The statements prepared on each pool.
@@ -79,14 +85,25 @@ func lockFile(path string) (*os.File, error) {
 	return f, nil
 }
 
-// holder is the process id written in path's lock file, 0 when unknown.
-func holder(path string) int {
+// The lock file says "PID REFRESHES": the server's process id, and how
+// many times it has dropped its in-memory views on a command's request
+// (Refreshed), which is how a command knows that its SIGHUP was handled.
+
+// lockState reads path's lock file: the holder's process id (0 when
+// unknown) and its count of refreshes.
+func lockState(path string) (pid int, refreshes int) {
 	raw, err := os.ReadFile(path + ".lock")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(raw)))
-	return pid
+	fields := strings.Fields(string(raw))
+	if len(fields) > 0 {
+		pid, _ = strconv.Atoi(fields[0])
+	}
+	if len(fields) > 1 {
+		refreshes, _ = strconv.Atoi(fields[1])
+	}
+	return pid, refreshes
 }
 
 // ErrOutdated is returned by Open when the database schema is older than
@@ -129,7 +146,8 @@ func Open(ctx context.Context, path string, opts Options) (s *Store, err error) 
 	lock, err := lockFile(path)
 	server := 0
 	if errors.Is(err, ErrLocked) && opts.Beside && !opts.Migrate {
-		server, err = holder(path), nil
+		server, _ = lockState(path)
+		err = nil
 	}
 	if err != nil {
 		return nil, err
@@ -156,7 +174,7 @@ func Open(ctx context.Context, path string, opts Options) (s *Store, err error) 
 		return nil, err
 	}
 	reader.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)*2))
-	st := &Store{writer: writer, reader: reader, lock: lock, server: server,
+	st := &Store{writer: writer, reader: reader, lock: lock, server: server, path: path,
 		writes: sqlstore.NewStatements(writer), reads: sqlstore.NewStatements(reader),
 		snaps: sqlstore.NewSnapshots(opts.SnapshotBytes)}
 	st.commits = sqlstore.NewGroupCommitter(dialect, func(ctx context.Context) (sqlstore.Txn, error) {
@@ -186,6 +204,41 @@ func (s *Store) Close() error {
 // Holder is the process id of the server that holds the file, when the
 // store was opened beside it (Options.Beside); 0 otherwise.
 func (s *Store) Holder() int { return s.server }
+
+// Refreshed is called by the server holding the file once it has dropped
+// its in-memory views after a SIGHUP: it counts the refresh in the lock
+// file, for the command waiting in TellHolder.
+func (s *Store) Refreshed() error {
+	if s.lock == nil {
+		return nil
+	}
+	n := s.refreshes.Add(1)
+	line := []byte(fmt.Sprintf("%d %d\n", os.Getpid(), n))
+	if _, err := s.lock.WriteAt(line, 0); err != nil {
+		return err
+	}
+	return s.lock.Truncate(int64(len(line)))
+}
+
+// TellHolder tells the server holding the file (a store opened beside it)
+// that the data changed outside it, with a SIGHUP, and waits until it
+// says it has dropped its in-memory views (Refreshed), so that the
+// command's change is seen by the server's next answer; at most timeout.
+func (s *Store) TellHolder(timeout time.Duration) error {
+	if s.server <= 0 {
+		return nil
+	}
+	_, before := lockState(s.path)
+	if err := syscall.Kill(s.server, syscall.SIGHUP); err != nil {
+		return fmt.Errorf("telling the running server (pid %d) that the data changed: %w", s.server, err)
+	}
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if pid, n := lockState(s.path); pid != s.server || n != before {
+			return nil // refreshed, or replaced by a server that read the new data
+		}
+	}
+	return fmt.Errorf("the running server (pid %d) did not confirm within %v that it read the change", s.server, timeout)
+}
 
 // Update implements storage.Storage. Concurrent writers share commits
 // (sqlstore.GroupCommitter); SQLite never asks for a retry: its writers do
