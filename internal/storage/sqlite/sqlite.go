@@ -67,6 +67,11 @@ var ErrLocked = errors.New("database is in use by another kintogo process")
 // process's id in it. kintogo keeps in-memory views of the data (the
 // changes feed, caches), kept current by its own commits: a second
 // server writing the same file would make them stale.
+//
+// The lock file says "PID REFRESHES": the server's process id, and how
+// many times it has dropped its in-memory views on a command's request
+// (Refreshed), which is how a command knows that its SIGHUP was handled
+// (TellHolder).
 func lockFile(path string) (*os.File, error) {
 	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -79,15 +84,20 @@ func lockFile(path string) (*os.File, error) {
 		}
 		return nil, err
 	}
-	if f.Truncate(0) == nil {
-		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	}
+	writeLockState(f, 0)
 	return f, nil
 }
 
-// The lock file says "PID REFRESHES": the server's process id, and how
-// many times it has dropped its in-memory views on a command's request
-// (Refreshed), which is how a command knows that its SIGHUP was handled.
+// writeLockState writes this process's id and its count of refreshes in
+// the lock file f. The line is written over the old one, then the file
+// cut to its length: a reader never sees it empty.
+func writeLockState(f *os.File, refreshes int64) error {
+	line := []byte(fmt.Sprintf("%d %d\n", os.Getpid(), refreshes))
+	if _, err := f.WriteAt(line, 0); err != nil {
+		return err
+	}
+	return f.Truncate(int64(len(line)))
+}
 
 // lockState reads path's lock file: the holder's process id (0 when
 // unknown) and its count of refreshes.
@@ -120,7 +130,7 @@ type Options struct {
 	SnapshotBytes int64
 	// Beside lets a short administrative command (create-user,
 	// purge-deleted) open a file a running server holds: it writes
-	// beside the server, then tells it (Holder) to drop its in-memory
+	// beside the server, then tells it (TellHolder) to drop its in-memory
 	// views. Migrations are never run beside a server.
 	Beside bool
 }
@@ -201,10 +211,6 @@ func (s *Store) Close() error {
 	return err
 }
 
-// Holder is the process id of the server that holds the file, when the
-// store was opened beside it (Options.Beside); 0 otherwise.
-func (s *Store) Holder() int { return s.server }
-
 // Refreshed is called by the server holding the file once it has dropped
 // its in-memory views after a SIGHUP: it counts the refresh in the lock
 // file, for the command waiting in TellHolder.
@@ -212,12 +218,7 @@ func (s *Store) Refreshed() error {
 	if s.lock == nil {
 		return nil
 	}
-	n := s.refreshes.Add(1)
-	line := []byte(fmt.Sprintf("%d %d\n", os.Getpid(), n))
-	if _, err := s.lock.WriteAt(line, 0); err != nil {
-		return err
-	}
-	return s.lock.Truncate(int64(len(line)))
+	return writeLockState(s.lock, s.refreshes.Add(1))
 }
 
 // TellHolder tells the server holding the file (a store opened beside it)
@@ -233,8 +234,10 @@ func (s *Store) TellHolder(timeout time.Duration) error {
 		return fmt.Errorf("telling the running server (pid %d) that the data changed: %w", s.server, err)
 	}
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if pid, n := lockState(s.path); pid != s.server || n != before {
-			return nil // refreshed, or replaced by a server that read the new data
+		// Refreshed, or replaced by a server that read the new data; an
+		// unreadable file (pid 0) says neither.
+		if pid, n := lockState(s.path); pid != 0 && (pid != s.server || n != before) {
+			return nil
 		}
 	}
 	return fmt.Errorf("the running server (pid %d) did not confirm within %v that it read the change", s.server, timeout)
