@@ -3,6 +3,7 @@ package resource
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"sort"
 	"strconv"
 
@@ -325,7 +326,9 @@ func (e *Engine) Put(ctx context.Context, req WriteRequest) (Written, error) {
 			return Written{}, err
 		}
 		var perms map[string][]string
-		if req.Body.HasPerms {
+		if len(req.Body.Perms) > 0 {
+			// Kinto replaces the whole ACL only when permissions are
+			// given: an empty mapping (or only nulls) changes nothing.
 			perms = replacePermissions(p.Kind, req.Body.Perms)
 		} else if perms, err = tx.Permissions(ctx, p.URI()); err != nil {
 			return Written{}, err
@@ -385,7 +388,11 @@ func (e *Engine) Patch(ctx context.Context, req WriteRequest) (Patched, error) {
 				for _, perm := range body.NullPerms {
 					delete(merged, perm)
 				}
-				newPerms = replacePermissions(p.Kind, merged)
+				// As Kinto: a merge that leaves no permission at all
+				// changes nothing (it does not clear the ACL).
+				if len(merged) > 0 {
+					newPerms = replacePermissions(p.Kind, merged)
+				}
 			}
 		default:
 			if body.Data == nil && !body.HasPerms {
@@ -395,8 +402,12 @@ func (e *Engine) Patch(ctx context.Context, req WriteRequest) (Patched, error) {
 			for key, v := range body.Data {
 				data[key] = v
 			}
-			if body.HasPerms {
-				newPerms = body.Perms
+			if len(body.Perms) > 0 {
+				// Only the permissions listed are replaced: the others
+				// (write among them, whose writers the caller is then
+				// added to) keep their principals.
+				newPerms = maps.Clone(current)
+				maps.Copy(newPerms, body.Perms)
 			}
 		}
 		if id, ok := data[query.IDField]; ok && id != p.ID {

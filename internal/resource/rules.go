@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -529,21 +530,18 @@ func cascade(ctx context.Context, tx storage.Tx, p model.Path) error {
 }
 
 // withWriter adds the caller to the write permission unless
-// ExplicitPermissions is off.
+// ExplicitPermissions is off. It never modifies perms, which may be the
+// storage's own.
 func (e *Engine) withWriter(perms map[string][]string, c *Caller) map[string][]string {
 	if perms == nil {
 		perms = map[string][]string{}
 	}
-	if !e.cfg.ExplicitPermissions {
+	if !e.cfg.ExplicitPermissions || slices.Contains(perms["write"], c.Writer()) {
 		return perms
 	}
-	for _, w := range perms["write"] {
-		if w == c.Writer() {
-			return perms
-		}
-	}
-	perms["write"] = append(perms["write"], c.Writer())
-	return perms
+	out := maps.Clone(perms)
+	out["write"] = append(slices.Clip(perms["write"]), c.Writer())
+	return out
 }
 
 // storePermissions stores an object's ACL with the writer added, and
