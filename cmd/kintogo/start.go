@@ -87,11 +87,12 @@ func serve(ctx context.Context, c *ctx, settings *config.Settings, bind string, 
 			return err
 		case <-hup:
 			// An administrative command wrote the database (create-user,
-			// purge-deleted): what this process keeps in memory of it
-			// may be stale, as when a PostgreSQL node misses another's
-			// notifications.
-			handler.RemoteChange(nil)
-			log.Info("the database changed outside this process: in-memory views dropped")
+			// purge-deleted): its commits are in the change log, which
+			// this process reads now, before confirming.
+			caught, cancel := context.WithTimeout(ctx, 5*time.Second)
+			handler.Engine().CatchUp(caught)
+			cancel()
+			log.Info("the database changed outside this process: its change log read")
 			if sq, ok := store.(*sqlite.Store); ok {
 				if err := sq.Refreshed(); err != nil {
 					log.Warn("could not confirm the refresh to the command", "error", err)

@@ -10,8 +10,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/google/uuid"
-
 	"kintogo/internal/config"
 	"kintogo/internal/events"
 	"kintogo/internal/httpapi"
@@ -47,6 +45,8 @@ type OpenOptions struct {
 	// Beside lets an administrative command open a SQLite file that a
 	// running server holds (see sqlite.Options.Beside).
 	Beside bool
+	// Logger receives the storage's warnings; nil: slog.Default().
+	Logger *slog.Logger
 }
 
 // OpenStorage opens the backend named by storage_backend (Kinto's names are
@@ -61,7 +61,8 @@ func OpenStorage(ctx context.Context, s *config.Settings, o OpenOptions) (storag
 	case config.PostgreSQL:
 		return postgres.Open(ctx, s.String("storage_url"), postgres.Options{Migrate: o.Migrate,
 			MaxConns:      int32(s.Int("storage_pool_size") + s.Int("storage_max_overflow")),
-			SnapshotBytes: s.Int("storage_snapshot_max_bytes")})
+			SnapshotBytes: s.Int("storage_snapshot_max_bytes"),
+			ReadOnly:      s.Bool("readonly"), Logger: o.Logger})
 	default:
 		return nil, fmt.Errorf("unknown storage_backend %q (sqlite, postgresql, memory)", backend)
 	}
@@ -82,9 +83,9 @@ func MigrationPlan(ctx context.Context, s *config.Settings) (sqlstore.Plan, erro
 }
 
 // New opens storage and returns the HTTP handler and the storage (to close
-// on shutdown).
+// on shutdown). Until ctx ends, the server follows the change log (Follow).
 func New(ctx context.Context, s *config.Settings, log *slog.Logger) (*httpapi.Server, storage.Storage, error) {
-	store, err := OpenStorage(ctx, s, OpenOptions{})
+	store, err := OpenStorage(ctx, s, OpenOptions{Logger: log})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -93,55 +94,38 @@ func New(ctx context.Context, s *config.Settings, log *slog.Logger) (*httpapi.Se
 		store.Close()
 		return nil, nil, err
 	}
-	if pg, ok := store.(*postgres.Store); ok {
-		fanOut(ctx, pg, srv, log)
-	}
+	go Follow(ctx, srv, s, log)
 	return srv, store, nil
 }
 
-// fanOut connects the nodes sharing a PostgreSQL database: this node's
-// commits are announced with NOTIFY in their transactions, and the other
-// nodes' announcements (LISTEN) update this node's in-memory views. The
-// delay between a commit on one node and the others' views is the
-// notification's delivery time.
-func fanOut(ctx context.Context, pg *postgres.Store, srv *httpapi.Server, log *slog.Logger) {
-	node := announce(srv)
-	go pg.Listen(context.WithoutCancel(ctx), node, func(payload string) {
-		srv.RemoteChangeAt(decodeAnnouncement(payload))
+// Follow makes srv follow its storage's change log until ctx ends: the
+// commits of the other nodes sharing a PostgreSQL database (readers on a
+// streaming standby included), and those of commands writing beside it,
+// reach its in-memory views and waiting requests, each once (see
+// resource.Engine.Follow). Nodes that write prune the log.
+func Follow(ctx context.Context, srv *httpapi.Server, s *config.Settings, log *slog.Logger) {
+	srv.Engine().Follow(ctx, resource.FollowOptions{
+		Prune:     !s.Bool("readonly"),
+		Retention: time.Duration(s.Int("change_log_retention_seconds")) * time.Second,
+		Log:       log,
 	})
-}
-
-// announce makes every commit of srv's engine announce its events to the
-// other nodes, and returns this node's name in the announcements.
-func announce(srv *httpapi.Server) string {
-	node := uuid.NewString()
-	// The announcement is part of the write's transaction: delivered
-	// exactly when the commit is.
-	srv.Engine().Hook(resource.Hooks{BeforeCommit: []func(context.Context, storage.Tx, []events.Event) error{
-		func(ctx context.Context, tx storage.Tx, evs []events.Event) error {
-			return tx.Announce(ctx, postgres.Message(node, encodeAnnouncement(evs, time.Now())))
-		},
-	}})
-	return node
 }
 
 // Admin is kintogo assembled for an administrative command (create-user,
 // purge-deleted): the engine and plugins of a server that never listens,
 // over storage opened beside the servers that may be running. What it
-// writes reaches them as other nodes' writes do: announced in the
-// transaction on PostgreSQL, and on SQLite by a SIGHUP to the server
-// holding the file when the command closes, which drops its in-memory
-// views before the command ends.
+// writes reaches them through the change log, as other nodes' writes do;
+// on SQLite the command also tells the server holding the file (a SIGHUP
+// when it closes) to read the log before the command ends.
 type Admin struct {
 	Server *httpapi.Server
 	Store  storage.Storage
-	node   string
 	wrote  bool
 }
 
 // OpenAdmin opens the configured storage and builds the server over it.
 func OpenAdmin(ctx context.Context, s *config.Settings, log *slog.Logger) (*Admin, error) {
-	store, err := OpenStorage(ctx, s, OpenOptions{Beside: true})
+	store, err := OpenStorage(ctx, s, OpenOptions{Beside: true, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -151,10 +135,7 @@ func OpenAdmin(ctx context.Context, s *config.Settings, log *slog.Logger) (*Admi
 		return nil, err
 	}
 	a := &Admin{Server: srv, Store: store}
-	if _, ok := store.(*postgres.Store); ok {
-		a.node = announce(srv)
-	}
-	srv.Engine().Hook(resource.Hooks{AfterCommit: []func([]events.Event){func([]events.Event) { a.wrote = true }}})
+	srv.Engine().Feed().Subscribe(func(b events.Batch) { a.wrote = a.wrote || b.Local })
 	return a, nil
 }
 
@@ -172,18 +153,15 @@ func (a *Admin) PurgeTombstones(ctx context.Context, resources []string, before 
 			}
 			total += n
 		}
-		if total > 0 && a.node != "" {
-			// Unknown changes: the other nodes drop their views.
-			return tx.Announce(ctx, postgres.Message(a.node, ""))
-		}
 		return nil
 	})
 	a.wrote = a.wrote || (err == nil && total > 0)
 	return total, err
 }
 
-// Close closes the storage, then tells the SQLite server holding the file,
-// if the command wrote, that its data changed.
+// Close closes the storage (on PostgreSQL, after a tick that makes its
+// commits readable in the log), then tells the SQLite server holding the
+// file, if the command wrote, to read the log.
 func (a *Admin) Close() error {
 	err := a.Store.Close()
 	if sq, ok := a.Store.(*sqlite.Store); ok && a.wrote {

@@ -73,6 +73,8 @@ var Table = []Setting{
 	{Name: "storage_url", Default: "kintogo.db", Secret: true, Doc: "SQLite file path (or PostgreSQL URL)"},
 	{Name: "storage_pool_size", Type: Int, Default: "25", Doc: "PostgreSQL connections of a node (plus storage_max_overflow: the most it opens; pool_max_conns in storage_url overrides both)"},
 	{Name: "storage_max_overflow", Type: Int, Default: "5", Doc: "PostgreSQL connections a node may open beyond storage_pool_size under load"},
+	{Name: "change_log_retention_seconds", Type: Int, Default: "3600", Doc: "how long the change log keeps a commit: a node further behind (down, or a standby lagging) starts its in-memory views over, and event streams resume from an older position with a full resynchronisation"},
+	{Name: "replication_max_lag_seconds", Type: Int, Default: "60", Doc: "on a node reading a streaming standby: /__heartbeat__ fails when the standby lags further behind its primary (0: never)"},
 	{Name: "storage_snapshot_max_bytes", Type: Int, Default: "67108864", Doc: "memory for the decoded objects of collections whose lists filter or sort on data fields the database cannot compare exactly, kept per collection version (0: none)"},
 	{Name: "permission_backend", Doc: "accepted for compatibility; permissions live in the storage backend"},
 	{Name: "permission_url", Secret: true, Doc: "accepted for compatibility"},

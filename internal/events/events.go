@@ -1,20 +1,31 @@
-// Package events describes committed changes and tells what depends on
-// them: the in-memory views of the stored data (caches, the changes
-// monitor) and the requests waiting for a change (long-polls, event
-// streams) are valid for, or wait on, a scope of the data, and a change
-// touches only the scopes it changed.
+// Package events describes committed changes, delivers them, and tells
+// what depends on them: the in-memory views of the stored data (caches,
+// the changes monitor) and the requests waiting for a change (long-polls,
+// event streams) are valid for, or wait on, a scope of the data, and a
+// change touches only the scopes it changed.
+//
+// Changes come from one place: what each storage transaction recorded
+// (storage.Tx.Changes), turned into events by the resource engine, and
+// delivered by a Feed once committed: this node's commits before their
+// writer gets its answer, the other nodes' as this node follows the
+// change log (storage.Log).
 package events
 
 import "sync"
 
-// Event is one committed change.
+// Event is one committed change of an object of Kinto's tree.
 type Event struct {
-	Action       string // "create", "update", "delete" or "flush"
-	ResourceName string // "bucket", "collection", "group", "record", "account"; "" for flush
+	ResourceName string // "bucket", "collection", "group", "record", "account"; "" with Everything
 	BucketID     string
 	CollectionID string
-	ID           string // the object's id
-	Timestamp    int64  // the object's new timestamp (the tombstone's for deletes)
+	// ID is the object's id, "" when its scope got its first timestamp
+	// (a collection's records scope when the collection is created).
+	ID        string
+	Timestamp int64 // the object's new timestamp (the tombstone's for deletions)
+	Deleted   bool  // the object was deleted
+	// Everything: anything may have changed (a flush, purged tombstones,
+	// commits a follower could not read): every view starts over.
+	Everything bool
 }
 
 // Scope is what a view depends on: a collection (its metadata, permissions
@@ -28,6 +39,9 @@ type Scope struct {
 // Of is the scope an event touches; all is true when it may change
 // anything (a flush; a group, whose principal may be granted anywhere).
 func Of(ev Event) (s Scope, all bool) {
+	if ev.Everything {
+		return Scope{}, true
+	}
 	switch ev.ResourceName {
 	case "bucket":
 		return Scope{Bucket: ev.BucketID}, false

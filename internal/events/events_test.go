@@ -58,7 +58,7 @@ func TestOf(t *testing.T) {
 		{Event{ResourceName: "collection", BucketID: "b", CollectionID: "c"}, Scope{"b", "c"}, false},
 		{Event{ResourceName: "bucket", BucketID: "b"}, Scope{Bucket: "b"}, false},
 		{Event{ResourceName: "group", BucketID: "b"}, Scope{}, true},
-		{Event{Action: "flush"}, Scope{}, true},
+		{Event{Everything: true}, Scope{}, true},
 	} {
 		if s, all := Of(tc.ev); s != tc.want || all != tc.all {
 			t.Errorf("Of(%+v) = %v %v", tc.ev, s, all)

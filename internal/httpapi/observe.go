@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-
-	"kintogo/internal/events"
 )
 
 // Observation: metrics and request logs watch every request through one
@@ -104,24 +102,9 @@ func (s *Server) ObserveRequests(fn func(*RequestSummary)) {
 }
 
 // ObserveNotifications calls fn with the delay between another node's
-// commit and the moment this node's views took it (RemoteChangeAt), for
-// the announcements that carry their commit time.
+// commit and the moment this node's views took it (from the change log).
 func (s *Server) ObserveNotifications(fn func(delay time.Duration)) {
 	s.notified = append(s.notified, fn)
-}
-
-// RemoteChangeAt is RemoteChange for changes committed at committed on
-// another node (zero: unknown), whose delay the notification observers
-// get.
-func (s *Server) RemoteChangeAt(evs []events.Event, committed time.Time) {
-	s.changedNow(evs)
-	if committed.IsZero() || len(s.notified) == 0 {
-		return
-	}
-	delay := max(time.Since(committed), 0)
-	for _, fn := range s.notified {
-		fn(delay)
-	}
 }
 
 // PushStats reports the event streams open and the long-polls waiting.

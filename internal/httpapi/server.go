@@ -74,9 +74,8 @@ type Server struct {
 	heartbeats   []heartbeatCheck
 	helloUser    []func(c *Call, user map[string]any)
 	rootPerms    []rootPerm
-	onChange     []func(evs []events.Event)
 	// observers watch every top-level request (observe.go); notified,
-	// the delays of other nodes' announcements.
+	// the delays of other nodes' commits.
 	observers []func(*RequestSummary)
 	notified  []func(delay time.Duration)
 
@@ -93,19 +92,12 @@ type Server struct {
 	nestedBatches atomic.Int64
 }
 
-// RemoteChange takes the changes another node committed (nil when they are
-// unknown: notifications may have been missed): the in-memory views of
-// this node are dropped, as after a local commit, without announcing
-// anything again.
-func (s *Server) RemoteChange(evs []events.Event) { s.RemoteChangeAt(evs, time.Time{}) }
-
-// changedNow updates what depends on the stored data after changes
-// committed here or elsewhere (nil: unknown changes): the scopes they
-// touched move (their caches are dropped, their waiters wake), then the
-// plugins' views follow.
-func (s *Server) changedNow(evs []events.Event) {
-	all := evs == nil
-	for _, ev := range evs {
+// changed updates what depends on the stored data after commits of this
+// node or of another (the engine's Feed): the scopes they touched move
+// (their caches are dropped, their waiters wake).
+func (s *Server) changed(b events.Batch) {
+	all := false
+	for _, ev := range b.Events {
 		scope, everything := events.Of(ev)
 		all = all || everything
 		if !everything && scope.Bucket != "" {
@@ -115,16 +107,21 @@ func (s *Server) changedNow(evs []events.Event) {
 	if all {
 		s.hub.TouchAll()
 	}
-	for _, fn := range s.onChange {
-		fn(evs)
+	if !b.Local && !b.Committed.IsZero() {
+		delay := max(time.Since(b.Committed), 0)
+		for _, fn := range s.notified {
+			fn(delay)
+		}
 	}
 }
 
-// OnChange calls fn after every change committed on any node, before the
-// writer gets its answer when it is local; evs is nil when the changes
-// are unknown (another node's notifications were missed) and everything
-// must be dropped. fn must be quick.
-func (s *Server) OnChange(fn func(evs []events.Event)) { s.onChange = append(s.onChange, fn) }
+// OnChange calls fn with the events of every commit, this node's (before
+// the writer gets its answer) and the other nodes', once the server's
+// scopes moved: fn must be quick. (The engine's Feed has the other ways
+// to subscribe.)
+func (s *Server) OnChange(fn func(evs []events.Event)) {
+	s.engine.Feed().Subscribe(func(b events.Batch) { fn(b.Events) })
+}
 
 // Engine is the resource engine the server writes through; its hooks
 // receive every committed change.
@@ -166,7 +163,7 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 	s.AuthPolicy(auth.Basic{Secret: settings.String("userid_hmac_secret")})
 	s.RootPermission("bucket:create", "bucket_create_principals")
 	s.responses = newResponseCache(s.cfg.HTTP.ResponseCacheMaxBytes)
-	s.engine.Hook(resource.Hooks{AfterCommit: []func([]events.Event){s.changedNow}})
+	s.engine.Feed().Subscribe(s.changed)
 	// The list of buckets gets its timestamp floor once; a read-only node
 	// (on a replica) writes nothing.
 	if !settings.Bool("readonly") {

@@ -10,8 +10,10 @@
 package resource
 
 import (
+	"sync/atomic"
 	"time"
 
+	"kintogo/internal/events"
 	"kintogo/internal/permission"
 	"kintogo/internal/storage"
 )
@@ -45,6 +47,12 @@ type Engine struct {
 	authz *permission.Authorizer
 	cfg   Config
 	hooks Hooks
+	// feed delivers what was committed, here and on other nodes.
+	feed events.Feed
+	// history holds the newest positions of the change log followed
+	// (Follow).
+	history  *events.History
+	follower atomic.Pointer[follower]
 }
 
 // New returns an engine over store.
@@ -55,16 +63,22 @@ func New(store storage.Storage, authz *permission.Authorizer, cfg Config) *Engin
 	if cfg.MaxFetchSize <= 0 {
 		cfg.MaxFetchSize = 10000
 	}
-	return &Engine{store: store, authz: authz, cfg: cfg}
+	return &Engine{store: store, authz: authz, cfg: cfg, history: events.NewHistory(historyEvents)}
 }
+
+// Feed is where every committed change, this node's and the other
+// nodes', is delivered: the one place to subscribe to them.
+func (e *Engine) Feed() *events.Feed { return &e.feed }
+
+// History is the newest positions of the change log this node followed,
+// every node's commits in the order all nodes share.
+func (e *Engine) History() *events.History { return e.history }
 
 // Hook adds hooks to every unit of work. Plugins call it while the server
 // is assembled, before any request.
 func (e *Engine) Hook(h Hooks) {
 	e.hooks.BeforeWrite = append(e.hooks.BeforeWrite, h.BeforeWrite...)
 	e.hooks.InTransaction = append(e.hooks.InTransaction, h.InTransaction...)
-	e.hooks.BeforeCommit = append(e.hooks.BeforeCommit, h.BeforeCommit...)
-	e.hooks.AfterCommit = append(e.hooks.AfterCommit, h.AfterCommit...)
 }
 
 // Store is the engine's storage.

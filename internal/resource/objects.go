@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strconv"
 
-	"kintogo/internal/events"
 	"kintogo/internal/kerr"
 	"kintogo/internal/model"
 	"kintogo/internal/query"
@@ -99,25 +98,18 @@ type Deleted struct {
 	Next       string            // the single-use _token of the next page
 }
 
-// NewChange builds the change of a write of obj (the object written, or
-// its tombstone) at p (its list, or the object itself).
-func NewChange(action string, p model.Path, c *Caller, obj, old *storage.Object) Change {
-	ev := events.Event{Action: action, ResourceName: p.Kind.Name, BucketID: p.BucketID, CollectionID: p.CollectionID, ID: obj.ID, Timestamp: obj.LastModified}
-	switch p.Kind {
-	case model.Bucket:
-		ev.BucketID = obj.ID
-	case model.Collection:
-		ev.CollectionID = obj.ID
+// NewChange is the change of a write of obj (the object written, or its
+// tombstone) at p (its list, or the object itself), which replaced old
+// (nil: a creation).
+func NewChange(p model.Path, c *Caller, obj, old *storage.Object) Change {
+	action := "update"
+	switch {
+	case obj.Deleted:
+		action = "delete"
+	case old == nil:
+		action = "create"
 	}
-	return Change{Event: ev, Path: p.WithID(obj.ID), Object: obj, Old: old, Caller: c}
-}
-
-// action is the event of a write that stored an object.
-func (w Written) action() string {
-	if w.Created {
-		return "create"
-	}
-	return "update"
+	return Change{Action: action, Path: p.WithID(obj.ID), Object: obj, Old: old, Caller: c}
 }
 
 // Get reads an object, with Kinto's checks in Kinto's order: permission,
@@ -267,7 +259,7 @@ func (e *Engine) Create(ctx context.Context, req WriteRequest) (Written, error) 
 		if err != nil {
 			return Written{}, err
 		}
-		ch := NewChange("create", p, c, out, nil)
+		ch := NewChange(p, c, out, nil)
 		ch.Sent = req.Body.Data
 		return Written{Object: out, Perms: perms, Created: true}, u.Changed(ctx, ch)
 	})
@@ -337,7 +329,7 @@ func (e *Engine) Put(ctx context.Context, req WriteRequest) (Written, error) {
 			return Written{}, err
 		}
 		w := Written{Object: out, Perms: perms, Created: existing == nil}
-		ch := NewChange(w.action(), p, c, out, existing)
+		ch := NewChange(p, c, out, existing)
 		ch.Sent = req.Body.Data
 		return w, u.Changed(ctx, ch)
 	})
@@ -426,7 +418,7 @@ func (e *Engine) Patch(ctx context.Context, req WriteRequest) (Patched, error) {
 		if res.Perms, err = e.storePermissions(ctx, tx, c, p.URI(), newPerms); err != nil {
 			return res, err
 		}
-		ch := NewChange("update", p, c, res.Object, existing)
+		ch := NewChange(p, c, res.Object, existing)
 		ch.Sent = res.Sent
 		return res, u.Changed(ctx, ch)
 	})
@@ -486,7 +478,7 @@ func (e *Engine) Delete(ctx context.Context, req Request, lastModified string) (
 		if err := cascade(ctx, tx, p); err != nil {
 			return nil, err
 		}
-		return tomb, u.Changed(ctx, NewChange("delete", p, c, tomb, existing))
+		return tomb, u.Changed(ctx, NewChange(p, c, tomb, existing))
 	})
 }
 
@@ -546,7 +538,7 @@ func (e *Engine) DeleteList(ctx context.Context, req ListRequest) (Deleted, erro
 			if err := cascade(ctx, tx, p.WithID(o.ID)); err != nil {
 				return res, err
 			}
-			if err := u.Changed(ctx, NewChange("delete", p, c, tomb, o)); err != nil {
+			if err := u.Changed(ctx, NewChange(p, c, tomb, o)); err != nil {
 				return res, err
 			}
 			res.Tombstones = append(res.Tombstones, tomb)
@@ -590,7 +582,7 @@ func (e *Engine) Ensure(ctx context.Context, c *Caller, paths ...model.Path) ([]
 			if _, err := e.storePermissions(ctx, tx, c, p.URI(), nil); err != nil {
 				return nil, err
 			}
-			if err := u.Changed(ctx, NewChange("create", p, c, obj, nil)); err != nil {
+			if err := u.Changed(ctx, NewChange(p, c, obj, nil)); err != nil {
 				return nil, err
 			}
 			made = append(made, obj)
@@ -609,7 +601,7 @@ func (e *Engine) Flush(ctx context.Context) error {
 		if err != nil {
 			return 0, err
 		}
-		return ts, u.Changed(ctx, Change{Event: events.Event{Action: "flush"}})
+		return ts, u.Changed(ctx, Change{Action: "flush"})
 	})
 	return err
 }

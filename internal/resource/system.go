@@ -47,11 +47,7 @@ func (u *Unit) Store(ctx context.Context, c *Caller, p model.Path, data map[stri
 			return nil, nil, err
 		}
 	}
-	action := "update"
-	if old == nil {
-		action = "create"
-	}
-	return obj, old, u.Changed(ctx, NewChange(action, p, c, obj, old))
+	return obj, old, u.Changed(ctx, NewChange(p, c, obj, old))
 }
 
 // Remove deletes the object at p, leaving a tombstone, with what lies
@@ -73,7 +69,7 @@ func (u *Unit) Remove(ctx context.Context, c *Caller, p model.Path) (tomb, old *
 	if err := cascade(ctx, tx, p); err != nil {
 		return nil, nil, err
 	}
-	return tomb, old, u.Changed(ctx, NewChange("delete", p, c, tomb, old))
+	return tomb, old, u.Changed(ctx, NewChange(p, c, tomb, old))
 }
 
 // Create makes the object at p when it does not exist (Kinto's

@@ -2,6 +2,8 @@ package resource
 
 import (
 	"context"
+	"slices"
+	"time"
 
 	"kintogo/internal/events"
 	"kintogo/internal/model"
@@ -9,10 +11,13 @@ import (
 )
 
 // Change is one write a unit of work made, as its in-transaction hooks see
-// it: the event that goes out after commit, what was written (the object,
-// or its tombstone; nil for a flush), and by whom.
+// it: what was written (the object, or its tombstone; nil for a flush),
+// what it replaced, and by whom. (What goes out after the commit is not
+// built from it: it is derived from what the transaction itself recorded,
+// see events.go.)
 type Change struct {
-	Event  events.Event
+	// Action is "create", "update", "delete" or "flush".
+	Action string
 	Path   model.Path // the object's path (ID set)
 	Object *storage.Object
 	Old    *storage.Object // what it replaced, nil for a creation
@@ -21,7 +26,25 @@ type Change struct {
 	Sent map[string]any
 }
 
-// Hooks are what plugins attach to writes.
+// Bucket and Collection are the ids of the bucket and collection the
+// changed object is or lies in ("" when none).
+func (ch Change) Bucket() string {
+	if ch.Path.Kind == model.Bucket {
+		return ch.Path.ID
+	}
+	return ch.Path.BucketID
+}
+
+// Collection: see Bucket.
+func (ch Change) Collection() string {
+	if ch.Path.Kind == model.Collection {
+		return ch.Path.ID
+	}
+	return ch.Path.CollectionID
+}
+
+// Hooks are what plugins attach to writes. What plugins do after a commit
+// (of this node or another) subscribes to the engine's Feed.
 type Hooks struct {
 	// BeforeWrite runs in the transaction before a write of an object at
 	// the path takes its first lock: a hook that will write elsewhere later
@@ -31,14 +54,6 @@ type Hooks struct {
 	// fully written (object, permissions): its failure fails the write
 	// (Kinto's ResourceChanged).
 	InTransaction []func(ctx context.Context, u *Unit, ch Change) error
-	// BeforeCommit runs once per committed unit, last in its transaction,
-	// with all its events (the announcement of the commit to other
-	// nodes, delivered exactly when the commit is).
-	BeforeCommit []func(ctx context.Context, tx storage.Tx, evs []events.Event) error
-	// AfterCommit runs once the unit committed, before the writer gets its
-	// answer, with all its events: caches, the monitor, push
-	// (Kinto's AfterResourceChanged). It must be quick and cannot fail.
-	AfterCommit []func(evs []events.Event)
 }
 
 // Unit is a unit of work: the only way to write. It owns a read-write
@@ -50,7 +65,6 @@ type Unit struct {
 	// Tx is the unit's transaction.
 	Tx     storage.Tx
 	engine *Engine
-	events []events.Event
 	// onCommit are what plugins asked to run once the unit committed.
 	onCommit []func()
 	// marks are what plugins did once in the unit (see Once).
@@ -80,9 +94,9 @@ func UnitOf(ctx context.Context) *Unit {
 // that the storage runs the whole unit again.
 func (u *Unit) Retry() error { return u.retry }
 
-// OnCommit runs fn once the outermost unit committed, after its
-// AfterCommit hooks (a plugin's own events, the signer's reviews); never
-// when the unit rolls back or runs again.
+// OnCommit runs fn once the outermost unit committed, after the Feed
+// delivered its changes (the signer's review events); never when the
+// unit rolls back or runs again.
 func (u *Unit) OnCommit(fn func()) { u.onCommit = append(u.onCommit, fn) }
 
 // Once reports whether key is new to the unit (and its parents), and
@@ -103,15 +117,13 @@ func (u *Unit) Once(key string) bool {
 	return true
 }
 
-// Changed records a change: its in-transaction hooks run now, its event
-// goes out after commit.
+// Changed runs the in-transaction hooks of a change.
 func (u *Unit) Changed(ctx context.Context, ch Change) error {
 	for _, h := range u.engine.hooks.InTransaction {
 		if err := h(ctx, u, ch); err != nil {
 			return err
 		}
 	}
-	u.events = append(u.events, ch.Event)
 	return nil
 }
 
@@ -128,7 +140,7 @@ func (u *Unit) beforeWrite(ctx context.Context, p model.Path) error {
 // Write runs fn in a unit of work and returns its result. Inside another
 // unit (ctx from WithUnit) it runs in a savepoint of it; otherwise in a new
 // read-write transaction, committed when fn succeeds, after which the
-// AfterCommit hooks get the unit's events.
+// engine's Feed delivers what the transaction recorded it changed.
 //
 // fn may run several times (the storage retries a transaction that met a
 // deadlock): it returns what it computed and changes nothing outside its
@@ -143,7 +155,6 @@ func Write[T any](ctx context.Context, e *Engine, fn func(u *Unit) (T, error)) (
 				return err
 			}
 			out = v
-			parent.events = append(parent.events, u.events...)
 			parent.onCommit = append(parent.onCommit, u.onCommit...)
 			for k := range u.marks {
 				if parent.marks == nil {
@@ -162,32 +173,27 @@ func Write[T any](ctx context.Context, e *Engine, fn func(u *Unit) (T, error)) (
 		}
 		return out, nil
 	}
-	var committed []events.Event
+	var committed []storage.Change
 	var after []func()
 	err := e.store.Update(ctx, func(tx storage.Tx) error {
+		// The transaction may be shared with other units (group
+		// commit): this unit's changes are those recorded from here.
+		start := len(tx.Changes())
 		u := &Unit{Tx: tx, engine: e}
 		v, err := fn(u)
 		if err != nil {
 			return err
 		}
-		if len(u.events) > 0 {
-			for _, h := range e.hooks.BeforeCommit {
-				if err := h(ctx, tx, u.events); err != nil {
-					return err
-				}
-			}
-		}
-		out, committed, after = v, u.events, u.onCommit
+		out, after = v, u.onCommit
+		committed = slices.Clone(tx.Changes()[start:])
 		return nil
 	})
 	if err != nil {
 		var zero T
 		return zero, err
 	}
-	if len(committed) > 0 {
-		for _, h := range e.hooks.AfterCommit {
-			h(committed)
-		}
+	if evs := EventsOf(committed); len(evs) > 0 {
+		e.feed.Deliver(events.Batch{Events: evs, Local: true, Committed: time.Now()})
 	}
 	for _, fn := range after {
 		fn()

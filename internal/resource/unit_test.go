@@ -55,16 +55,26 @@ func backends() map[string]func(t *testing.T) backend {
 	return all
 }
 
-// recorder collects what the AfterCommit hooks get: one batch per call.
+// recorder collects what the Feed delivers of this node's commits: one
+// batch per commit, without the first timestamps of scopes (ID "").
 type recorder struct {
 	mu      sync.Mutex
 	batches [][]events.Event
 }
 
-func (r *recorder) hook(evs []events.Event) {
+func (r *recorder) hook(b events.Batch) {
+	if !b.Local {
+		return
+	}
+	var evs []events.Event
+	for _, ev := range b.Events {
+		if ev.ID != "" {
+			evs = append(evs, ev)
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.batches = append(r.batches, append([]events.Event(nil), evs...))
+	r.batches = append(r.batches, evs)
 }
 
 func (r *recorder) count() int {
@@ -80,7 +90,7 @@ func (r *recorder) since(n int) [][]events.Event {
 	return append([][]events.Event(nil), r.batches[n:]...)
 }
 
-// fixture is an engine over one backend, with an AfterCommit recorder.
+// fixture is an engine over one backend, with a recorder of its Feed.
 type fixture struct {
 	t     *testing.T
 	ctx   context.Context
@@ -101,7 +111,7 @@ func newFixture(t *testing.T, b backend, hooks ...resource.Hooks) *fixture {
 	for _, h := range hooks {
 		e.Hook(h)
 	}
-	e.Hook(resource.Hooks{AfterCommit: []func([]events.Event){rec.hook}})
+	e.Feed().Subscribe(rec.hook)
 	return &fixture{t: t, ctx: context.Background(), b: b, e: e, rec: rec, alice: resource.NewCaller("basicauth:alice")}
 }
 
@@ -199,9 +209,9 @@ func (f *fixture) wantPresent(id string) *storage.Object {
 	return got.Object
 }
 
-// wantBatches checks that the AfterCommit hooks were called exactly once
-// per committed unit since the first n calls: want lists, per call, its
-// events as "action resource id".
+// wantBatches checks that the Feed delivered exactly one batch per
+// committed unit since the first n: want lists, per batch, its events as
+// "write|delete resource id".
 func (f *fixture) wantBatches(n int, want ...[]string) {
 	f.t.Helper()
 	got := f.rec.since(n)
@@ -209,12 +219,16 @@ func (f *fixture) wantBatches(n int, want ...[]string) {
 	for _, b := range got {
 		var s []string
 		for _, ev := range b {
-			s = append(s, ev.Action+" "+ev.ResourceName+" "+ev.ID)
+			action := "write"
+			if ev.Deleted {
+				action = "delete"
+			}
+			s = append(s, action+" "+ev.ResourceName+" "+ev.ID)
 		}
 		gotS = append(gotS, s)
 	}
 	if fmt.Sprint(gotS) != fmt.Sprint(want) {
-		f.t.Errorf("AfterCommit calls %q, want %q", gotS, want)
+		f.t.Errorf("delivered %q, want %q", gotS, want)
 	}
 }
 
@@ -315,7 +329,7 @@ func TestInTransactionHookFailureFailsTheWrite(t *testing.T) {
 			t.Error("the InTransaction hook never ran")
 		}
 		// One event only: r3's creation.
-		f.wantBatches(n, []string{"create record r3"})
+		f.wantBatches(n, []string{"write record r3"})
 	})
 }
 
@@ -400,64 +414,11 @@ func TestBeforeWriteRunsBeforeTheWrite(t *testing.T) {
 	})
 }
 
-// BeforeCommit runs last in the unit's transaction with all its events,
-// once per committed unit; its failure rolls the whole unit back.
-func TestBeforeCommitRunsInTheTransaction(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b backend) {
-		var calls atomic.Int64
-		bc := func(ctx context.Context, tx storage.Tx, evs []events.Event) error {
-			calls.Add(1)
-			var ids []string
-			for _, ev := range evs {
-				ids = append(ids, ev.ID)
-				if ev.ID == "doomed" {
-					return errHook
-				}
-			}
-			_, err := tx.Put(ctx, markers, &storage.Object{ID: "last", Data: map[string]any{"ids": strings.Join(ids, ",")}})
-			return err
-		}
-		f := newFixture(t, b, resource.Hooks{BeforeCommit: []func(context.Context, storage.Tx, []events.Event) error{bc}})
-		f.setup()
-		calls.Store(0)
-		f.mustPut(recordPath("r1"), nil)
-		runs := int64(1)
-		if b.retried {
-			runs = 2
-		}
-		if got := calls.Load(); got != runs {
-			t.Errorf("BeforeCommit ran %d times for one unit run %d times", got, runs)
-		}
-		n := f.rec.count()
-		if _, err := f.write(f.ctx, recordPath("doomed"), nil, resource.Preconditions{}); !errors.Is(err, errHook) {
-			t.Fatalf("write refused by BeforeCommit: %v", err)
-		}
-		f.wantAbsent("doomed")
-		f.wantBatches(n)
-		var last *storage.Object
-		f.b.store.View(f.ctx, func(tx storage.Tx) error {
-			last, _ = tx.Get(f.ctx, markers, "last")
-			return nil
-		})
-		if last == nil || last.Data["ids"] != "r1" {
-			t.Errorf("BeforeCommit's write: %v, want the committed unit's (r1), the failed one's rolled back", last)
-		}
-		// A unit without events has no BeforeCommit.
-		calls.Store(0)
-		if _, err := f.e.Ensure(f.ctx, f.alice, bucketB); err != nil {
-			t.Fatal(err)
-		}
-		if calls.Load() != 0 {
-			t.Errorf("BeforeCommit ran for a unit without events")
-		}
-	})
-}
-
-// AfterCommit gets exactly one call per committed unit, with one event per
-// change, and nothing for units that did not commit (refused by a
-// precondition, a permission, a hook), even when the storage ran the
-// unit's function twice.
-func TestAfterCommitEvents(t *testing.T) {
+// The Feed delivers exactly one batch per committed unit, with one event
+// per change the transaction recorded, and nothing for units that did not
+// commit (refused by a precondition, a permission, a hook), even when the
+// storage ran the unit's function twice.
+func TestCommittedEvents(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		f := newFixture(t, b, resource.Hooks{InTransaction: []func(context.Context, *resource.Unit, resource.Change) error{failOn(errHook)}})
 		if b.retried {
@@ -467,12 +428,12 @@ func TestAfterCommitEvents(t *testing.T) {
 		if b.retried && b.runs.Load() != 2 {
 			t.Fatalf("the retried store ran the unit %d times", b.runs.Load())
 		}
-		f.wantBatches(0, []string{"create bucket b"})
+		f.wantBatches(0, []string{"write bucket b"})
 		if ev := f.rec.since(0)[0][0]; ev.BucketID != "b" || ev.Timestamp != w.Object.LastModified {
 			t.Errorf("bucket event %+v, want bucket b at %d", ev, w.Object.LastModified)
 		}
 		f.mustPut(collC, nil)
-		f.wantBatches(1, []string{"create collection c"})
+		f.wantBatches(1, []string{"write collection c"})
 		n := f.rec.count()
 		created := f.mustPut(recordPath("r1"), map[string]any{"v": json.Number("1")})
 		updated := f.mustPut(recordPath("r1"), map[string]any{"v": json.Number("2")})
@@ -485,7 +446,7 @@ func TestAfterCommitEvents(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.wantBatches(n, []string{"create record r1"}, []string{"update record r1"}, []string{"update record r1"}, []string{"delete record r1"})
+		f.wantBatches(n, []string{"write record r1"}, []string{"write record r1"}, []string{"write record r1"}, []string{"delete record r1"})
 		batches := f.rec.since(n)
 		for i, ts := range []int64{created.Object.LastModified, updated.Object.LastModified, patched.Object.LastModified, tomb.LastModified} {
 			if len(batches) > i && len(batches[i]) == 1 {
@@ -537,11 +498,11 @@ func TestAfterCommitEvents(t *testing.T) {
 		}
 		batches = f.rec.since(n)
 		if len(batches) != 1 {
-			t.Fatalf("plural DELETE: %d AfterCommit calls, want 1", len(batches))
+			t.Fatalf("plural DELETE: %d batches, want 1", len(batches))
 		}
 		var ids []string
 		for _, ev := range batches[0] {
-			if ev.Action != "delete" || ev.ResourceName != "record" {
+			if !ev.Deleted || ev.ResourceName != "record" {
 				t.Errorf("plural DELETE event %+v", ev)
 			}
 			ids = append(ids, ev.ID)
@@ -566,7 +527,7 @@ func TestAfterCommitEvents(t *testing.T) {
 		if len(made) != 2 {
 			t.Errorf("Ensure made %d objects, want 2", len(made))
 		}
-		f.wantBatches(n, []string{"create bucket other", "create collection oc"})
+		f.wantBatches(n, []string{"write bucket other", "write collection oc"})
 		n = f.rec.count()
 		if made, err := f.e.Ensure(f.ctx, f.alice, other, otherColl); err != nil || len(made) != 0 {
 			t.Errorf("Ensure of existing objects: %v, %v", made, err)
@@ -610,7 +571,7 @@ func TestNestedUnits(t *testing.T) {
 		if fmt.Sprint(early) != "[0 0]" {
 			t.Errorf("events delivered before the outer unit committed: %v", early)
 		}
-		f.wantBatches(n, []string{"create record a1", "create record a2"})
+		f.wantBatches(n, []string{"write record a1", "write record a2"})
 		f.wantPresent("a1")
 		f.wantPresent("a2")
 
@@ -680,7 +641,7 @@ func TestNestedUnits(t *testing.T) {
 		if retry != nil {
 			t.Errorf("a 4xx in a nested unit asks for a retry: %v", retry)
 		}
-		f.wantBatches(n, []string{"create record c1", "create record c4"})
+		f.wantBatches(n, []string{"write record c1", "write record c4"})
 		f.wantPresent("c1")
 		f.wantPresent("c4")
 		f.wantAbsent("c2")
@@ -752,7 +713,7 @@ func TestRetriedUnitsAnswerOnce(t *testing.T) {
 		if got := f.wantPresent(cw.Object.ID); got.LastModified != cw.Object.LastModified || got.Data["title"] != "new" {
 			t.Errorf("POST answered %+v, stored %+v", cw.Object, got)
 		}
-		f.wantBatches(n, []string{"create record " + cw.Object.ID})
+		f.wantBatches(n, []string{"write record " + cw.Object.ID})
 		// A POST naming an existing object answers it, not created.
 		again, err := f.e.Create(f.ctx, resource.WriteRequest{Request: resource.Request{Path: recordsOfC, Caller: f.alice},
 			Body: &resource.Body{Data: map[string]any{"id": cw.Object.ID}}})

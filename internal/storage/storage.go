@@ -193,12 +193,11 @@ type Tx interface {
 	// Flush deletes everything: objects, timestamps, ACEs, memberships.
 	Flush(ctx context.Context) error
 
-	// Announce tells the other nodes sharing the database about this
-	// transaction's changes (payload: free text of at most a few
-	// kilobytes): the announcement is delivered when the transaction
-	// commits, and never when it rolls back. Backends that serve one node
-	// do nothing.
-	Announce(ctx context.Context, payload string) error
+	// Changes returns what the transaction changed so far, oldest first
+	// (what a savepoint undid is gone): the record from which everything
+	// that follows a commit is derived, and what the backend appends to
+	// its change log (Log) when it commits. Callers must not modify it.
+	Changes() []Change
 
 	// LockScope takes a scope's write lock until the end of the
 	// transaction, as a write in the scope does. Writers that touch several

@@ -3,6 +3,7 @@
 package apptest
 
 import (
+	"context"
 	"testing"
 
 	"kintogo/internal/app"
@@ -29,5 +30,16 @@ func Server(t testing.TB, store storage.Storage, opts httpapi.Options, settings 
 	if err != nil {
 		t.Fatal(err)
 	}
+	// It follows the change log, as a server does.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		app.Follow(ctx, srv, s, opts.Logger)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
 	return srv
 }

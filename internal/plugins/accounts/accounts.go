@@ -351,11 +351,7 @@ func (s *plugin) writeAccount(w http.ResponseWriter, r *http.Request, c *httpapi
 		if err != nil {
 			return written{}, err
 		}
-		action := "update"
-		if existing == nil {
-			action = "create"
-		}
-		return written{Object: out, Perms: perms, Created: existing == nil}, u.Changed(ctx, resource.NewChange(action, p, c.Caller(), out, existing))
+		return written{Object: out, Perms: perms, Created: existing == nil}, u.Changed(ctx, resource.NewChange(p, c.Caller(), out, existing))
 	})
 	if err != nil {
 		return err
@@ -396,7 +392,7 @@ func (s *plugin) deleteAccount(w http.ResponseWriter, r *http.Request, c *httpap
 		if err := tx.DeletePermissions(ctx, accountURI(id)); err != nil {
 			return nil, err
 		}
-		return tomb, u.Changed(ctx, resource.NewChange("delete", p, c.Caller(), tomb, existing))
+		return tomb, u.Changed(ctx, resource.NewChange(p, c.Caller(), tomb, existing))
 	})
 	if err != nil {
 		return err
@@ -446,7 +442,7 @@ func (s *plugin) deleteAccounts(w http.ResponseWriter, r *http.Request, c *httpa
 			if err := tx.DeletePermissions(r.Context(), accountURI(o.ID)); err != nil {
 				return nil, err
 			}
-			if err := u.Changed(r.Context(), resource.NewChange("delete", accountPath, c.Caller(), tomb, o)); err != nil {
+			if err := u.Changed(r.Context(), resource.NewChange(accountPath, c.Caller(), tomb, o)); err != nil {
 				return nil, err
 			}
 			tombs = append(tombs, tomb)
@@ -535,11 +531,7 @@ func SetPassword(ctx context.Context, e *resource.Engine, id, password string) (
 		if err := u.Tx.SetPermissions(ctx, accountURI(id), perms); err != nil {
 			return false, err
 		}
-		action := "update"
-		if existing == nil {
-			action = "create"
-		}
-		return existing == nil, u.Changed(ctx, resource.NewChange(action, p, resource.Anonymous(), out, existing))
+		return existing == nil, u.Changed(ctx, resource.NewChange(p, resource.Anonymous(), out, existing))
 	})
 }
 

@@ -120,7 +120,12 @@ func (Plugin) Provision(h *httpapi.Server) error {
 	h.Heartbeat("attachments", p.ping)
 	h.Engine().Hook(resource.Hooks{
 		InTransaction: []func(context.Context, *resource.Unit, resource.Change) error{p.onChange},
-		AfterCommit:   []func([]events.Event){p.afterCommit},
+	})
+	// The node that doomed files deletes them, once committed.
+	h.Engine().Feed().Subscribe(func(b events.Batch) {
+		if b.Local {
+			p.afterCommit(b.Events)
+		}
 	})
 	go p.deleteDoomed(context.Background())
 	return nil
@@ -454,10 +459,9 @@ func (p *plugin) unlink(ctx context.Context, tx storage.Tx, recordURI, bid, cid 
 // deleted, and refuses changes of attachment metadata by anyone but this
 // plugin.
 func (p *plugin) onChange(ctx context.Context, u *resource.Unit, ch resource.Change) error {
-	ev := ch.Event
 	// A plugin's own copies (the signer publishing a record) carry the
 	// metadata as it is.
-	if ev.Action == "update" && ev.ResourceName == "record" && ctx.Value(ownWriteKey{}) == nil && !ch.Caller.Plugin && ch.Old != nil && ch.Object != nil {
+	if ch.Action == "update" && ch.Path.Kind == model.Record && ctx.Value(ownWriteKey{}) == nil && !ch.Caller.Plugin && ch.Old != nil && ch.Object != nil {
 		before, after := ch.Old.Data[field], ch.Object.Data[field]
 		if before != nil && after != nil {
 			b, _ := json.Marshal(before)
@@ -468,13 +472,13 @@ func (p *plugin) onChange(ctx context.Context, u *resource.Unit, ch resource.Cha
 		}
 		return nil
 	}
-	if ev.Action != "delete" {
+	if ch.Action != "delete" {
 		return nil
 	}
-	switch ev.ResourceName {
-	case "record":
-		return p.unlink(ctx, u.Tx, ch.Path.URI(), ev.BucketID, ev.CollectionID)
-	case "collection", "bucket":
+	switch ch.Path.Kind {
+	case model.Record:
+		return p.unlink(ctx, u.Tx, ch.Path.URI(), ch.Bucket(), ch.Collection())
+	case model.Collection, model.Bucket:
 		prefix := linksRoot + ch.Path.URI() + "/"
 		stamps, err := u.Tx.Timestamps(ctx, linkKind, []string{prefix})
 		if err != nil {
@@ -496,7 +500,7 @@ func (p *plugin) onChange(ctx context.Context, u *resource.Unit, ch resource.Cha
 // afterCommit deletes the files that deletions doomed.
 func (p *plugin) afterCommit(evs []events.Event) {
 	for _, ev := range evs {
-		if ev.Action == "delete" && (ev.ResourceName == "record" || ev.ResourceName == "collection" || ev.ResourceName == "bucket") {
+		if ev.Everything || ev.Deleted && (ev.ResourceName == "record" || ev.ResourceName == "collection" || ev.ResourceName == "bucket") {
 			p.deleteDoomed(context.Background())
 			return
 		}

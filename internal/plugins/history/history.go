@@ -82,10 +82,10 @@ func (s *plugin) hooks() resource.Hooks {
 				switch {
 				case ch.Object == nil || ch.Path.Kind == nil || ch.Path.Kind == model.Account:
 					return nil // a flush, an account
-				case ch.Path.Kind == model.Bucket && ch.Event.Action == "delete":
+				case ch.Path.Kind == model.Bucket && ch.Action == "delete":
 					return nil // its history went with it
 				}
-				return s.recordHistory(ctx, u.Tx, ch.Caller, ch.Event.Action, ch.Path, ch.Object)
+				return s.recordHistory(ctx, u.Tx, ch.Caller, ch.Action, ch.Path, ch.Object)
 			},
 		},
 	}

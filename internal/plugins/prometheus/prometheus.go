@@ -28,7 +28,6 @@ import (
 	"kintogo/internal/config"
 	"kintogo/internal/events"
 	"kintogo/internal/httpapi"
-	"kintogo/internal/resource"
 )
 
 // Plugin is kinto.plugins.prometheus.
@@ -222,7 +221,11 @@ func newMetrics(cfg *Settings, reg *prom.Registry, h *httpapi.Server) *metrics {
 		commits := prom.NewCounter(prom.CounterOpts{Name: name(Commits) + "_total",
 			Help: "Transactions this node committed that changed something."})
 		reg.MustRegister(commits)
-		h.Engine().Hook(resource.Hooks{AfterCommit: []func([]events.Event){func([]events.Event) { commits.Inc() }}})
+		h.Engine().Feed().Subscribe(func(b events.Batch) {
+			if b.Local {
+				commits.Inc()
+			}
+		})
 	}
 	if on(NotificationLag) {
 		lag := prom.NewHistogram(prom.HistogramOpts{Name: name(NotificationLag), Buckets: lagBuckets,

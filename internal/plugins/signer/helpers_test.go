@@ -182,6 +182,14 @@ func jsonOf(v any) string {
 // and returns it.
 func (f *flow) verify(coll string) string {
 	f.t.Helper()
+	sig, _ := f.verifyAt(coll)
+	return sig
+}
+
+// verifyAt is verify, also returning the timestamp of the changeset that
+// signature verified.
+func (f *flow) verifyAt(coll string) (string, int64) {
+	f.t.Helper()
 	a := f.call("GET", coll+"/changeset?_expected=0", "", "", 200)
 	meta, _ := a.body["metadata"].(map[string]any)
 	sig, _ := meta["signature"].(map[string]any)
@@ -204,5 +212,5 @@ func (f *flow) verify(coll string) string {
 	if err := contentsig.Verify(&key.PublicKey, payload, sig["signature"].(string)); err != nil {
 		f.t.Fatalf("%s: the signature does not verify: %v", coll, err)
 	}
-	return sig["signature"].(string)
+	return sig["signature"].(string), ts
 }

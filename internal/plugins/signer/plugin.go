@@ -132,17 +132,39 @@ func (p *plugin) refreshGlobbed(ctx context.Context) error {
 	return nil
 }
 
-// onCommitted refreshes the collections named by patterns when
-// collections were created or deleted (here or on another node).
+// onCommitted refreshes the collections named by patterns when one was
+// created or deleted (here or on another node): a collection named by a
+// pattern that is deleted, or not listed yet.
 func (p *plugin) onCommitted(evs []events.Event) {
 	for _, ev := range evs {
-		if ev.Action == "flush" || ev.ResourceName == "collection" && ev.Action != "update" && p.st.globbedBucket(ev.BucketID) {
+		stale := ev.Everything
+		if ev.ResourceName == "collection" && ev.ID != "" && p.st.globbedBucket(ev.BucketID) {
+			if _, named := p.st.globbed(ev.BucketID, ev.ID); named {
+				stale = ev.Deleted || !p.listed(ev.BucketID, ev.ID)
+			}
+		}
+		if stale {
 			if err := p.refreshGlobbed(context.Background()); err != nil {
 				p.log.Error("signer: listing the collections of its patterns", "err", err)
 			}
 			return
 		}
 	}
+}
+
+// listed reports whether the collection is among those named by
+// patterns that the capability lists.
+func (p *plugin) listed(bid, cid string) bool {
+	g := p.globbed.Load()
+	if g == nil {
+		return false
+	}
+	for _, r := range *g {
+		if r.Source.Bucket == bid && r.Source.Collection == cid {
+			return true
+		}
+	}
+	return false
 }
 
 // capability is the signer capability, as the reference advertises it.
@@ -265,7 +287,7 @@ func (p *plugin) onChange(ctx context.Context, u *resource.Unit, ch resource.Cha
 	case model.Record:
 		return p.onRecord(ctx, u, ch)
 	case model.Collection:
-		if ch.Event.Action == "delete" {
+		if ch.Action == "delete" {
 			return p.onCollectionDelete(ctx, u, ch)
 		}
 		if ch.Caller.Plugin {

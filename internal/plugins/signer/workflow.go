@@ -64,7 +64,7 @@ func (p *plugin) onRecord(ctx context.Context, u *resource.Unit, ch resource.Cha
 	if r == nil || ch.Caller.Plugin {
 		return nil
 	}
-	if ch.Event.Action != "delete" {
+	if ch.Action != "delete" {
 		if err := p.checkNumbers(ch.Object.Data, ""); err != nil {
 			return err
 		}

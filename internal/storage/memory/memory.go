@@ -33,12 +33,14 @@ type Store struct {
 	acl    map[string]map[string]map[string]bool // uri -> perm -> principal
 	users  map[string]map[string]bool            // user id -> principals
 	now    func() int64
+	log    changeLog
 }
 
 // New returns an empty memory store.
 func New() *Store {
 	s := &Store{now: func() int64 { return time.Now().UnixMilli() }, writer: make(chan struct{}, 1)}
 	s.reset()
+	s.log.init()
 	return s
 }
 
@@ -72,7 +74,11 @@ func (s *Store) Update(ctx context.Context, fn func(storage.Tx) error) (err erro
 		return err
 	}
 	// As on a database, whose commit would fail: the caller is gone.
-	return storage.Canceled(ctx)
+	if err := storage.Canceled(ctx); err != nil {
+		return err
+	}
+	s.log.append(t.changes)
+	return nil
 }
 
 // View implements storage.Storage.
@@ -89,6 +95,17 @@ type tx struct {
 	s        *Store
 	writable bool
 	undo     []func()
+	changes  []storage.Change
+}
+
+// Changes implements storage.Tx.
+func (t *tx) Changes() []storage.Change { return t.changes }
+
+// changed records a change, undone with the rest.
+func (t *tx) changed(ch storage.Change) {
+	n := len(t.changes)
+	t.changes = append(t.changes, ch)
+	t.undo = append(t.undo, func() { t.changes = t.changes[:n] })
 }
 
 func (t *tx) rollback() { t.rollbackTo(0) }
@@ -157,6 +174,7 @@ func (t *tx) store(s storage.Scope, o *storage.Object, supplied int64) *storage.
 			delete(sd.objects, o.ID)
 		}
 	})
+	t.changed(storage.Change{Scope: s, ID: o.ID, Timestamp: o.LastModified, Deleted: o.Deleted})
 	return o
 }
 
@@ -253,6 +271,9 @@ func (t *tx) PurgeTombstones(ctx context.Context, resource string, before int64,
 			n++
 		}
 	}
+	if n > 0 {
+		t.changed(storage.Change{Everything: true})
+	}
 	return n, nil
 }
 
@@ -271,6 +292,7 @@ func (t *tx) InitTimestamp(ctx context.Context, s storage.Scope) (int64, error) 
 	if sd.timestamp == 0 {
 		sd.timestamp = t.s.now()
 		t.undo = append(t.undo, func() { sd.timestamp = 0 })
+		t.changed(storage.Change{Scope: s, Timestamp: sd.timestamp})
 	}
 	return sd.timestamp, nil
 }
@@ -482,9 +504,6 @@ func (t *tx) RemovePrincipal(ctx context.Context, principal string) error {
 	return nil
 }
 
-// Announce implements storage.Tx: a memory store serves one node.
-func (t *tx) Announce(ctx context.Context, payload string) error { return nil }
-
 // LockScope implements storage.Tx: writers are serialized already.
 func (t *tx) LockScope(ctx context.Context, s storage.Scope) error { return nil }
 
@@ -495,6 +514,7 @@ func (t *tx) Flush(ctx context.Context) error {
 	scopes, acl, users := t.s.scopes, t.s.acl, t.s.users
 	t.s.reset()
 	t.undo = append(t.undo, func() { t.s.scopes, t.s.acl, t.s.users = scopes, acl, users })
+	t.changed(storage.Change{Everything: true})
 	return nil
 }
 

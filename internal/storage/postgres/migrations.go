@@ -52,6 +52,25 @@ var schema = &sqlstore.Schema{
 		// Steps 2 and on are the same SQL on every dialect.
 		sqlstore.OrderAndCount,
 		sqlstore.ScopeVersion,
+		// The change log (log.go): a row per committed transaction that
+		// changed something, with its transaction id, and the ticks
+		// that order them.
+		{Name: "the change log", Up: func(ctx context.Context, tx sqlstore.Querier) error {
+			return sqlstore.Exec(ctx, tx,
+				`CREATE TABLE changelog (
+					txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+					writer TEXT NOT NULL,
+					at BIGINT NOT NULL,
+					changes TEXT NOT NULL
+				)`,
+				`CREATE INDEX idx_changelog_txid ON changelog (txid)`,
+				`CREATE TABLE changelog_ticks (
+					id BIGINT PRIMARY KEY,
+					snapshot pg_snapshot NOT NULL,
+					at BIGINT NOT NULL
+				)`,
+			)
+		}},
 		// Append new steps here; never edit the ones above.
 	},
 }

@@ -16,10 +16,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -45,10 +48,6 @@ var dialect = &sqlstore.Dialect{
 	Retryable:      retryable,
 	Unstorable:     unstorable,
 	TableExists:    `SELECT to_regclass(?) IS NOT NULL`,
-	// Notifications go out at commit: another node never hears of a
-	// change it cannot read yet, nor of one rolled back.
-	Announce:        `SELECT pg_notify(?, ?)`,
-	AnnounceChannel: channel,
 }
 
 // Store is the PostgreSQL backend.
@@ -56,10 +55,22 @@ type Store struct {
 	pool   *pgxpool.Pool
 	groups *sqlstore.Groups
 	snaps  *sqlstore.Snapshots
-	// stop ends the listeners (Listen) on Close: they hold connections,
-	// which the pool waits for.
+	// stop ends the ticker and the listener on Close: they hold
+	// connections, which the pool waits for.
 	stop   context.Context
 	cancel context.CancelFunc
+
+	// The change log (log.go): this store's name in it, the channel
+	// waking its followers, the ticker's, and whether a commit of this
+	// store is not covered by a tick yet.
+	logWriter   *sqlstore.LogWriter
+	wake        chan struct{}
+	tickc       chan struct{}
+	pendingTick atomic.Bool
+	// standby: the database is a hot standby (read-only replica).
+	standby      bool
+	tickerDone   chan struct{}
+	listenerDone chan struct{}
 }
 
 // ErrOutdated is returned by Open when the schema is older than this
@@ -79,6 +90,11 @@ type Options struct {
 	// SnapshotBytes bounds the memory of the snapshots of scopes that
 	// lists evaluate in Go (sqlstore.Snapshots); 0 keeps none.
 	SnapshotBytes int64
+	// ReadOnly: this node never writes (kintogo's readonly setting), so
+	// it never ticks the change log either.
+	ReadOnly bool
+	// Logger receives the change log's warnings; nil: slog.Default().
+	Logger *slog.Logger
 }
 
 // Open connects to the database at dsn (postgres://user:pass@host/db).
@@ -103,15 +119,39 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{pool: pool, snaps: sqlstore.NewSnapshots(opts.SnapshotBytes)}
+	s := &Store{pool: pool, snaps: sqlstore.NewSnapshots(opts.SnapshotBytes),
+		wake: make(chan struct{}, 1), tickc: make(chan struct{}, 1)}
+	s.logWriter = &sqlstore.LogWriter{Name: uuid.NewString(), Committed: s.tickSoon}
 	s.groups = sqlstore.NewGroups(dialect, func(ctx context.Context) (sqlstore.Txn, error) {
 		return beginPipeline(ctx, pool, false)
-	}, groupSize)
+	}, groupSize, s.logWriter)
 	s.stop, s.cancel = context.WithCancel(context.Background())
 	if err := schema.Upgrade(ctx, db{querier{pool}, pool}, sqlstore.UpgradeOptions{Migrate: opts.Migrate, Exclusive: s.exclusive}); err != nil {
 		s.cancel()
 		pool.Close()
 		return nil, fmt.Errorf("postgresql: %w", err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT pg_is_in_recovery()`).Scan(&s.standby); err != nil {
+		s.cancel()
+		pool.Close()
+		return nil, fmt.Errorf("postgresql: %w", err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s.tickerDone, s.listenerDone = make(chan struct{}), make(chan struct{})
+	if s.standby {
+		// A standby receives no notifications: it polls what it replayed.
+		close(s.tickerDone)
+		go s.pollReplay()
+	} else {
+		if opts.ReadOnly {
+			close(s.tickerDone)
+		} else {
+			go s.ticker(log)
+		}
+		go s.listen()
 	}
 	return s, nil
 }
@@ -120,15 +160,21 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 // database.
 func (s *Store) Shared() bool { return true }
 
-// Close implements storage.Storage.
+// Close implements storage.Storage. A commit of this store that no tick
+// covers yet gets one first (bounded), so that the other nodes see it
+// without waiting for theirs.
 func (s *Store) Close() error {
+	if s.pendingTick.Load() && !s.standby {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		s.Tick(ctx)
+		cancel()
+	}
 	s.cancel()
+	<-s.tickerDone
+	<-s.listenerDone
 	s.pool.Close()
 	return nil
 }
-
-// Pool gives the connection pool, for LISTEN/NOTIFY.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // retryable reports errors after which a transaction may simply run again:
 // deadlocks and serialization failures.
@@ -191,7 +237,7 @@ func (s *Store) run(ctx context.Context, readOnly bool, fn func(storage.Tx) erro
 	if readOnly {
 		return dialect.View(ctx, p, s.snaps, fn)
 	}
-	return dialect.Run(ctx, p, true, fn)
+	return dialect.Run(ctx, p, s.logWriter, fn)
 }
 
 // handle is what pgx's pool, connections and transactions have in common.
@@ -257,3 +303,6 @@ func Plan(ctx context.Context, dsn string) (sqlstore.Plan, error) {
 	}
 	return p, nil
 }
+
+// Pool gives the connection pool (tests, maintenance).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }

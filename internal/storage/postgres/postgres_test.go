@@ -54,68 +54,6 @@ func TestConformance(t *testing.T) {
 	t.Run("snapshots", func(t *testing.T) { storagetest.Run(t, Open) })
 }
 
-// Close returns while a listener waits for notifications (it holds a
-// connection the pool would otherwise wait for); announcements of other
-// nodes' committed transactions reach listeners, those of rolled-back
-// ones never do.
-func TestListenNotifyAndClose(t *testing.T) {
-	ctx := context.Background()
-	a, err := postgres.Open(ctx, dsn(t), postgres.Options{Migrate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := postgres.Open(ctx, dsn(t), postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	got := make(chan string, 4)
-	done := make(chan struct{})
-	go func() { a.Listen(ctx, "node-a", func(p string) { got <- p }); close(done) }()
-	announce := func(s *postgres.Store, node, payload string, commit bool) {
-		t.Helper()
-		errRollback := errors.New("rolled back")
-		err := s.Update(ctx, func(tx storage.Tx) error {
-			if err := tx.Announce(ctx, postgres.Message(node, payload)); err != nil {
-				return err
-			}
-			if !commit {
-				return errRollback
-			}
-			return nil
-		})
-		if err != nil && (commit || !errors.Is(err, errRollback)) {
-			t.Fatal(err)
-		}
-	}
-	deadline := time.After(5 * time.Second)
-	for sent := false; !sent; {
-		// Announce until the listener is up; its own node's are ignored,
-		// rolled-back ones never sent.
-		announce(a, "node-a", "mine", true)
-		announce(b, "node-b", "rolled back", false)
-		announce(b, "node-b", "hello", true)
-		select {
-		case p := <-got:
-			if p != "hello" {
-				t.Fatalf("received %q", p)
-			}
-			sent = true
-		case <-time.After(50 * time.Millisecond):
-		case <-deadline:
-			t.Fatal("no notification received")
-		}
-	}
-	closed := make(chan struct{})
-	go func() { a.Close(); close(closed) }()
-	select {
-	case <-closed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close blocked by the listener")
-	}
-	<-done
-}
-
 // A database without kintogo's schema is refused until migrated.
 func TestOutdatedSchemaRefused(t *testing.T) {
 	ctx := context.Background()

@@ -49,6 +49,18 @@ var schema = &sqlstore.Schema{
 		// Steps 2 and on are the same SQL on every dialect.
 		sqlstore.OrderAndCount,
 		sqlstore.ScopeVersion,
+		// The change log (log.go): one row per committed transaction
+		// that changed something; AUTOINCREMENT never reuses the id of
+		// a pruned row, so ids are positions in commit order (SQLite
+		// has one writer).
+		{Name: "the change log", Up: func(ctx context.Context, tx sqlstore.Querier) error {
+			return sqlstore.Exec(ctx, tx, `CREATE TABLE changelog (
+				id INTEGER PRIMARY KEY AUTOINCREMENT,
+				writer TEXT NOT NULL,
+				at INTEGER NOT NULL,
+				changes TEXT NOT NULL
+			)`)
+		}},
 		// Append new steps here; never edit the ones above.
 	},
 }

@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/uuid"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"kintogo/internal/storage"
@@ -58,6 +59,10 @@ type Store struct {
 	// The statements prepared on each pool.
 	writes, reads *sqlstore.Statements
 	snaps         *sqlstore.Snapshots
+	// logWriter names this store's commits in the change log; wake
+	// receives after them (LogWake).
+	logWriter *sqlstore.LogWriter
+	wake      chan struct{}
 }
 
 // ErrLocked is returned by Open when another kintogo process uses the file.
@@ -186,14 +191,15 @@ func Open(ctx context.Context, path string, opts Options) (s *Store, err error) 
 	reader.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)*2))
 	st := &Store{writer: writer, reader: reader, lock: lock, server: server, path: path,
 		writes: sqlstore.NewStatements(writer), reads: sqlstore.NewStatements(reader),
-		snaps: sqlstore.NewSnapshots(opts.SnapshotBytes)}
+		snaps: sqlstore.NewSnapshots(opts.SnapshotBytes), wake: make(chan struct{}, 1)}
+	st.logWriter = &sqlstore.LogWriter{Name: uuid.NewString(), Committed: st.wakeFollowers}
 	st.commits = sqlstore.NewGroupCommitter(dialect, func(ctx context.Context) (sqlstore.Txn, error) {
 		tx, err := writer.BeginTx(ctx, nil)
 		if err != nil {
 			return nil, err
 		}
 		return st.writes.Txn(tx), nil
-	}, groupSize)
+	}, groupSize, st.logWriter)
 	return st, nil
 }
 

@@ -21,6 +21,7 @@ type GroupCommitter struct {
 	d     *Dialect
 	begin func(ctx context.Context) (Txn, error)
 	max   int
+	log   *LogWriter
 
 	mu      sync.Mutex
 	queue   []*groupWrite
@@ -44,9 +45,10 @@ const (
 )
 
 // NewGroupCommitter returns a committer beginning its transactions with
-// begin, and running at most max functions in one.
-func NewGroupCommitter(d *Dialect, begin func(ctx context.Context) (Txn, error), max int) *GroupCommitter {
-	return &GroupCommitter{d: d, begin: begin, max: max}
+// begin, running at most max functions in one, and logging their changes
+// as w.
+func NewGroupCommitter(d *Dialect, begin func(ctx context.Context) (Txn, error), max int, w *LogWriter) *GroupCommitter {
+	return &GroupCommitter{d: d, begin: begin, max: max, log: w}
 }
 
 // Update runs fn in the next group and returns once that group committed
@@ -140,7 +142,7 @@ func (g *GroupCommitter) run(group []*groupWrite) {
 		return
 	}
 	committed := false
-	err = g.d.Run(ctx, uninterrupted{txn}, true, func(tx storage.Tx) error {
+	err = g.d.Run(ctx, uninterrupted{txn}, g.log, func(tx storage.Tx) error {
 		if len(live) == 1 {
 			// Alone in its transaction: no savepoint to pay for, its
 			// failure rolls the transaction back.
@@ -246,6 +248,7 @@ type Groups struct {
 	d     *Dialect
 	begin func(ctx context.Context) (Txn, error)
 	max   int
+	log   *LogWriter
 
 	mu    sync.Mutex
 	byKey map[string]*keyedGroup
@@ -257,9 +260,9 @@ type keyedGroup struct {
 }
 
 // NewGroups returns the groups of a database whose transactions begin
-// with begin; at most max writes share a commit.
-func NewGroups(d *Dialect, begin func(ctx context.Context) (Txn, error), max int) *Groups {
-	return &Groups{d: d, begin: begin, max: max, byKey: map[string]*keyedGroup{}}
+// with begin; at most max writes share a commit, logged as w.
+func NewGroups(d *Dialect, begin func(ctx context.Context) (Txn, error), max int, w *LogWriter) *Groups {
+	return &Groups{d: d, begin: begin, max: max, log: w, byKey: map[string]*keyedGroup{}}
 }
 
 // Update runs fn in the next group of key.
@@ -267,7 +270,7 @@ func (g *Groups) Update(ctx context.Context, key string, fn func(storage.Tx) err
 	g.mu.Lock()
 	k := g.byKey[key]
 	if k == nil {
-		k = &keyedGroup{GroupCommitter: NewGroupCommitter(g.d, g.begin, g.max)}
+		k = &keyedGroup{GroupCommitter: NewGroupCommitter(g.d, g.begin, g.max, g.log)}
 		g.byKey[key] = k
 	}
 	k.users++

@@ -23,7 +23,7 @@ func groupCommitter(t *testing.T) (*GroupCommitter, *atomic.Int32) {
 			return nil, err
 		}
 		return StdTxn(tx), nil
-	}, 64)
+	}, 64, nil)
 	return g, &begun
 }
 

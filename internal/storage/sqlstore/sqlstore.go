@@ -18,6 +18,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"kintogo/internal/kerr"
 	"kintogo/internal/storage"
@@ -122,13 +123,6 @@ type Dialect struct {
 	// sent (PostgreSQL's jsonb has no \u0000): a 400, not a 503. Nil when
 	// the database stores every JSON value.
 	Unstorable func(error) bool
-	// Announce is the statement of two parameters (a channel, a payload)
-	// that announces a transaction's changes to the other nodes when it
-	// commits (PostgreSQL's pg_notify); empty when one node serves the
-	// database.
-	Announce string
-	// AnnounceChannel is the channel Announce uses.
-	AnnounceChannel string
 	// TableExists is a query of one parameter, a table name, answering
 	// one boolean: whether that table exists. The migration runner uses it
 	// to recognise a database never initialised.
@@ -160,23 +154,39 @@ func (d *Dialect) Wrap(err error) error {
 	return kerr.Wrap(kerr.Unavailable, "", err)
 }
 
-// Run runs fn with a storage.Tx over txn, which the caller began (read-only
-// unless writable), and ends txn. It commits when writable and fn returns
-// nil; it rolls back when fn returns an error (returned as is), panics
-// (the panic goes on), or the transaction is read-only. A failed commit is
-// returned through Wrap, so a serialization failure at commit is
-// retryable.
-func (d *Dialect) Run(ctx context.Context, txn Txn, writable bool, fn func(storage.Tx) error) (err error) {
-	return d.run(ctx, txn, &tx{d: d, q: txn, writable: writable}, fn)
+// LogWriter is a store's side of its commits: its name in the change log
+// (storage.Log.Writer) and what it does once a transaction that logged
+// changes committed.
+type LogWriter struct {
+	Name string
+	// Committed, when not nil, is called after such a commit (it wakes
+	// the store's followers, or asks for a tick).
+	Committed func()
 }
 
-// View is Run for a read-only transaction whose lists may use snaps.
+// appendLog is the change log's one write: the changes of the transaction
+// committing (PostgreSQL adds its transaction id by default).
+const appendLog = `INSERT INTO changelog (writer, at, changes) VALUES (?, ?, ?)`
+
+// Run runs fn with a read-write storage.Tx over txn, which the caller
+// began, and ends txn: it commits when fn returns nil, after appending
+// what the transaction changed to the change log (its last statement);
+// it rolls back when fn returns an error (returned as is) or panics (the
+// panic goes on). A failed commit is returned through Wrap, so a
+// serialization failure at commit is retryable.
+func (d *Dialect) Run(ctx context.Context, txn Txn, w *LogWriter, fn func(storage.Tx) error) (err error) {
+	return d.run(ctx, txn, &tx{d: d, q: txn, writable: true}, w, fn)
+}
+
+// View runs fn with a read-only storage.Tx over txn, whose lists may use
+// snaps, and rolls txn back.
 func (d *Dialect) View(ctx context.Context, txn Txn, snaps *Snapshots, fn func(storage.Tx) error) error {
-	return d.run(ctx, txn, &tx{d: d, q: txn, snaps: snaps}, fn)
+	return d.run(ctx, txn, &tx{d: d, q: txn, snaps: snaps}, nil, fn)
 }
 
-func (d *Dialect) run(ctx context.Context, txn Txn, t *tx, fn func(storage.Tx) error) (err error) {
+func (d *Dialect) run(ctx context.Context, txn Txn, t *tx, w *LogWriter, fn func(storage.Tx) error) (err error) {
 	writable := t.writable
+	logged := false
 	defer func() {
 		// The rollback must happen even when ctx has ended: that is
 		// often why fn failed.
@@ -187,12 +197,20 @@ func (d *Dialect) run(ctx context.Context, txn Txn, t *tx, fn func(storage.Tx) e
 		if err == nil && t.broken != nil {
 			err = t.broken // a failed function's work could not be undone
 		}
+		if err == nil && writable && w != nil && len(t.changes) > 0 {
+			logged = true
+			err = d.Wrap(txn.Exec(ctx, d.rebind(appendLog), w.Name, time.Now().UnixMicro(), storage.EncodeChanges(t.changes)))
+		}
 		if err != nil || !writable {
 			txn.Rollback(context.Background())
 			return
 		}
 		if cerr := txn.Commit(ctx); cerr != nil {
 			err = d.Wrap(cerr)
+			return
+		}
+		if logged && w.Committed != nil {
+			w.Committed()
 		}
 	}()
 	return fn(t)

@@ -38,7 +38,13 @@ type tx struct {
 	snaps *Snapshots
 	// memo, in read-write transactions, are the reads it may repeat.
 	memo memo
+	// changes are what the transaction changed (storage.Tx.Changes),
+	// appended to the change log when it commits.
+	changes []storage.Change
 }
+
+// Changes implements storage.Tx.
+func (t *tx) Changes() []storage.Change { return t.changes }
 
 var errReadOnly = kerr.E(kerr.Other, "write in a read-only transaction")
 
@@ -78,8 +84,10 @@ func (t *tx) Savepoint(ctx context.Context, fn func(storage.Tx) error) (err erro
 	}
 	// Undoing must happen even when ctx has ended, often why fn failed.
 	undo := context.WithoutCancel(ctx)
+	changed := len(t.changes)
 	rollback := func() error {
 		t.forget()
+		t.changes = t.changes[:changed]
 		rerr := t.q.Exec(undo, "ROLLBACK TO SAVEPOINT "+name)
 		if rerr != nil && t.broken == nil {
 			t.broken = t.d.Wrap(rerr)
@@ -224,6 +232,7 @@ func (t *tx) writeRow(ctx context.Context, s storage.Scope, o *storage.Object, s
 		t.held = map[storage.Scope]int64{}
 	}
 	t.held[s] = max(prev, out.LastModified)
+	t.changes = append(t.changes, storage.Change{Scope: s, ID: o.ID, Timestamp: out.LastModified, Deleted: o.Deleted})
 	return out, nil
 }
 
@@ -402,6 +411,7 @@ func (t *tx) PurgeTombstones(ctx context.Context, resource string, before int64,
 	if err := t.exec(ctx, `DELETE FROM objects WHERE (parent_id, resource_name, id) IN (`+doomed+`)`, args...); err != nil {
 		return 0, err
 	}
+	t.changes = append(t.changes, storage.Change{Everything: true})
 	return n, nil
 }
 
@@ -414,12 +424,19 @@ func (t *tx) Timestamp(ctx context.Context, s storage.Scope) (int64, error) {
 // (timestamp 0) counts as none.
 func (t *tx) InitTimestamp(ctx context.Context, s storage.Scope) (int64, error) {
 	t.held = nil
+	floor := now()
 	if err := t.exec(ctx, `INSERT INTO timestamps (parent_id, resource_name, last_modified) VALUES (?, ?, ?)
 		ON CONFLICT (parent_id, resource_name) DO UPDATE SET last_modified = excluded.last_modified
-		WHERE timestamps.last_modified = 0`, s.Parent, s.Resource, now()); err != nil {
+		WHERE timestamps.last_modified = 0`, s.Parent, s.Resource, floor); err != nil {
 		return 0, err
 	}
-	return t.Timestamp(ctx, s)
+	ts, err := t.Timestamp(ctx, s)
+	if err == nil && ts == floor {
+		// This floor is new (or equal to an earlier one: a harmless
+		// repetition).
+		t.changes = append(t.changes, storage.Change{Scope: s, Timestamp: ts})
+	}
+	return ts, err
 }
 
 // Timestamps implements storage.Tx. Placeholder rows left by locks
@@ -643,25 +660,13 @@ func (t *tx) LockScope(ctx context.Context, s storage.Scope) error {
 	return nil
 }
 
-// Announce implements storage.Tx with the dialect's statement, in the
-// transaction: PostgreSQL delivers a notification when (and only if) the
-// transaction commits.
-func (t *tx) Announce(ctx context.Context, payload string) error {
-	if t.d.Announce == "" {
-		return nil
-	}
-	if !t.writable {
-		return errReadOnly
-	}
-	return t.exec(ctx, t.d.Announce, t.d.AnnounceChannel, payload)
-}
-
 // tables are every table of the contract's data, emptied by Flush.
 var tables = []string{"objects", "timestamps", "access_control_entries", "user_principals"}
 
 // Flush implements storage.Tx.
 func (t *tx) Flush(ctx context.Context) error {
 	t.forget()
+	t.changes = append(t.changes, storage.Change{Everything: true})
 	if t.d.Truncate {
 		return t.exec(ctx, `TRUNCATE `+strings.Join(tables, ", "))
 	}

@@ -108,3 +108,6 @@ func (r retried) Update(ctx context.Context, fn func(storage.Tx) error) error {
 		return fn(tx)
 	})
 }
+
+// Unwrap implements storage.Unwrapper.
+func (r retried) Unwrap() storage.Storage { return r.Storage }
