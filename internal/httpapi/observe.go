@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"kintogo/internal/storage"
 )
 
 // Observation: metrics and request logs watch every request through one
@@ -106,6 +108,20 @@ func (s *Server) ObserveRequests(fn func(*RequestSummary)) {
 func (s *Server) ObserveNotifications(fn func(delay time.Duration)) {
 	s.notified = append(s.notified, fn)
 }
+
+// ReplicationLag is how far behind its primary the replica this node
+// reads is (0 on a primary, and for backends without replicas).
+func (s *Server) ReplicationLag(ctx context.Context) time.Duration {
+	if l := storage.LaggingOf(s.store); l != nil {
+		if lag, err := l.Lag(ctx); err == nil {
+			return lag
+		}
+	}
+	return 0
+}
+
+// LogPosition is the newest position of the change log this node read.
+func (s *Server) LogPosition() int64 { return s.engine.History().Head() }
 
 // PushStats reports the event streams open and the long-polls waiting.
 func (s *Server) PushStats() (streams, longPolls int64) {

@@ -164,6 +164,14 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 	s.RootPermission("bucket:create", "bucket_create_principals")
 	s.responses = newResponseCache(s.cfg.HTTP.ResponseCacheMaxBytes)
 	s.engine.Feed().Subscribe(s.changed)
+	if l := storage.LaggingOf(store); l != nil && l.Standby() {
+		// A reader on a replica is as fresh as its replica.
+		maxLag := time.Duration(settings.Int("replication_max_lag_seconds")) * time.Second
+		s.Heartbeat("replication", func(ctx context.Context) bool {
+			lag, err := l.Lag(ctx)
+			return err == nil && (maxLag <= 0 || lag <= maxLag)
+		})
+	}
 	// The list of buckets gets its timestamp floor once; a read-only node
 	// (on a replica) writes nothing.
 	if !settings.Bool("readonly") {

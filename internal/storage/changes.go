@@ -77,11 +77,28 @@ type Log interface {
 	PruneLog(ctx context.Context, before time.Time) (int64, error)
 }
 
-// Lagging is implemented by backends that read a replica of the
-// database: Lag tells how far behind its primary the replica is (0 when
-// it is the primary, or has replayed everything it received).
+// Lagging is implemented by backends that may read a replica of the
+// database (PostgreSQL's streaming standbys).
 type Lagging interface {
+	// Standby reports whether the store reads a replica.
+	Standby() bool
+	// Lag tells how far behind its primary the replica is: 0 on a
+	// primary, or when the replica replayed everything it received.
 	Lag(ctx context.Context) (time.Duration, error)
+}
+
+// LaggingOf returns s as a Lagging, nil when it is none.
+func LaggingOf(s Storage) Lagging {
+	for {
+		if l, ok := s.(Lagging); ok {
+			return l
+		}
+		u, ok := s.(Unwrapper)
+		if !ok {
+			return nil
+		}
+		s = u.Unwrap()
+	}
 }
 
 func marshalPair(a, b string) ([]byte, error) { return json.Marshal([2]string{a, b}) }

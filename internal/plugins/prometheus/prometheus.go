@@ -12,6 +12,7 @@
 package prometheus
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net/http"
@@ -50,6 +51,8 @@ const (
 	CacheEntries    = "answer_cache_entries"     // gauge
 	Commits         = "commits"                  // counter
 	NotificationLag = "notification_lag_seconds" // histogram
+	ReplicationLag  = "replication_lag_seconds"  // gauge
+	LogPosition     = "change_log_position"      // gauge
 )
 
 // lagBuckets are the buckets of the notification lag, in seconds: a
@@ -208,6 +211,14 @@ func newMetrics(cfg *Settings, reg *prom.Registry, h *httpapi.Server) *metrics {
 	gauge(LongPolls, "Long-polls (_wait) waiting for a change on this node.", func() float64 {
 		_, polls := h.PushStats()
 		return float64(polls)
+	})
+	gauge(ReplicationLag, "How far behind its primary the PostgreSQL standby this node reads is (0 on a primary).", func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return h.ReplicationLag(ctx).Seconds()
+	})
+	gauge(LogPosition, "The newest position of the change log this node read (the same position is the same commits on every node).", func() float64 {
+		return float64(h.LogPosition())
 	})
 	gauge(CacheBytes, "Bytes the answer cache holds (within response_cache_max_bytes).", func() float64 {
 		_, bytes := h.AnswerCacheStats()

@@ -49,7 +49,11 @@ func beginPipeline(ctx context.Context, pool *pgxpool.Pool, readOnly bool) (*pip
 	}
 	begin := "BEGIN READ WRITE"
 	if readOnly {
-		begin = "BEGIN READ ONLY"
+		// One snapshot for the whole read: an answer assembled from
+		// several statements (a changeset's metadata, records and
+		// timestamp) never mixes data from before and after a commit
+		// (a signature from before an approval with its records).
+		begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 	}
 	return &pipeline{conn: conn, pending: []queued{{sql: begin}}}, nil
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,6 +39,9 @@ func open(t *testing.T, snapshots int64) storage.Storage {
 		t.Fatal(err)
 	}
 	if err := s.Update(ctx, func(tx storage.Tx) error { return tx.Flush(ctx) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool().Exec(ctx, `TRUNCATE changelog, changelog_ticks`); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -192,5 +197,121 @@ func TestLockReleasedBySavepointIsTakenAgain(t *testing.T) {
 	}
 	if later.LastModified <= ahead {
 		t.Errorf("write after the other transaction's: timestamp %d, not after %d", later.LastModified, ahead)
+	}
+}
+
+// Followers never skip a late commit: writers on three nodes hold their
+// transactions open for random times before committing (so that their
+// transaction ids commit out of order), while each node follows the log;
+// every node reads every commit exactly once.
+func TestFollowersNeverSkipALateCommit(t *testing.T) {
+	ctx := context.Background()
+	first := open(t, 0)
+	nodes := []*postgres.Store{first.(*postgres.Store)}
+	for range 2 {
+		s, err := postgres.Open(ctx, dsn(t), postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		nodes = append(nodes, s)
+	}
+	const writers, writes = 12, 15
+	total := writers * writes
+	// Followers start before the writers and read while they write.
+	type seen struct {
+		ids  map[string]int
+		errs []string
+	}
+	results := make([]seen, len(nodes))
+	stop := make(chan struct{})
+	var followers sync.WaitGroup
+	for i, n := range nodes {
+		followers.Add(1)
+		go func() {
+			defer followers.Done()
+			res := seen{ids: map[string]int{}}
+			defer func() { results[i] = res }()
+			pos, err := n.LogHead(ctx)
+			if err != nil {
+				res.errs = append(res.errs, err.Error())
+				return
+			}
+			for {
+				batches, err := n.ReadLog(ctx, pos, 16)
+				if err != nil {
+					res.errs = append(res.errs, err.Error())
+					return
+				}
+				for _, b := range batches {
+					if b.Position != pos+1 {
+						res.errs = append(res.errs, fmt.Sprintf("position %d after %d", b.Position, pos))
+					}
+					pos = b.Position
+					for _, c := range b.Commits {
+						for _, ch := range c.Changes {
+							res.ids[ch.ID]++
+						}
+					}
+				}
+				if len(batches) > 0 {
+					continue
+				}
+				select {
+				case <-stop:
+					if len(res.ids) >= total {
+						return
+					}
+				case <-n.LogWake():
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		}()
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			node := nodes[w%len(nodes)]
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			for i := 0; i < writes; i++ {
+				scope := storage.Scope{Parent: fmt.Sprintf("/buckets/b/collections/c%d", rng.IntN(4)), Resource: "record"}
+				hold := time.Duration(rng.IntN(30)) * time.Millisecond
+				id := fmt.Sprintf("w%d-%d", w, i)
+				err := node.Update(ctx, func(tx storage.Tx) error {
+					if _, err := tx.Put(ctx, scope, &storage.Object{ID: id}); err != nil {
+						return err
+					}
+					time.Sleep(hold) // the scope's lock held, the commit late
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	done := make(chan struct{})
+	go func() { followers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("followers did not read every commit within 30 s")
+	}
+	for i, r := range results {
+		for _, e := range r.errs {
+			t.Errorf("node %d: %s", i, e)
+		}
+		if len(r.ids) != total {
+			t.Errorf("node %d read %d writes, want %d", i, len(r.ids), total)
+		}
+		for id, n := range r.ids {
+			if n != 1 {
+				t.Errorf("node %d read %s %d times", i, id, n)
+			}
+		}
 	}
 }

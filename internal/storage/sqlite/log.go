@@ -70,7 +70,7 @@ func (s *Store) ReadLog(ctx context.Context, after int64, max int) ([]storage.Ba
 	}
 	// Ids are consecutive but for pruned rows: a first row beyond the
 	// next position means that what followed after was pruned.
-	if after > 0 && len(out) > 0 && out[0].Position != after+1 {
+	if len(out) > 0 && out[0].Position != after+1 {
 		return nil, storage.ErrLogTruncated
 	}
 	if after > 0 && len(out) == 0 {

@@ -58,6 +58,16 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Storage) {
 			tc.fn(t, newStore(t))
 		})
 	}
+	for _, tc := range logTests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t)
+			l := storage.LogOf(s)
+			if l == nil {
+				t.Skip("no change log")
+			}
+			tc.fn(t, s, l)
+		})
+	}
 }
 
 var ctx = context.Background()
