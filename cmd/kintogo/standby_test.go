@@ -87,7 +87,7 @@ func TestReaderOnAStreamingStandby(t *testing.T) {
 		}
 		return w
 	}
-	latest := map[string]int64{}     // collection -> newest acknowledged timestamp
+	latest := map[string]int64{} // collection -> newest acknowledged timestamp
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 
