@@ -3,13 +3,16 @@ package signer_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"kintogo/internal/app/apptest"
+	"kintogo/internal/contentsig"
 	"kintogo/internal/httpapi"
 	"kintogo/internal/storage/postgres"
 	"kintogo/internal/storage/storetest"
@@ -84,4 +87,83 @@ func TestConcurrentApprovalsAcrossNodes(t *testing.T) {
 	if n := f.count(dest, tarte); n != 2+8 {
 		t.Fatalf("%d records in the destination, want 10", n)
 	}
+}
+
+// Changesets computed while approvals commit (on two PostgreSQL nodes,
+// the answer cache off so that every poll reads the database) always
+// verify: a changeset's metadata, records and timestamp come from one
+// snapshot, never a signature from before an approval with records from
+// after it.
+func TestChangesetsAlwaysVerify(t *testing.T) {
+	open := storetest.PostgreSQL()
+	if open == nil {
+		t.Skip("KINTOGO_TEST_POSTGRES is not set")
+	}
+	f := newFlow(t, open, map[string]string{"signer.to_review_enabled": "false", "includes": "kinto_remote_settings",
+		"response_cache_max_bytes": "0"})
+	defaultSetUp(f)
+	store, err := postgres.Open(context.Background(), os.Getenv("KINTOGO_TEST_POSTGRES"), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	other := httptest.NewServer(apptest.Server(t, store, httpapi.Options{}, f.settings))
+	t.Cleanup(other.Close)
+	nodeB := *f
+	nodeB.url = other.URL
+	key, err := contentsig.LoadPrivateKey(f.keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// check verifies one changeset answer of a node.
+	check := func(node *flow) error {
+		a := node.call("GET", dest+"/changeset?_expected=0", "", "", 0)
+		if a.code != 200 {
+			return fmt.Errorf("changeset: %d", a.code)
+		}
+		meta, _ := a.body["metadata"].(map[string]any)
+		sig, _ := meta["signature"].(map[string]any)
+		if sig == nil {
+			return fmt.Errorf("no signature")
+		}
+		var records []map[string]any
+		for _, r := range a.body["changes"].([]any) {
+			records = append(records, r.(map[string]any))
+		}
+		ts, _ := a.body["timestamp"].(json.Number).Int64()
+		payload, err := contentsig.Collection(records, ts)
+		if err != nil {
+			return err
+		}
+		return contentsig.Verify(&key.PublicKey, payload, sig["signature"].(string))
+	}
+	stop := make(chan struct{})
+	var polls, mismatches atomic.Int64
+	var wg sync.WaitGroup
+	for _, node := range []*flow{f, &nodeB, f, &nodeB} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := check(node); err != nil {
+					if mismatches.Add(1) <= 3 {
+						t.Errorf("a changeset that does not verify: %v", err)
+					}
+				}
+				polls.Add(1)
+			}
+		}()
+	}
+	for round := 0; round < 40 || polls.Load() < 2000; round++ {
+		f.call("POST", source+"/records", tarte, `{"data": {"round": `+strconv.Itoa(round)+`}}`, 201)
+		f.status(source, tarte, "to-sign", 200)
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("%d changesets polled during the approvals, %d did not verify", polls.Load(), mismatches.Load())
 }
