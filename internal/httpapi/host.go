@@ -307,8 +307,17 @@ func (es *eventStream) Serve(ctx context.Context, scope events.Scope, emit func(
 	return es.serve(ctx, scope, emit)
 }
 
+// ServeOn is Serve, waking up when the channel that next returns closes
+// (the engine's History.Wait, say).
+func (es *eventStream) ServeOn(ctx context.Context, next func() <-chan struct{}, emit func() error) error {
+	return es.serveOn(ctx, next, emit)
+}
+
 // Send writes one event.
 func (es *eventStream) Send(id int64, event string, data any) error { return es.send(id, event, data) }
+
+// SendID writes one event with an id of any form ("": none).
+func (es *eventStream) SendID(id, event string, data any) error { return es.sendID(id, event, data) }
 
 // Flush sends what was written.
 func (es *eventStream) Flush() error { return es.flush() }

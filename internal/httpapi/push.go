@@ -186,13 +186,22 @@ func (es *eventStream) flush() error {
 // send writes one event; a failure (a client too slow or gone) ends the
 // stream, and the client resumes from the last id it got.
 func (es *eventStream) send(id int64, event string, data any) error {
+	sid := ""
+	if id > 0 {
+		sid = strconv.FormatInt(id, 10)
+	}
+	return es.sendID(sid, event, data)
+}
+
+// sendID is send with an id of any form ("": none).
+func (es *eventStream) sendID(id, event string, data any) error {
 	b, err := json.Marshal(data)
 	if err != nil {
 		return err
 	}
 	es.rc.SetWriteDeadline(time.Now().Add(es.s.cfg.Push.WriteTimeout))
-	if id > 0 {
-		_, err = fmt.Fprintf(es.w, "id: %d\nevent: %s\ndata: %s\n\n", id, event, b)
+	if id != "" {
+		_, err = fmt.Fprintf(es.w, "id: %s\nevent: %s\ndata: %s\n\n", id, event, b)
 	} else {
 		_, err = fmt.Fprintf(es.w, "event: %s\ndata: %s\n\n", event, b)
 	}
@@ -228,7 +237,13 @@ var errStreamEnded = errors.New("stream ended")
 // connection, so that the client sees it and reconnects with its last
 // event id instead of waiting on a silent socket.
 func (es *eventStream) serve(ctx context.Context, scope events.Scope, emit func() error) error {
-	if err := es.run(ctx, scope, emit); err != nil && !errors.Is(err, errStreamEnded) {
+	return es.serveOn(ctx, func() <-chan struct{} { return es.s.hub.Wait(scope) }, emit)
+}
+
+// serveOn is serve, waking up when the channel that next returns closes
+// (taken before each emit).
+func (es *eventStream) serveOn(ctx context.Context, next func() <-chan struct{}, emit func() error) error {
+	if err := es.run(ctx, next, emit); err != nil && !errors.Is(err, errStreamEnded) {
 		panic(http.ErrAbortHandler)
 	}
 	return nil
@@ -236,14 +251,14 @@ func (es *eventStream) serve(ctx context.Context, scope events.Scope, emit func(
 
 // run is the loop of a stream: emit what is newer than the cursor, then
 // sleep until the next commit, a heartbeat or the end of the stream's life.
-func (es *eventStream) run(ctx context.Context, scope events.Scope, emit func() error) error {
+func (es *eventStream) run(ctx context.Context, wait func() <-chan struct{}, emit func() error) error {
 	s := es.s
 	heartbeat := time.NewTicker(max(time.Second, s.cfg.Push.Heartbeat))
 	defer heartbeat.Stop()
 	lifetime := time.NewTimer(s.cfg.Push.MaxStream)
 	defer lifetime.Stop()
 	for {
-		next := s.hub.Wait(scope)
+		next := wait()
 		if err := emit(); err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -362,45 +363,175 @@ func (s *plugin) monitorNewer(ctx context.Context, r *http.Request, c *httpapi.C
 	return false, nil
 }
 
-// streamMonitor streams the monitor: one event per changed entry, public.
+// streamMonitor streams the monitor, publicly: one event per changed
+// entry, in the order of the change log. An event's id is its place in
+// the log, "P.k" for the k-th entry changed at position P, the same on
+// every node: a stream resumed with Last-Event-ID, on any node, goes on
+// exactly after the last event it got. A stream that starts with _since
+// (or with a timestamp as Last-Event-ID, as before) first gets the entries
+// newer than it, the last one with the id "P." (everything up to P).
 func (s *plugin) streamMonitor(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
 	q, err := query.Parse(query.Without(c.Params, "_since", "_before", "_to", "_wait"), Schema, s.h.Engine().NowMS())
 	if err != nil {
 		return err
 	}
-	entries, err := s.entries(r)
-	if err != nil {
-		return err
+	history := s.h.Engine().History()
+	// pos is the last position fully sent; of position partial, the
+	// entries up to index done were sent.
+	partial, done, positioned := parseStreamID(r.Header.Get("Last-Event-ID"))
+	pos := partial
+	if done >= 0 {
+		pos = partial - 1
 	}
-	cursor := httpapi.StreamCursor(r, c, Timestamp(entries))
-	es, done, err := s.h.OpenStream(w)
-	if err != nil {
-		return err
-	}
-	defer done()
-	return es.Serve(r.Context(), monitorScope, func() error {
-		entries, err := s.entries(r)
-		if err != nil {
-			return err
-		}
-		var fresh []*Entry
-		for _, e := range entries {
-			if e.LastModified > cursor && query.Match(e, q.Filters) {
-				fresh = append(fresh, e)
-			}
-		}
-		sort.Slice(fresh, func(i, j int) bool { return fresh[i].LastModified < fresh[j].LastModified })
-		for _, e := range fresh {
-			if err := es.Send(e.LastModified, "change", e); err != nil {
+	var catchUp []*Entry
+	if !positioned {
+		pos, partial, done = history.Head(), 0, -1
+		if since, ok := legacyCursor(r, c); ok {
+			entries, err := s.entries(r)
+			if err != nil {
 				return err
 			}
-			cursor = e.LastModified
+			for _, e := range entries {
+				if e.LastModified > since && query.Match(e, q.Filters) {
+					catchUp = append(catchUp, e)
+				}
+			}
+			sort.Slice(catchUp, func(i, j int) bool { return catchUp[i].LastModified < catchUp[j].LastModified })
 		}
-		if len(fresh) > 0 {
+	}
+	es, end, err := s.h.OpenStream(w)
+	if err != nil {
+		return err
+	}
+	defer end()
+	// sent is the newest timestamp sent of each entry: what a catch-up
+	// sent from the current state is not sent again by its position.
+	sent := map[[2]string]int64{}
+	send := func(id string, e *Entry) error {
+		sent[[2]string{e.Bucket, e.Collection}] = e.LastModified
+		return es.SendID(id, "change", e)
+	}
+	return es.ServeOn(r.Context(), history.Wait, func() error {
+		if catchUp != nil {
+			for i, e := range catchUp {
+				id := ""
+				if i == len(catchUp)-1 {
+					id = strconv.FormatInt(pos, 10) + "."
+				}
+				if err := send(id, e); err != nil {
+					return err
+				}
+			}
+			catchUp = nil
+			if err := es.Flush(); err != nil {
+				return err
+			}
+		}
+		batches, head, ok := history.Since(pos)
+		if !ok {
+			// Older than what this node keeps (or another database's):
+			// the current entries, as a new start.
+			entries, err := s.entries(r)
+			if err != nil {
+				return err
+			}
+			var all []*Entry
+			for _, e := range entries {
+				if query.Match(e, q.Filters) && e.LastModified > sent[[2]string{e.Bucket, e.Collection}] {
+					all = append(all, e)
+				}
+			}
+			for i, e := range all {
+				id := ""
+				if i == len(all)-1 {
+					id = strconv.FormatInt(head, 10) + "."
+				}
+				if err := send(id, e); err != nil {
+					return err
+				}
+			}
+			pos, partial, done = head, 0, -1
+			return es.Flush()
+		}
+		wrote := false
+		for _, b := range batches {
+			for i, e := range s.changedEntries(b.Events) {
+				if b.Position == partial && i <= done || !query.Match(e, q.Filters) {
+					continue
+				}
+				if e.LastModified <= sent[[2]string{e.Bucket, e.Collection}] {
+					continue
+				}
+				if err := send(strconv.FormatInt(b.Position, 10)+"."+strconv.Itoa(i), e); err != nil {
+					return err
+				}
+				wrote = true
+			}
+			pos = b.Position
+		}
+		if wrote {
 			return es.Flush()
 		}
 		return nil
 	})
+}
+
+// changedEntries are the monitored entries that events changed, each with
+// its newest timestamp, in the order of their bucket and collection: a
+// list every node computes alike from the same position of the log.
+func (s *plugin) changedEntries(evs []events.Event) []*Entry {
+	var out []*Entry
+	for _, ev := range evs {
+		if ev.ResourceName != "record" || !s.monitor.monitors("/buckets/"+ev.BucketID+"/collections/"+ev.CollectionID) {
+			continue
+		}
+		i := slices.IndexFunc(out, func(e *Entry) bool { return e.Bucket == ev.BucketID && e.Collection == ev.CollectionID })
+		if i >= 0 {
+			out[i].LastModified = max(out[i].LastModified, ev.Timestamp)
+			continue
+		}
+		out = append(out, &Entry{ID: EntryID(s.monitor.Host(), ev.BucketID, ev.CollectionID), LastModified: ev.Timestamp,
+			Bucket: ev.BucketID, Collection: ev.CollectionID, Host: s.monitor.Host()})
+	}
+	slices.SortFunc(out, func(a, b *Entry) int {
+		if a.Bucket != b.Bucket {
+			return strings.Compare(a.Bucket, b.Bucket)
+		}
+		return strings.Compare(a.Collection, b.Collection)
+	})
+	return out
+}
+
+// parseStreamID reads a Last-Event-ID of the monitor's stream: "P.k" (the
+// k-th entry of position P) or "P." (all of P); positioned is false for
+// anything else (a timestamp, as ids were before, or none). done is the
+// index of the last entry of P received, -1 when all were.
+func parseStreamID(id string) (pos int64, done int, positioned bool) {
+	p, k, ok := strings.Cut(strings.TrimSpace(id), ".")
+	if !ok {
+		return 0, 0, false
+	}
+	pos, err := strconv.ParseInt(p, 10, 64)
+	if err != nil || pos < 0 {
+		return 0, 0, false
+	}
+	if k == "" {
+		return pos, -1, true
+	}
+	n, err := strconv.Atoi(k)
+	if err != nil || n < 0 {
+		return 0, 0, false
+	}
+	return pos, n, true
+}
+
+// legacyCursor is a stream's start as a timestamp: a numeric
+// Last-Event-ID, else _since.
+func legacyCursor(r *http.Request, c *httpapi.Call) (int64, bool) {
+	if id, err := strconv.ParseInt(strings.TrimSpace(r.Header.Get("Last-Event-ID")), 10, 64); err == nil {
+		return id, true
+	}
+	return httpapi.RawInt(c.Params, "_since")
 }
 
 // changesetKey: what a changeset answer depends on. `_expected` only
