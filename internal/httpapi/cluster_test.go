@@ -112,3 +112,48 @@ func TestMonitorStreamResumedOnAnotherNode(t *testing.T) {
 	}
 	t.Logf("%d events for %d writes", len(got), writes)
 }
+
+// /__broadcasts__ answers the same version on every node of a cluster (a
+// read-only one included, on the standby when there is one), and it moves
+// without anyone asking the writable nodes: they publish what the debounce
+// allows as commits arrive and settle.
+func TestBroadcastsEqualOnThreeNodes(t *testing.T) {
+	settings := map[string]string{"push_broadcast_min_debounce_interval_seconds": "1"}
+	a, b := twoPostgresNodes(t, settings)
+	readerDSN := os.Getenv("KINTOGO_TEST_POSTGRES")
+	if standby := os.Getenv("KINTOGO_TEST_STANDBY"); standby != "" {
+		readerDSN = standby
+	}
+	store, err := postgres.Open(context.Background(), readerDSN, postgres.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	readonly := map[string]string{"push_broadcast_min_debounce_interval_seconds": "1", "readonly": "true"}
+	ts := httptest.NewServer(apptest.Server(t, store, httpapi.Options{Version: "test"}, testSettings, readonly))
+	t.Cleanup(ts.Close)
+	reader := &client{t: t, base: ts.URL}
+	nodes := []*client{a, b, reader}
+	setupMonitored(t, a)
+	version := func(c *client) string {
+		return strings.Trim(c.get("/v1/__broadcasts__", "").must(t, 200).str("broadcasts.remote-settings/monitor_changes"), `"`)
+	}
+	for round := 0; round < 3; round++ {
+		writer := nodes[round%2]
+		ts := writer.do(req{method: "POST", path: "/v1/buckets/main/collections/c1/records", auth: "alice:alicepw",
+			body: map[string]any{"data": map[string]any{"round": round}}}).must(t, 201).str("data.last_modified")
+		// Only the reader is asked: the version moves all the same.
+		deadline := time.Now().Add(5 * time.Second)
+		for version(reader) != ts {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the reader answers %s, want the new version %s", round, version(reader), ts)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		for i, n := range nodes {
+			if got := version(n); got != ts {
+				t.Errorf("round %d: node %d answers %s, the reader %s", round, i, got, ts)
+			}
+		}
+	}
+}

@@ -79,6 +79,7 @@ func (Plugin) Provision(h *httpapi.Server) error {
 	s.changesetBody = h.Cacheable(s.changesetOf(nil), changesetKey, httpapi.RecordsScope)
 	// The monitor follows the commits (of any node) that change it, and
 	// only those wake its polls and streams.
+	wake := make(chan struct{}, 1)
 	h.OnChange(func(evs []events.Event) {
 		if !m.Affects(evs) {
 			return
@@ -86,7 +87,14 @@ func (Plugin) Provision(h *httpapi.Server) error {
 		from := h.Version(monitorScope)
 		h.Touch(monitorScope)
 		s.snapshot.Apply(evs, from, h.Version(monitorScope))
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
 	})
+	if !s.readonly {
+		go s.publisher(wake)
+	}
 
 	// Kinto registers no HEAD view on the monitor list: HEAD reuses GET,
 	// without counts.
