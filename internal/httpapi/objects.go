@@ -118,7 +118,7 @@ func (s *Server) request(r *http.Request, c *Call, p model.Path, invalid ...erro
 // has: a group's change changes every scope), the origin of its Next-Page
 // link, and, where other nodes write to the same storage, the records'
 // timestamp read from it, so that their writes are served at once rather
-// than when their announcement arrives (see app.fanOut). "" (do not
+// than when this node reads them from the change log. "" (do not
 // cache) when that read fails: the list will report the error.
 func (s *Server) recordsListKey(r *http.Request, c *Call) string {
 	key := rawKey(r, c) + "\x00" + c.User() + "\x00" + s.origin(r)

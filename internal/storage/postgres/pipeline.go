@@ -15,7 +15,7 @@ import (
 // pipeline is a transaction on one pooled connection that spends as few
 // round trips as it can: a round trip, not the server's work, is most of
 // a small statement's cost. Statements that return nothing (BEGIN, the
-// writes, savepoints, NOTIFY) wait, and go to the server in one batch with
+// writes, savepoints, the change log's row) wait, and go to the server in one batch with
 // the next statement that returns rows, or with COMMIT. A record POST
 // takes 7 round trips instead of 15.
 //
