@@ -98,6 +98,14 @@ func Identify(policies []Policy, r *http.Request) string {
 // client repeating a wrong password costs one bcrypt, not one per request.
 // Forget drops a user's entries when its account changes (a new password
 // may make a failed check succeed); at most MaxEntries are kept.
+//
+// A bcrypt costs tens of milliseconds of CPU, which distinct wrong
+// passwords would make anyone spend at will: at most Concurrency run at
+// once (the others wait, as long as their request does), each username
+// may fail at most FailuresPerMinute checks a minute (beyond, its
+// unremembered credentials are refused without a bcrypt, until the
+// minute ends), and a missing account costs a bcrypt too, so that its
+// answer takes as long as a wrong password's.
 type Accounts struct {
 	Secret string
 	TTL    time.Duration
@@ -105,9 +113,17 @@ type Accounts struct {
 	Now    func() time.Time
 	// MaxEntries bounds the remembered checks (0: DefaultMaxEntries).
 	MaxEntries int
+	// Concurrency bounds the bcrypt checks running at once (0: one).
+	Concurrency int
+	// FailuresPerMinute bounds the failed checks of one username a minute
+	// (0: no bound).
+	FailuresPerMinute int
 
-	mu      sync.Mutex
-	checked map[string]checkedEntry // HMAC of user:password -> entry
+	mu       sync.Mutex
+	checked  map[string]checkedEntry // HMAC of user:password -> entry
+	failures map[string]failureCount // username -> its failures this minute
+	sem      chan struct{}
+	once     sync.Once
 }
 
 // DefaultMaxEntries is the number of checks Accounts remembers by default.
@@ -118,6 +134,18 @@ type checkedEntry struct {
 	ok      bool
 	expires time.Time
 }
+
+type failureCount struct {
+	n     int
+	since time.Time
+}
+
+// dummyHash is what a missing account's password is checked against: a
+// bcrypt of the default cost, so that it costs what a wrong password does.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("no such account"), bcrypt.DefaultCost)
+	return h
+})
 
 // Name implements Policy.
 func (*Accounts) Name() string { return "account" }
@@ -144,20 +172,68 @@ func (a *Accounts) Authenticate(r *http.Request) (string, bool) {
 		a.mu.Unlock()
 		return user, e.ok
 	}
+	if f := a.failures[user]; a.FailuresPerMinute > 0 && f.n >= a.FailuresPerMinute && now.Sub(f.since) < time.Minute {
+		a.mu.Unlock()
+		return user, false // too many failures of this account lately
+	}
 	a.mu.Unlock()
 	hash, found := a.Hash(r, user)
-	ok = found && bcrypt.CompareHashAndPassword([]byte(hash), []byte(pass)) == nil
+	if !found {
+		hash = string(dummyHash())
+	}
+	if !a.acquire(r) {
+		return user, false // the client went away while waiting
+	}
+	ok = bcrypt.CompareHashAndPassword([]byte(hash), []byte(pass)) == nil && found
+	<-a.sem
 	a.remember(key, checkedEntry{user: user, ok: ok, expires: now.Add(a.TTL)})
+	if !ok {
+		a.failed(user, now)
+	}
 	return user, ok
+}
+
+// acquire takes a place among the concurrent checks, waiting as long as
+// the request does.
+func (a *Accounts) acquire(r *http.Request) bool {
+	a.once.Do(func() { a.sem = make(chan struct{}, max(1, a.Concurrency)) })
+	select {
+	case a.sem <- struct{}{}:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+// failed counts a failed check of user.
+func (a *Accounts) failed(user string, now time.Time) {
+	if a.FailuresPerMinute <= 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.failures == nil || len(a.failures) >= a.maxEntries() {
+		a.failures = map[string]failureCount{}
+	}
+	f := a.failures[user]
+	if now.Sub(f.since) >= time.Minute {
+		f = failureCount{since: now}
+	}
+	f.n++
+	a.failures[user] = f
+}
+
+func (a *Accounts) maxEntries() int {
+	if a.MaxEntries <= 0 {
+		return DefaultMaxEntries
+	}
+	return a.MaxEntries
 }
 
 // remember keeps a check within MaxEntries: when full, failed checks go
 // first (they are the ones a client can multiply), then everything.
 func (a *Accounts) remember(key string, e checkedEntry) {
-	max := a.MaxEntries
-	if max <= 0 {
-		max = DefaultMaxEntries
-	}
+	max := a.maxEntries()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.checked == nil {
@@ -182,6 +258,7 @@ func (a *Accounts) remember(key string, e checkedEntry) {
 func (a *Accounts) Forget(user string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	delete(a.failures, user)
 	for k, e := range a.checked {
 		if e.user == user {
 			delete(a.checked, k)
@@ -193,7 +270,7 @@ func (a *Accounts) Forget(user string) {
 func (a *Accounts) ForgetAll() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.checked = nil
+	a.checked, a.failures = nil, nil
 }
 
 // HashPassword hashes a password as Kinto's accounts plugin does (bcrypt).

@@ -66,6 +66,8 @@ var Table = []Setting{
 	{Name: "account_write_principals", Type: List, Doc: "account administrators"},
 	{Name: "account_read_principals", Type: List, Doc: "who may read every account"},
 	{Name: "account_cache_ttl_seconds", Type: Int, Default: "30", Doc: "how long a verified account password is remembered"},
+	{Name: "account_check_concurrency", Type: Int, Default: "0", Doc: "password checks (bcrypt, tens of milliseconds of CPU each) running at once on a node; others wait (0: half the CPUs, at least one)"},
+	{Name: "account_failures_per_minute", Type: Int, Default: "20", Doc: "failed password checks of one account a minute; beyond, its unremembered passwords are refused without a check until the minute ends (0: no bound)"},
 	{Name: "userid_hmac_secret", Secret: true, Doc: "HMAC key of basicauth user ids"},
 	{Name: "default_bucket_hmac_secret", Secret: true, Doc: "HMAC key of personal bucket ids (default bucket plugin; default: userid_hmac_secret, as in Kinto)"},
 	{Name: "multiauth.policies", Type: List, Doc: "authentication policies, in order (basicauth)"},
@@ -100,6 +102,7 @@ var Table = []Setting{
 	{Name: "changes.since_max_age_redirect_ttl_seconds", Type: Int, Default: "86400", Doc: "cache TTL of those redirects and of stale-_expected 204s (-1: none)"},
 	{Name: "push.max_wait_seconds", Type: Int, Default: "60", Doc: "longest _wait of a long-poll"},
 	{Name: "push.max_streams", Type: Int, Default: "1000", Doc: "event streams open at once on a node (503 beyond)"},
+	{Name: "max_held_requests", Type: Int, Default: "10000", Doc: "requests a node holds open at once: long-polls waiting, event streams, uploads being received (503 with Retry-After beyond); kept below half the process's file-descriptor limit"},
 	{Name: "push.heartbeat_seconds", Type: Int, Default: "15", Doc: "heartbeat comments of idle event streams"},
 	{Name: "push.max_stream_seconds", Type: Int, Default: "3600", Doc: "lifetime of an event stream (clients reconnect)"},
 	{Name: "push.write_timeout_seconds", Type: Int, Default: "10", Doc: "a stream whose client does not take an event in this time is closed"},
@@ -469,6 +472,8 @@ type BatchConfig struct {
 type PushConfig struct {
 	MaxWait, Heartbeat, MaxStream, WriteTimeout time.Duration
 	MaxStreams                                  int64
+	// MaxHeld bounds the requests held open at once (max_held_requests).
+	MaxHeld int64
 }
 
 // FromSettings reads the core's configuration once.
@@ -495,7 +500,7 @@ func FromSettings(s *Settings) Config {
 		Push: PushConfig{
 			MaxWait: seconds("push.max_wait_seconds"), Heartbeat: seconds("push.heartbeat_seconds"),
 			MaxStream: seconds("push.max_stream_seconds"), WriteTimeout: seconds("push.write_timeout_seconds"),
-			MaxStreams: s.Int("push.max_streams"),
+			MaxStreams: s.Int("push.max_streams"), MaxHeld: s.Int("max_held_requests"),
 		},
 	}
 }

@@ -73,6 +73,11 @@ func (s *Server) longPoll(r *http.Request, c *Call, newer newerFunc, authorize a
 			return false, err
 		}
 	}
+	release, err := s.Hold()
+	if err != nil {
+		return false, err
+	}
+	defer release()
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	s.waiting.Add(1)
@@ -163,6 +168,10 @@ func (s *Server) openStream(w http.ResponseWriter) (*eventStream, func(), error)
 	if max := s.cfg.Push.MaxStreams; max > 0 && s.streams.Load() >= max {
 		return nil, nil, &kerr.Error{Kind: kerr.Unavailable, Message: "Too many event streams open, please retry later."}
 	}
+	release, err := s.Hold()
+	if err != nil {
+		return nil, nil, err
+	}
 	s.streams.Add(1)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -172,7 +181,7 @@ func (s *Server) openStream(w http.ResponseWriter) (*eventStream, func(), error)
 	w.WriteHeader(http.StatusOK)
 	es := &eventStream{w: w, rc: http.NewResponseController(w), s: s}
 	es.flush()
-	return es, func() { s.streams.Add(-1) }, nil
+	return es, func() { s.streams.Add(-1); release() }, nil
 }
 
 func (es *eventStream) flush() error {
@@ -329,25 +338,62 @@ func (s *Server) streamRecords(w http.ResponseWriter, r *http.Request, c *Call) 
 			}
 			return errStreamEnded
 		}
-		opts.Filters = append(append([]query.Filter{}, opts.Filters...), query.Filter{Field: query.ModifiedField, Op: query.GT, Value: cursor})
-		var objs []*storage.Object
-		if err := s.view(ctx, func(tx storage.Tx) (err error) {
-			objs, err = tx.List(ctx, p.Scope(), opts)
-			return err
-		}); err != nil {
-			return err
-		}
-		for _, o := range objs {
-			if err := es.send(o.LastModified, "change", o.Body()); err != nil {
+		// What is newer than the cursor, a page at a time, each written
+		// before the next is read: a stream resumed from 0 on a large
+		// collection holds one page, and only streamReplays streams of
+		// the node hold one at once (a client that does not read keeps
+		// its place at most push.write_timeout_seconds).
+		filters := opts.Filters
+		for {
+			opts.Filters = append(append([]query.Filter{}, filters...), query.Filter{Field: query.ModifiedField, Op: query.GT, Value: cursor})
+			opts.Limit = streamPage
+			n := 0
+			err := s.replaying(ctx, func() error {
+				var objs []*storage.Object
+				if err := s.view(ctx, func(tx storage.Tx) (err error) {
+					objs, err = tx.List(ctx, p.Scope(), opts)
+					return err
+				}); err != nil {
+					return err
+				}
+				for _, o := range objs {
+					if err := es.send(o.LastModified, "change", o.Body()); err != nil {
+						return err
+					}
+					cursor = o.LastModified
+				}
+				n = len(objs)
+				if n > 0 {
+					return es.flush()
+				}
+				return nil
+			})
+			if err != nil || n < streamPage {
 				return err
 			}
-			cursor = o.LastModified
 		}
-		if len(objs) > 0 {
-			return es.flush()
-		}
-		return nil
 	})
+}
+
+// streamPage is how many records a record stream reads at a time.
+const streamPage = 100
+
+// streamReplays bounds the record streams reading or writing a page at
+// once, on a node.
+const streamReplays = 8
+
+// replaying runs read, a stream's reading and writing of a page, once one
+// of the node's streamReplays places is free (or fails when ctx ends): the
+// memory of the pages in flight is bounded, whatever the number of
+// streams catching up.
+func (s *Server) replaying(ctx context.Context, read func() error) error {
+	select {
+	case s.replays <- struct{}{}:
+	case <-ctx.Done():
+		return storage.Canceled(ctx)
+	}
+	defer func() { <-s.replays }()
+	return read()
 }
 
 func errorText(e *kerr.Error) string {

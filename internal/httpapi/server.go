@@ -82,9 +82,15 @@ type Server struct {
 	// hub versions the scopes of the stored data that in-memory views
 	// depend on, and wakes the requests waiting on them: every commit
 	// touches the scopes it changed (changedNow).
-	hub       events.Hub
-	streams   atomic.Int64 // open event streams
-	waiting   atomic.Int64 // long-polls waiting
+	hub     events.Hub
+	streams atomic.Int64 // open event streams
+	waiting atomic.Int64 // long-polls waiting
+	// replays are the places of the record streams reading a page
+	// (replaying).
+	replays chan struct{}
+	// held counts the requests held open (held.go), within heldMax.
+	held      atomic.Int64
+	heldMax   int64
 	responses *responseCache
 	// nestedBatches counts the sub-requests that reached the batch
 	// endpoint although routesToBatch let them through (always 0 unless
@@ -163,6 +169,8 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 	s.AuthPolicy(auth.Basic{Secret: settings.String("userid_hmac_secret")})
 	s.RootPermission("bucket:create", "bucket_create_principals")
 	s.responses = newResponseCache(s.cfg.HTTP.ResponseCacheMaxBytes)
+	s.replays = make(chan struct{}, streamReplays)
+	s.heldMax = heldBudget(s.cfg.Push.MaxHeld)
 	s.engine.Feed().Subscribe(s.changed)
 	if l := storage.LaggingOf(store); l != nil && l.Standby() {
 		// A reader on a replica is as fresh as its replica.

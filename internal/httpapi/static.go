@@ -1,11 +1,14 @@
 package httpapi
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
 	"path"
+	"slices"
+	"strconv"
 	"strings"
 
 	"kintogo/internal/kerr"
@@ -106,6 +109,83 @@ func (s *Server) StaticFiles(prefix string, files func() fs.FS, o StaticOptions)
 			cache = o.CacheControl(name)
 		}
 		h.Set("Cache-Control", cache)
+		boundRanges(r, info.Size())
 		http.ServeContent(w, r, name, info.ModTime(), content)
 	})
+}
+
+// maxRanges bounds the ranges of one request, as nginx's max_ranges does:
+// beyond, the ranges are ignored and the whole file is answered.
+const maxRanges = 16
+
+// boundRanges rewrites the request's Range header so that what
+// http.ServeContent does with it stays bounded: overlapping and adjacent
+// ranges are merged, and more than maxRanges of them (tens of thousands of
+// one-byte ranges cost seconds of CPU each request) make the request a
+// plain one. A header it cannot read is left to ServeContent (416).
+func boundRanges(r *http.Request, size int64) {
+	raw := r.Header.Get("Range")
+	spec, ok := strings.CutPrefix(raw, "bytes=")
+	if !ok || size <= 0 {
+		return
+	}
+	type span struct{ start, end int64 } // inclusive
+	var spans []span
+	for part := range strings.SplitSeq(spec, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		first, last, ok := strings.Cut(part, "-")
+		if !ok {
+			return
+		}
+		var sp span
+		switch {
+		case first == "":
+			n, err := strconv.ParseInt(last, 10, 64)
+			if err != nil || n <= 0 {
+				return
+			}
+			sp = span{max(size-n, 0), size - 1}
+		default:
+			a, err := strconv.ParseInt(first, 10, 64)
+			if err != nil || a < 0 {
+				return
+			}
+			b := size - 1
+			if last != "" {
+				if b, err = strconv.ParseInt(last, 10, 64); err != nil || b < a {
+					return
+				}
+			}
+			if a >= size {
+				continue // unsatisfiable alone; others may be
+			}
+			sp = span{a, min(b, size-1)}
+		}
+		spans = append(spans, sp)
+	}
+	if len(spans) == 0 {
+		return
+	}
+	slices.SortFunc(spans, func(x, y span) int { return cmp.Compare(x.start, y.start) })
+	merged := spans[:1]
+	for _, sp := range spans[1:] {
+		last := &merged[len(merged)-1]
+		if sp.start <= last.end+1 {
+			last.end = max(last.end, sp.end)
+			continue
+		}
+		merged = append(merged, sp)
+	}
+	if len(merged) > maxRanges {
+		r.Header.Del("Range")
+		return
+	}
+	parts := make([]string, len(merged))
+	for i, sp := range merged {
+		parts[i] = strconv.FormatInt(sp.start, 10) + "-" + strconv.FormatInt(sp.end, 10)
+	}
+	r.Header.Set("Range", "bytes="+strings.Join(parts, ","))
 }

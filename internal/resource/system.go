@@ -2,6 +2,7 @@ package resource
 
 import (
 	"context"
+	"strings"
 
 	"kintogo/internal/kerr"
 	"kintogo/internal/model"
@@ -92,4 +93,42 @@ func (u *Unit) Create(ctx context.Context, c *Caller, p model.Path, data map[str
 // no group.
 func PluginCaller(userID string) *Caller {
 	return &Caller{UserID: userID, Plugin: true, principals: basePrincipals(userID), loaded: true}
+}
+
+// RemovePrincipal removes a principal everywhere, as the deletion of what
+// it stood for (an account) asks: from every ACL, and from the members of
+// every group holding it (each group rewritten by c, with its history and
+// events), so that whoever later gets the same id inherits nothing.
+func (u *Unit) RemovePrincipal(ctx context.Context, c *Caller, principal string) error {
+	groups, err := u.Tx.UserPrincipals(ctx, principal, false)
+	if err != nil {
+		return err
+	}
+	for _, g := range groups {
+		rest, ok := strings.CutPrefix(g, "/buckets/")
+		bid, gid, ok2 := strings.Cut(rest, "/groups/")
+		if !ok || !ok2 {
+			continue
+		}
+		p := model.Path{Kind: model.Group, BucketID: bid, ID: gid}
+		obj, err := u.Tx.Get(ctx, p.Scope(), gid)
+		if kerr.Is(err, kerr.NotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		kept := []any{}
+		for _, m := range members(obj) {
+			if m != principal {
+				kept = append(kept, m)
+			}
+		}
+		data := CopyData(obj.Data)
+		data["members"] = kept
+		if _, _, err := u.Store(ctx, c, p, data, nil); err != nil {
+			return err
+		}
+	}
+	return u.Tx.RemovePrincipal(ctx, principal)
 }

@@ -65,8 +65,10 @@ type Unit struct {
 	// Tx is the unit's transaction.
 	Tx     storage.Tx
 	engine *Engine
-	// onCommit are what plugins asked to run once the unit committed.
+	// onCommit are what plugins asked to run once the unit committed;
+	// atEnd, last in its transaction.
 	onCommit []func()
+	atEnd    []func(ctx context.Context) error
 	// marks are what plugins did once in the unit (see Once).
 	marks  map[string]bool
 	parent *Unit
@@ -98,6 +100,12 @@ func (u *Unit) Retry() error { return u.retry }
 // delivered its changes (the signer's review events); never when the
 // unit rolls back or runs again.
 func (u *Unit) OnCommit(fn func()) { u.onCommit = append(u.onCommit, fn) }
+
+// AtEnd runs fn last in the outermost unit's transaction, once all its
+// writes are done (a batch's sub-requests included): what depends on the
+// final state of the request (the ACL of a history entry) is written
+// there. Its error fails the unit.
+func (u *Unit) AtEnd(fn func(ctx context.Context) error) { u.atEnd = append(u.atEnd, fn) }
 
 // Once reports whether key is new to the unit (and its parents), and
 // marks it: a plugin that acts once per write request rather than per
@@ -156,6 +164,7 @@ func Write[T any](ctx context.Context, e *Engine, fn func(u *Unit) (T, error)) (
 			}
 			out = v
 			parent.onCommit = append(parent.onCommit, u.onCommit...)
+			parent.atEnd = append(parent.atEnd, u.atEnd...)
 			for k := range u.marks {
 				if parent.marks == nil {
 					parent.marks = map[string]bool{}
@@ -183,6 +192,11 @@ func Write[T any](ctx context.Context, e *Engine, fn func(u *Unit) (T, error)) (
 		v, err := fn(u)
 		if err != nil {
 			return err
+		}
+		for i := 0; i < len(u.atEnd); i++ { // an AtEnd function may add one
+			if err := u.atEnd[i](ctx); err != nil {
+				return err
+			}
 		}
 		out, after = v, u.onCommit
 		committed = slices.Clone(tx.Changes()[start:])

@@ -8,6 +8,7 @@ import (
 	"context"
 	"maps"
 	"net/http"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -68,9 +69,11 @@ var accountPath = model.Path{Kind: model.Account}
 // accountPolicy builds the `account` authentication policy over storage.
 func (s *plugin) accountPolicy() *auth.Accounts {
 	p := &auth.Accounts{
-		Secret: s.h.Settings().String("userid_hmac_secret"),
-		TTL:    time.Duration(s.h.Settings().Int("account_cache_ttl_seconds")) * time.Second,
-		Now:    s.h.Now,
+		Secret:            s.h.Settings().String("userid_hmac_secret"),
+		TTL:               time.Duration(s.h.Settings().Int("account_cache_ttl_seconds")) * time.Second,
+		Concurrency:       checkConcurrency(int(s.h.Settings().Int("account_check_concurrency"))),
+		FailuresPerMinute: int(s.h.Settings().Int("account_failures_per_minute")),
+		Now:               s.h.Now,
 		Hash: func(r *http.Request, user string) (string, bool) {
 			var hash string
 			err := s.h.View(r.Context(), func(tx storage.Tx) error {
@@ -87,16 +90,25 @@ func (s *plugin) accountPolicy() *auth.Accounts {
 	// A changed or deleted account must stop accepting its old password,
 	// on every node.
 	s.h.OnChange(func(evs []events.Event) {
-		if evs == nil {
-			p.ForgetAll()
-		}
 		for _, ev := range evs {
-			if ev.ResourceName == model.Account.Name {
+			switch {
+			case ev.Everything:
+				p.ForgetAll()
+			case ev.ResourceName == model.Account.Name:
 				p.Forget(ev.ID)
 			}
 		}
 	})
 	return p
+}
+
+// checkConcurrency is account_check_concurrency, 0 meaning half the CPUs
+// (at least one): password checks never take every core.
+func checkConcurrency(n int) int {
+	if n > 0 {
+		return n
+	}
+	return max(1, runtime.GOMAXPROCS(0)/2)
 }
 
 // username is the caller's account name, "" when not logged in with one.
@@ -389,7 +401,7 @@ func (s *plugin) deleteAccount(w http.ResponseWriter, r *http.Request, c *httpap
 		if err != nil {
 			return nil, err
 		}
-		if err := tx.DeletePermissions(ctx, accountURI(id)); err != nil {
+		if err := s.forget(ctx, u, id); err != nil {
 			return nil, err
 		}
 		return tomb, u.Changed(ctx, resource.NewChange(p, c.Caller(), tomb, existing))
@@ -400,6 +412,16 @@ func (s *plugin) deleteAccount(w http.ResponseWriter, r *http.Request, c *httpap
 	httpapi.SetTimestamp(w, tomb.LastModified)
 	s.h.WriteJSON(w, http.StatusOK, map[string]any{"data": tomb.Body()})
 	return nil
+}
+
+// forget removes what a deleted account had: its own ACL, and its
+// principal from every ACL and group, so that an account created later
+// with the same name (by anyone) inherits none of it.
+func (s *plugin) forget(ctx context.Context, u *resource.Unit, id string) error {
+	if err := u.Tx.DeletePermissions(ctx, accountURI(id)); err != nil {
+		return err
+	}
+	return u.RemovePrincipal(ctx, resource.PluginCaller("plugin:accounts"), "account:"+id)
 }
 
 // deleteAccounts is DELETE /accounts: the caller's own account, every
@@ -439,7 +461,7 @@ func (s *plugin) deleteAccounts(w http.ResponseWriter, r *http.Request, c *httpa
 			if err != nil {
 				return nil, err
 			}
-			if err := tx.DeletePermissions(r.Context(), accountURI(o.ID)); err != nil {
+			if err := s.forget(r.Context(), u, o.ID); err != nil {
 				return nil, err
 			}
 			if err := u.Changed(r.Context(), resource.NewChange(accountPath, c.Caller(), tomb, o)); err != nil {

@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -219,6 +220,7 @@ func (p *plugin) receive(r *http.Request, limit int64) (*upload, error) {
 	}
 	fieldLimit := p.h.Settings().Int("max_body_bytes")
 	seenFile := false
+	seenField := map[string]bool{}
 	var unknown []string
 	for {
 		part, err := mr.NextPart()
@@ -248,9 +250,15 @@ func (p *plugin) receive(r *http.Request, limit int64) (*upload, error) {
 			case in.err != nil:
 				return fail(bodyError(in.err)) // the client's fault
 			case err != nil:
-				return fail(err) // the store's
+				return fail(storeError(err)) // the store's
 			}
 		case name == "data" || name == "permissions":
+			// Each field once: a body repeating them would have each
+			// one read and decoded.
+			if seenField[name] {
+				return fail(invalidPosted(fmt.Sprintf("body: only one '%s' field", name)))
+			}
+			seenField[name] = true
 			if part.FileName() != "" {
 				up.fail(invalidPosted(fmt.Sprintf("body: '%s' field should be passed as form data, not files", name)))
 				part.Close()
@@ -285,6 +293,19 @@ func (p *plugin) receive(r *http.Request, limit int64) (*upload, error) {
 		up.fail(invalidPosted(fmt.Sprintf("body: '%s' not in ('data', 'permissions')", name)))
 	}
 	return up, nil
+}
+
+// storeError is the answer to a failure of the file store: a name the
+// file system refuses is the client's (400), a full disk a 503 as for
+// the database, anything else a 503 too (the store is unavailable).
+func storeError(err error) error {
+	switch {
+	case errors.Is(err, syscall.ENAMETOOLONG):
+		return kerr.InvalidParam("body", nil, "File name is too long.")
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return kerr.Wrap(kerr.Unavailable, "No space left to store the file.", err)
+	}
+	return kerr.Wrap(kerr.Unavailable, "", err)
 }
 
 func (up *upload) fail(err error) {
@@ -333,6 +354,13 @@ func (p *plugin) post(w http.ResponseWriter, r *http.Request, c *httpapi.Call) e
 		return err
 	}
 	o := p.st.effective(rp.BucketID, rp.CollectionID)
+	// An upload holds its connection as long as its client sends: it
+	// counts against the node's budget of held requests.
+	release, err := p.h.Hold()
+	if err != nil {
+		return err
+	}
+	defer release()
 	// The whole file is received (within kintogo's bound), so that the
 	// 400 beyond max_size_bytes says its size, as Kinto's does.
 	up, err := p.receive(r, p.st.maxUpload)
@@ -365,7 +393,7 @@ func (p *plugin) post(w http.ResponseWriter, r *http.Request, c *httpapi.Call) e
 		name = folder + "/" + name
 	}
 	if placed, err = p.files.Place(up.tmp, name); err != nil {
-		return err
+		return storeError(err)
 	}
 	up.tmp = ""
 	meta := map[string]any{
@@ -415,6 +443,12 @@ func (p *plugin) writeRecord(ctx context.Context, c *httpapi.Call, r *http.Reque
 	e := p.h.Engine()
 	return resource.Write(ctx, e, func(u *resource.Unit) (resource.Written, error) {
 		ctx := resource.WithUnit(context.WithValue(ctx, ownWriteKey{}, true), u)
+		// Uploads to one record take turns (on PostgreSQL they run in
+		// parallel): each reads the link the previous one left, and
+		// dooms its file, so that none is lost track of.
+		if err := u.Tx.LockScope(ctx, linkScope(rp.URI())); err != nil {
+			return resource.Written{}, err
+		}
 		if err := p.unlink(ctx, u.Tx, rp.URI(), rp.BucketID, rp.CollectionID); err != nil {
 			return resource.Written{}, err
 		}

@@ -85,7 +85,7 @@ func (s *plugin) hooks() resource.Hooks {
 				case ch.Path.Kind == model.Bucket && ch.Action == "delete":
 					return nil // its history went with it
 				}
-				return s.recordHistory(ctx, u.Tx, ch.Caller, ch.Action, ch.Path, ch.Object)
+				return s.recordHistory(ctx, u, ch.Caller, ch.Action, ch.Path, ch.Object)
 			},
 		},
 	}
@@ -93,8 +93,11 @@ func (s *plugin) hooks() resource.Hooks {
 
 // recordHistory stores the history entry of a change of the object at p
 // (obj is the object after the change, or its tombstone), readable by
-// whoever may read the bucket, the collection or the object.
-func (s *plugin) recordHistory(ctx context.Context, tx storage.Tx, c *resource.Caller, action string, p model.Path, obj *storage.Object) error {
+// whoever may read the bucket, the collection or the object once the
+// request is done (a batch may change their permissions after the
+// change), as Kinto's entries are.
+func (s *plugin) recordHistory(ctx context.Context, u *resource.Unit, c *resource.Caller, action string, p model.Path, obj *storage.Object) error {
+	tx := u.Tx
 	target := p.WithID(obj.ID)
 	uri := target.URI()
 	for _, ex := range s.excluded {
@@ -134,28 +137,32 @@ func (s *plugin) recordHistory(ctx context.Context, tx storage.Tx, c *resource.C
 		return nil
 	}
 	// Readers of the entry: readers and writers of the bucket, of the
-	// collection (for records) and of the object itself.
-	readers := map[string]bool{}
+	// collection (for records) and of the object itself, at the end of
+	// the request.
 	sources := []string{"/buckets/" + bucketID, uri}
 	if p.Kind == model.Record {
 		sources = append(sources, target.ParentURI())
 	}
-	for _, src := range sources {
-		acl, err := tx.Permissions(ctx, src)
-		if err != nil {
-			return err
-		}
-		for _, perm := range []string{"read", "write"} {
-			for _, principal := range acl[perm] {
-				readers[principal] = true
+	u.AtEnd(func(ctx context.Context) error {
+		readers := map[string]bool{}
+		for _, src := range sources {
+			acl, err := u.Tx.Permissions(ctx, src)
+			if err != nil {
+				return err
+			}
+			for _, perm := range []string{"read", "write"} {
+				for _, principal := range acl[perm] {
+					readers[principal] = true
+				}
 			}
 		}
-	}
-	list := make([]string, 0, len(readers))
-	for principal := range readers {
-		list = append(list, principal)
-	}
-	return tx.SetPermissions(ctx, "/buckets/"+bucketID+"/history/"+id, map[string][]string{"read": list})
+		list := make([]string, 0, len(readers))
+		for principal := range readers {
+			list = append(list, principal)
+		}
+		return u.Tx.SetPermissions(ctx, "/buckets/"+bucketID+"/history/"+id, map[string][]string{"read": list})
+	})
+	return nil
 }
 
 func nullable(s string) any {
