@@ -185,3 +185,48 @@ func TestStreamsReplayWithinAMemoryBudget(t *testing.T) {
 	}
 	alive(t, c)
 }
+
+// Whoever may not read a parent cannot tell its missing children from
+// its existing ones: the same 401/403 for both, as Kinto answers (a
+// right to create children does not count as reading the parent).
+func TestNoExistenceOracles(t *testing.T) {
+	eachBackend(t, map[string]string{"bucket_create_principals": "system.Authenticated"}, func(t *testing.T, c *client) {
+		const a, b = "alice:alicepw", "bob:bobpw"
+		bob := userID(t, c, b)
+		c.put("/v1/buckets/private", a, nil).must(t, 201)
+		c.put("/v1/buckets/private/collections/exists", a, nil).must(t, 201)
+		c.put("/v1/buckets/b", a, map[string]any{"permissions": map[string]any{"collection:create": []string{bob}, "group:create": []string{bob}}}).must(t, 201)
+		c.put("/v1/buckets/b/collections/c", a, map[string]any{"permissions": map[string]any{"record:create": []string{bob}}}).must(t, 201)
+		c.put("/v1/buckets/b/collections/c/records/x", a, nil).must(t, 201)
+		c.put("/v1/buckets/b/collections/other", a, nil).must(t, 201)
+		c.put("/v1/buckets/b/groups/g", a, map[string]any{"data": map[string]any{"members": []string{}}}).must(t, 201)
+		pairs := []struct {
+			method, auth, missing, existing string
+			status, errno                   int
+		}{
+			{"DELETE", "", "/v1/buckets/private/collections/missing/records", "/v1/buckets/private/collections/exists/records", 401, 104},
+			{"DELETE", b, "/v1/buckets/private/collections/missing/records", "/v1/buckets/private/collections/exists/records", 403, 121},
+			{"DELETE", b, "/v1/buckets/b/collections/missing/records", "/v1/buckets/b/collections/other/records", 403, 121},
+			{"GET", b, "/v1/buckets/b/collections/c/records/missing", "/v1/buckets/b/collections/c/records/x", 403, 121},
+			{"PATCH", b, "/v1/buckets/b/collections/c/records/missing", "/v1/buckets/b/collections/c/records/x", 403, 121},
+			{"DELETE", b, "/v1/buckets/b/collections/c/records/missing", "/v1/buckets/b/collections/c/records/x", 403, 121},
+			{"GET", b, "/v1/buckets/b/collections/missing", "/v1/buckets/b/collections/other", 403, 121},
+			{"PATCH", b, "/v1/buckets/b/collections/missing", "/v1/buckets/b/collections/other", 403, 121},
+			{"DELETE", b, "/v1/buckets/b/collections/missing", "/v1/buckets/b/collections/other", 403, 121},
+			{"GET", b, "/v1/buckets/b/groups/missing", "/v1/buckets/b/groups/g", 403, 121},
+			{"DELETE", b, "/v1/buckets/b/groups/missing", "/v1/buckets/b/groups/g", 403, 121},
+		}
+		for _, p := range pairs {
+			var body any
+			if p.method == "PATCH" {
+				body = map[string]any{"data": map[string]any{"a": 1}}
+			}
+			for _, path := range []string{p.missing, p.existing} {
+				c.do(req{method: p.method, path: path, auth: p.auth, body: body}).wantError(t, p.status, p.errno)
+			}
+		}
+		// Who may read the parent still gets the 404.
+		c.do(req{method: "DELETE", path: "/v1/buckets/private/collections/missing/records", auth: a}).wantError(t, 404, 111)
+		c.do(req{method: "PATCH", path: "/v1/buckets/b/collections/c/records/missing", auth: a, body: map[string]any{"data": map[string]any{}}}).wantError(t, 404, 110)
+	})
+}

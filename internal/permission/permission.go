@@ -223,5 +223,18 @@ func (a *Authorizer) CanReadParent(ctx context.Context, tx storage.Tx, p model.P
 	if p.Kind == model.Bucket {
 		return a.kindGrant(model.Bucket, "read", principals), nil
 	}
-	return a.Allowed(ctx, tx, p.ParentPath(), "read", principals)
+	// Kinto's "read" here, not the "read:attributes" of a GET of the
+	// parent itself: the right to create in it does not count, or its
+	// holders would tell missing children (404) from existing ones (403).
+	parent := p.ParentPath()
+	var aces []storage.ACE
+	for _, ace := range Grants(parent, "read") {
+		if !strings.HasSuffix(ace.Permission, ":create") {
+			aces = append(aces, ace)
+		}
+	}
+	if a.bySettings(parent.Kind.Name, aces, principals) {
+		return true, nil
+	}
+	return tx.HasAny(ctx, aces, principals)
 }

@@ -490,7 +490,10 @@ func (e *Engine) DeleteList(ctx context.Context, req ListRequest) (Deleted, erro
 	return Write(groupOf(ctx, req.Path), e, func(u *Unit) (Deleted, error) {
 		tx := u.Tx
 		var res Deleted
-		if err := u.prepare(ctx, c, p); err != nil {
+		if err := c.Load(ctx, tx); err != nil {
+			return res, err
+		}
+		if err := u.beforeWrite(ctx, p); err != nil {
 			return res, err
 		}
 		scope, ok, err := e.authz.ForList(ctx, tx, p, "write", c.Principals())
@@ -499,6 +502,11 @@ func (e *Engine) DeleteList(ctx context.Context, req ListRequest) (Deleted, erro
 		}
 		if !ok {
 			return res, c.Denied()
+		}
+		// The collection's existence only once authorized (as Kinto):
+		// anyone else would learn which collections exist.
+		if _, err := checkParent(ctx, tx, p); err != nil {
+			return res, err
 		}
 		if req.Invalid != nil {
 			return res, req.Invalid
