@@ -129,6 +129,29 @@ seed=$RANDOM$RANDOM
 echo "canonicaljson-rs $CANONICALJSON_RS_VERSION vectors (20000, seed $seed):"
 (cd "$here" && KINTOGO_CANONICAL_VECTORS="$work/vectors.jsonl" go test -count=1 -run 'TestCanonicalVectors' ./internal/contentsig/)
 
+# --- the reference Kinto ------------------------------------------------------
+# PyPI kinto 26.5.0 with the remote-settings plugins (../shared/bench/
+# ref-setup.sh), installed once in the cache: the signer's interop and the
+# authorization lockstep run it beside kintogo.
+shared=${SHARED_DIR:-$here/../shared}
+if [ -z "${REF_VENV:-}" ] && [ -x "$shared/bench/ref-setup.sh" ]; then
+  if [ -x "$cache/reference/venv/bin/kinto" ] || "$shared/bench/ref-setup.sh" "$cache/reference" >"$work/ref-setup.log" 2>&1; then
+    export REF_VENV="$cache/reference/venv"
+  else
+    echo "the reference Kinto could not be installed (see ref-setup.sh): its checks are skipped" >&2
+    tail -5 "$work/ref-setup.log" >&2
+  fi
+fi
+
+# --- authorization, in lockstep with the reference -----------------------------
+# Random sequences of users, groups and permissions played on kintogo and
+# on the reference: every answer must be the same (scripts/authz-lockstep.sh).
+if [ -n "${REF_VENV:-}" ]; then
+  "$here/scripts/authz-lockstep.sh" "$REF_VENV" 300
+else
+  echo "authorization lockstep skipped: no reference Kinto"
+fi
+
 # --- content signatures ---------------------------------------------------------
 # autograph-utils (what Remote Settings clients verify with) and the
 # reference's verifier check kintogo's signatures, and kintogo's verifier
