@@ -55,6 +55,10 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 	case !errors.As(err, &ke):
 		ke = &kerr.Error{Kind: kerr.Other, Err: err}
 	}
+	if ke == errTooManyHeld {
+		// Its connection would go on holding a file descriptor.
+		w.Header().Set("Connection", "close")
+	}
 	if ke.Kind == kerr.NotModified {
 		// 304: the ETag the client has, and nothing else.
 		setTimestamp(w, ke.Timestamp)
