@@ -31,7 +31,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"kintogo/internal/events"
 	"kintogo/internal/httpapi"
 	"kintogo/internal/kerr"
 	"kintogo/internal/model"
@@ -122,22 +121,24 @@ func (Plugin) Provision(h *httpapi.Server) error {
 	h.Engine().Hook(resource.Hooks{
 		InTransaction: []func(context.Context, *resource.Unit, resource.Change) error{p.onChange},
 	})
-	// The node that doomed files deletes them, once committed.
-	h.Engine().Feed().Subscribe(func(b events.Batch) {
-		if b.Local {
-			p.afterCommit(b.Events)
+	if !h.Settings().Bool("readonly") {
+		if err := p.backfill(context.Background()); err != nil {
+			return fmt.Errorf("kinto_attachment: recording which records name which files: %w", err)
 		}
-	})
+	}
 	go p.deleteDoomed(context.Background())
 	return nil
 }
 
-// Links: the file of a record, one scope per record (outside the tree of
-// buckets, so that deleting a bucket leaves them for this plugin to find),
-// and the files to delete once their unit committed, one scope per
-// collection.
+// Links: the file a record names, one scope per record (outside the tree
+// of buckets, so that deleting a bucket leaves them for this plugin to
+// find); references: the records naming a file, one scope per file and
+// record (a file is deleted only once no record names it: the signer's
+// copies in previews and destinations name their source's files); and the
+// files to delete once their unit committed, one scope each.
 const (
 	linksRoot  = "__attachments__"
+	refsRoot   = "__attachment_refs__"
 	doomedRoot = "__doomed_attachments__"
 	linkKind   = "attachment"
 	linkID     = "link"
@@ -146,6 +147,9 @@ const (
 func linkScope(recordURI string) storage.Scope {
 	return storage.Scope{Parent: linksRoot + recordURI, Resource: linkKind}
 }
+
+// refParent is the scope of the reference of a record to a file.
+func refParent(name, recordURI string) string { return refsRoot + "/" + name + "/" + recordURI }
 
 // doomedScope holds one file to delete, in a scope of its own, so that
 // forgetting it once deleted touches nothing else.
@@ -405,7 +409,7 @@ func (p *plugin) post(w http.ResponseWriter, r *http.Request, c *httpapi.Call) e
 		data[k] = v
 	}
 	data[field] = meta
-	written, err := p.writeRecord(ctx, c, r, rp, data, up.perms, up.hasPerms, placed)
+	written, err := p.writeRecord(ctx, c, r, rp, data, up.perms, up.hasPerms)
 	if err != nil {
 		p.files.Delete(placed)
 		return err
@@ -427,7 +431,7 @@ func (p *plugin) delete(w http.ResponseWriter, r *http.Request, c *httpapi.Call)
 	if err := p.authorize(ctx, c, rp); err != nil {
 		return err
 	}
-	if _, err := p.writeRecord(ctx, c, r, rp, map[string]any{field: nil}, nil, false, ""); err != nil {
+	if _, err := p.writeRecord(ctx, c, r, rp, map[string]any{field: nil}, nil, false); err != nil {
 		return err
 	}
 	p.deleteDoomed(ctx)
@@ -436,10 +440,11 @@ func (p *plugin) delete(w http.ResponseWriter, r *http.Request, c *httpapi.Call)
 }
 
 // writeRecord writes the record's fields (a PATCH, or a PUT when it does
-// not exist) and its link to location ("": none) in one unit of work; the
-// file it linked before is doomed, or forgotten with keep_old_files.
+// not exist) in one unit of work; its link follows (onChange), and the
+// file it named before is doomed once no record names it, or forgotten
+// with keep_old_files.
 func (p *plugin) writeRecord(ctx context.Context, c *httpapi.Call, r *http.Request, rp model.Path, data map[string]any,
-	perms map[string][]string, hasPerms bool, location string) (resource.Written, error) {
+	perms map[string][]string, hasPerms bool) (resource.Written, error) {
 	e := p.h.Engine()
 	return resource.Write(ctx, e, func(u *resource.Unit) (resource.Written, error) {
 		ctx := resource.WithUnit(context.WithValue(ctx, ownWriteKey{}, true), u)
@@ -449,14 +454,8 @@ func (p *plugin) writeRecord(ctx context.Context, c *httpapi.Call, r *http.Reque
 		if err := u.Tx.LockScope(ctx, linkScope(rp.URI())); err != nil {
 			return resource.Written{}, err
 		}
-		if err := p.unlink(ctx, u.Tx, rp.URI(), rp.BucketID, rp.CollectionID); err != nil {
-			return resource.Written{}, err
-		}
-		if location != "" {
-			if _, err := u.Tx.Put(ctx, linkScope(rp.URI()), &storage.Object{ID: linkID, Data: map[string]any{"location": location}}); err != nil {
-				return resource.Written{}, err
-			}
-		}
+		// The record's link and references follow its metadata
+		// (onChange).
 		req := resource.WriteRequest{Request: p.h.Request(r, c, rp), Body: &resource.Body{Data: data, Perms: perms, HasPerms: hasPerms}}
 		_, err := u.Tx.Get(ctx, rp.Scope(), rp.ID)
 		if kerr.Is(err, kerr.NotFound) {
@@ -470,23 +469,100 @@ func (p *plugin) writeRecord(ctx context.Context, c *httpapi.Call, r *http.Reque
 	})
 }
 
-// unlink removes the link of a record, dooming its file unless the
-// collection keeps old files.
-func (p *plugin) unlink(ctx context.Context, tx storage.Tx, recordURI, bid, cid string) error {
-	link, err := tx.Get(ctx, linkScope(recordURI), linkID)
-	if kerr.Is(err, kerr.NotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if !p.st.keepOld(bid, cid) {
-		collURI := "/buckets/" + bid + "/collections/" + cid
-		if _, err := tx.Put(ctx, doomedScope(collURI), &storage.Object{ID: linkID, Data: link.Data}); err != nil {
+// backfillScope marks, once done, that every record's link and reference
+// were recorded (data written before they were kept for every record).
+var backfillScope = storage.Scope{Parent: refsRoot, Resource: "backfill"}
+
+// backfill records the link and reference of every record naming a file,
+// once: databases written before references were kept (when only
+// uploads had links, and a file was deleted with the record that
+// replaced it, even if the signer's copies named it).
+func (p *plugin) backfill(ctx context.Context) error {
+	return p.h.Engine().Store().Update(ctx, func(tx storage.Tx) error {
+		if _, err := tx.Get(ctx, backfillScope, "done"); err == nil || !kerr.Is(err, kerr.NotFound) {
 			return err
 		}
+		scopes, err := tx.Timestamps(ctx, model.Record.Name, []string{"/buckets/"})
+		if err != nil {
+			return err
+		}
+		for parent := range scopes {
+			recs, err := tx.List(ctx, storage.Scope{Parent: parent, Resource: model.Record.Name}, storage.ListOptions{})
+			if err != nil {
+				return err
+			}
+			for _, r := range recs {
+				name := p.fileOf(r)
+				if name == "" {
+					continue
+				}
+				uri := parent + "/records/" + r.ID
+				if _, err := tx.Put(ctx, linkScope(uri), &storage.Object{ID: linkID, Data: map[string]any{"location": name}}); err != nil {
+					return err
+				}
+				if _, err := tx.Put(ctx, storage.Scope{Parent: refParent(name, uri), Resource: linkKind}, &storage.Object{ID: linkID}); err != nil {
+					return err
+				}
+			}
+		}
+		_, err = tx.Put(ctx, backfillScope, &storage.Object{ID: "done"})
+		return err
+	})
+}
+
+// fileOf is the name, in the store, of the file a record's metadata names
+// ("" when none).
+func (p *plugin) fileOf(o *storage.Object) string {
+	if o == nil || o.Deleted {
+		return ""
 	}
-	return tx.PurgeTree(ctx, linkScope(recordURI).Parent)
+	meta, _ := o.Data[field].(map[string]any)
+	loc, _ := meta["location"].(string)
+	return strings.TrimPrefix(loc, p.st.location(""))
+}
+
+// link records that the record names the file name ("": none) instead
+// of oldName, which is released.
+func (p *plugin) link(ctx context.Context, u *resource.Unit, recordURI, oldName, name, bid, cid string) error {
+	tx := u.Tx
+	if oldName == name {
+		return nil
+	}
+	if name != "" {
+		if _, err := tx.Put(ctx, linkScope(recordURI), &storage.Object{ID: linkID, Data: map[string]any{"location": name}}); err != nil {
+			return err
+		}
+		if _, err := tx.Put(ctx, storage.Scope{Parent: refParent(name, recordURI), Resource: linkKind}, &storage.Object{ID: linkID}); err != nil {
+			return err
+		}
+	} else if err := tx.PurgeTree(ctx, linkScope(recordURI).Parent); err != nil {
+		return err
+	}
+	if oldName == "" {
+		return nil
+	}
+	return p.release(ctx, u, oldName, recordURI, bid, cid)
+}
+
+// release forgets that the record names the file, and dooms the file when
+// no record names it any more (unless the collection keeps old files): it
+// is deleted once the unit committed.
+func (p *plugin) release(ctx context.Context, u *resource.Unit, name, recordURI, bid, cid string) error {
+	tx := u.Tx
+	if err := tx.PurgeTree(ctx, refParent(name, recordURI)); err != nil {
+		return err
+	}
+	others, err := tx.Timestamps(ctx, linkKind, []string{refsRoot + "/" + name + "/"})
+	if err != nil || len(others) > 0 || p.st.keepOld(bid, cid) {
+		return err
+	}
+	if _, err = tx.Put(ctx, doomedScope("/buckets/"+bid+"/collections/"+cid), &storage.Object{ID: linkID, Data: map[string]any{"location": name}}); err != nil {
+		return err
+	}
+	if u.Once("attachments: delete the doomed files") {
+		u.OnCommit(func() { p.deleteDoomed(context.Background()) })
+	}
+	return nil
 }
 
 // onChange keeps the links of records, collections and buckets that are
@@ -504,15 +580,16 @@ func (p *plugin) onChange(ctx context.Context, u *resource.Unit, ch resource.Cha
 				return &kerr.Error{Kind: kerr.Invalid, Errno: 999, Message: "Attachment metadata cannot be modified."}
 			}
 		}
-		return nil
-	}
-	if ch.Action != "delete" {
-		return nil
 	}
 	switch ch.Path.Kind {
 	case model.Record:
-		return p.unlink(ctx, u.Tx, ch.Path.URI(), ch.Bucket(), ch.Collection())
+		// Whoever wrote it (an upload, the signer's copy, a deletion),
+		// the record's link follows the file its metadata names.
+		return p.link(ctx, u, ch.Path.URI(), p.fileOf(ch.Old), p.fileOf(ch.Object), ch.Bucket(), ch.Collection())
 	case model.Collection, model.Bucket:
+		if ch.Action != "delete" {
+			return nil
+		}
 		prefix := linksRoot + ch.Path.URI() + "/"
 		stamps, err := u.Tx.Timestamps(ctx, linkKind, []string{prefix})
 		if err != nil {
@@ -523,22 +600,20 @@ func (p *plugin) onChange(ctx context.Context, u *resource.Unit, ch resource.Cha
 			rest := strings.TrimPrefix(uri, "/buckets/")
 			bid, rest, _ := strings.Cut(rest, "/collections/")
 			cid, _, _ := strings.Cut(rest, "/records/")
-			if err := p.unlink(ctx, u.Tx, uri, bid, cid); err != nil {
+			link, err := u.Tx.Get(ctx, linkScope(uri), linkID)
+			if kerr.Is(err, kerr.NotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			name, _ := link.Data["location"].(string)
+			if err := p.link(ctx, u, uri, name, "", bid, cid); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
-}
-
-// afterCommit deletes the files that deletions doomed.
-func (p *plugin) afterCommit(evs []events.Event) {
-	for _, ev := range evs {
-		if ev.Everything || ev.Deleted && (ev.ResourceName == "record" || ev.ResourceName == "collection" || ev.ResourceName == "bucket") {
-			p.deleteDoomed(context.Background())
-			return
-		}
-	}
 }
 
 // deleteDoomed deletes the doomed files, then forgets them. Only committed

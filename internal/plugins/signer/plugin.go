@@ -132,6 +132,16 @@ func (p *plugin) refreshGlobbed(ctx context.Context) error {
 	return nil
 }
 
+// hasAny reports whether one of principals is in allowed.
+func hasAny(principals, allowed []string) bool {
+	for _, a := range allowed {
+		if contains(principals, a) {
+			return true
+		}
+	}
+	return false
+}
+
 // onCommitted refreshes the collections named by patterns when one was
 // created or deleted (here or on another node): a collection named by a
 // pattern that is deleted, or not listed yet.
@@ -282,6 +292,13 @@ func (p *plugin) lockSource(ctx context.Context, u *resource.Unit, path model.Pa
 func (p *plugin) onChange(ctx context.Context, u *resource.Unit, ch resource.Change) error {
 	if ch.Path.Kind == nil || ch.Object == nil || ch.Caller == nil {
 		return nil
+	}
+	// Previews and destinations are written by the signer (and
+	// signer.destination_writers): not by whoever created their bucket,
+	// nor by the source's writers, so that what clients verify was
+	// reviewed.
+	if !ch.Caller.Plugin && p.st.reserved(ch.Path) && !hasAny(ch.Caller.Principals(), p.st.destinationWriters) {
+		return forbidden("Previews and destinations of signed collections are written by the signer only.")
 	}
 	switch ch.Path.Kind {
 	case model.Record:

@@ -97,10 +97,12 @@ func (pub *publisher) refresh(dest, attrsFrom Location, next string) error {
 	})
 }
 
-// createDestination creates the bucket (writable by the user who asked)
-// and the collection (readable by everyone) when missing.
+// createDestination creates the bucket and the collection (readable by
+// everyone) when missing, writable by signer.destination_writers only
+// (the reference makes the user who asked a writer of the bucket, who
+// could then change what is published without review).
 func (pub *publisher) createDestination(dest Location) error {
-	if _, err := pub.u.Create(pub.ctx, pub.p.self, dest.bucketPath(), map[string]any{}, map[string][]string{"write": {pub.c.UserID}}); err != nil {
+	if _, err := pub.u.Create(pub.ctx, pub.p.self, dest.bucketPath(), map[string]any{}, map[string][]string{"write": pub.p.st.destinationWriters}); err != nil {
 		return err
 	}
 	_, err := pub.u.Create(pub.ctx, pub.p.self, dest.collectionPath(), map[string]any{}, map[string][]string{"read": {permission.Everyone}})

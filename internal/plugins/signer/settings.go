@@ -193,6 +193,9 @@ type settings struct {
 	autoCreate           bool
 	autoCreatePrincipals []string
 	hardDelete           bool
+	// destinationWriters may write previews and destinations directly
+	// (signer.destination_writers); nobody else but the signer may.
+	destinationWriters []string
 }
 
 type globSetting struct {
@@ -256,6 +259,7 @@ func readSettings(s *config.Settings) (*settings, error) {
 	}
 	st.editorsGroup, st.reviewersGroup = st.global("editors_group"), st.global("reviewers_group")
 	st.autoCreatePrincipals = strings.Fields(st.global("auto_create_resources_principals"))
+	st.destinationWriters = strings.Fields(st.global("destination_writers"))
 
 	// Collections of per-bucket resources with settings of their own
 	// become resources of their own (signer.{bid}.{cid}.NAME), and
@@ -320,6 +324,43 @@ func (st *settings) pick(bid, cid string) *Resource {
 		return r.forCollection(cid)
 	}
 	return nil
+}
+
+// reserved reports whether the object at p is the signer's own: a preview
+// or destination collection (any collection of a per-bucket resource's
+// preview or destination bucket), its records, or such a bucket itself
+// (unless it is also a source bucket). What is published changes only
+// through the workflow.
+func (st *settings) reserved(p model.Path) bool {
+	var bid, cid string
+	switch p.Kind {
+	case model.Bucket:
+		bid = p.ID
+	case model.Collection:
+		bid, cid = p.BucketID, p.ID
+	case model.Record:
+		bid, cid = p.BucketID, p.CollectionID
+	default:
+		return false
+	}
+	for _, r := range st.resources {
+		for _, l := range []Location{r.Preview, r.Destination} {
+			if l.Bucket != bid || l == r.Source || l.Bucket == "" {
+				continue
+			}
+			if cid == "" {
+				// A bucket: reserved only when all of it is published.
+				if l.Collection == "" && st.byKey["/buckets/"+bid] == nil {
+					return true
+				}
+				continue
+			}
+			if l.Collection == "" || l.Collection == cid {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // setting returns a setting of a resource applied to a collection: the

@@ -153,7 +153,8 @@ func TestFloats(t *testing.T) {
 
 // The reference's SourceCollectionSoftDeletion and HardDeletion.
 func TestSourceDeletion(t *testing.T) {
-	settings := map[string]string{"signer.resources": referenceResources, "signer.to_review_enabled": "true"}
+	settings := map[string]string{"signer.resources": referenceResources, "signer.to_review_enabled": "true",
+		"signer.destination_writers": "system.Authenticated"} // (see withPreview)
 	setUp := func(f *flow) {
 		f.call("PUT", "/buckets/stage", tarte, "", 201)
 		f.call("PUT", "/buckets/stage/groups/a-editors", tarte, `{"data": {"members": ["`+f.users[sam]+`"]}}`, 201)

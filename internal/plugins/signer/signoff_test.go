@@ -249,6 +249,10 @@ func TestTrackingFields(t *testing.T) {
 var withPreview = map[string]string{
 	"signer.to_review_enabled": "true",
 	"signer.resources":         source + " -> /buckets/preview/collections/pcid -> " + dest,
+	// The reference's scenarios read and write previews and destinations
+	// as users, whom the reference makes writers of their buckets:
+	// kintogo reserves them to the signer unless this names them.
+	"signer.destination_writers": "system.Authenticated",
 }
 
 const preview = "/buckets/preview/collections/pcid"
@@ -445,7 +449,8 @@ func TestPreviewCollection(t *testing.T) {
 
 func TestCollectionDelete(t *testing.T) {
 	settings := map[string]string{
-		"signer.to_review_enabled": "true",
+		"signer.to_review_enabled":   "true",
+		"signer.destination_writers": "system.Authenticated", // (see withPreview)
 		"signer.resources": "/buckets/source -> /buckets/preview -> /buckets/destination\n" +
 			"/buckets/source/collections/no-preview -> /buckets/destination/collections/no-preview\n" +
 			"/buckets/some-bucket -> /buckets/some-other",
@@ -635,7 +640,8 @@ func TestGroupCreation(t *testing.T) {
 }
 
 func TestBatchCreation(t *testing.T) {
-	settings := map[string]string{"signer.resources": "/buckets/main-workspace -> /buckets/main-preview -> /buckets/main"}
+	settings := map[string]string{"signer.resources": "/buckets/main-workspace -> /buckets/main-preview -> /buckets/main",
+		"signer.destination_writers": "system.Authenticated"} // (see withPreview)
 	setUp := func(f *flow) {
 		for _, b := range []string{"/buckets/main-workspace", "/buckets/main-preview", "/buckets/main"} {
 			f.call("PUT", b, tarte, "", 201)

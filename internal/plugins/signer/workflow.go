@@ -154,6 +154,18 @@ func (p *plugin) onCollection(ctx context.Context, u *resource.Unit, ch resource
 	}
 	_, given := ch.Sent["last_editor_comment"]
 	pub := &publisher{p: p, u: u, r: r, c: ch.Caller, ctx: ctx, commentGiven: given}
+	if !created && !ch.Caller.Plugin && reflect.DeepEqual(oldData["status"], newData["status"]) {
+		// A change of what is published with the records (schema,
+		// flags...) is a change to review, as a record's is.
+		for _, f := range publishedFields {
+			if !reflect.DeepEqual(oldData[f], newData[f]) {
+				if status, _ := statusOf(newData); status == workInProgress {
+					break
+				}
+				return pub.setStatus(workInProgress, "")
+			}
+		}
+	}
 	return p.transition(pub, created, oldData, newData)
 }
 
@@ -301,11 +313,13 @@ func (p *plugin) transition(pub *publisher, created bool, oldData, newData map[s
 		p.reviewEvent(u, "reject", r, c, "comment", newData["last_reviewer_comment"])
 		return nil
 	case newStatus == toResign:
-		if err := pub.refresh(r.Destination, r.Source, oldStatus); err != nil {
+		// Exactly what was published, signed again: the source's fields
+		// (schema, flags...) go through review like its records.
+		if err := pub.refresh(r.Destination, r.Destination, oldStatus); err != nil {
 			return err
 		}
 		if r.HasPreview {
-			return pub.refresh(r.Preview, r.Source, oldStatus)
+			return pub.refresh(r.Preview, r.Preview, oldStatus)
 		}
 		return nil
 	case newStatus == toRollback:
