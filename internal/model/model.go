@@ -127,6 +127,18 @@ func (p Path) Scope() storage.Scope {
 // WithID returns the path of the object id in the same list.
 func (p Path) WithID(id string) Path { p.ID = id; return p }
 
+// In is the ids of the bucket and of the collection the object at p is,
+// or lies in ("" when none).
+func (p Path) In() (bucket, collection string) {
+	switch p.Kind {
+	case Bucket:
+		return p.ID, ""
+	case Collection:
+		return p.BucketID, p.ID
+	}
+	return p.BucketID, p.CollectionID
+}
+
 // ParentPath is the path of the containing object (its Kind is nil for
 // buckets, whose parent is the root).
 func (p Path) ParentPath() Path {

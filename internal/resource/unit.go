@@ -28,20 +28,10 @@ type Change struct {
 
 // Bucket and Collection are the ids of the bucket and collection the
 // changed object is or lies in ("" when none).
-func (ch Change) Bucket() string {
-	if ch.Path.Kind == model.Bucket {
-		return ch.Path.ID
-	}
-	return ch.Path.BucketID
-}
+func (ch Change) Bucket() string { b, _ := ch.Path.In(); return b }
 
 // Collection: see Bucket.
-func (ch Change) Collection() string {
-	if ch.Path.Kind == model.Collection {
-		return ch.Path.ID
-	}
-	return ch.Path.CollectionID
-}
+func (ch Change) Collection() string { _, c := ch.Path.In(); return c }
 
 // Hooks are what plugins attach to writes. What plugins do after a commit
 // (of this node or another) subscribes to the engine's Feed.

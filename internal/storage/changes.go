@@ -88,18 +88,7 @@ type Lagging interface {
 }
 
 // LaggingOf returns s as a Lagging, nil when it is none.
-func LaggingOf(s Storage) Lagging {
-	for {
-		if l, ok := s.(Lagging); ok {
-			return l
-		}
-		u, ok := s.(Unwrapper)
-		if !ok {
-			return nil
-		}
-		s = u.Unwrap()
-	}
-}
+func LaggingOf(s Storage) Lagging { return unwrapAs[Lagging](s) }
 
 func marshalPair(a, b string) ([]byte, error) { return json.Marshal([2]string{a, b}) }
 
@@ -133,14 +122,19 @@ type Unwrapper interface {
 }
 
 // LogOf returns s's change log, nil when it has none.
-func LogOf(s Storage) Log {
+func LogOf(s Storage) Log { return unwrapAs[Log](s) }
+
+// unwrapAs returns s, or the first store it wraps, as a T (nil when none
+// is one).
+func unwrapAs[T any](s Storage) T {
 	for {
-		if l, ok := s.(Log); ok {
-			return l
+		if t, ok := s.(T); ok {
+			return t
 		}
 		u, ok := s.(Unwrapper)
 		if !ok {
-			return nil
+			var zero T
+			return zero
 		}
 		s = u.Unwrap()
 	}

@@ -411,21 +411,26 @@ func (s *plugin) streamMonitor(w http.ResponseWriter, r *http.Request, c *httpap
 		sent[[2]string{e.Bucket, e.Collection}] = e.LastModified
 		return es.SendID(id, "change", e)
 	}
-	return es.ServeOn(r.Context(), history.Wait, func() error {
-		if catchUp != nil {
-			for i, e := range catchUp {
-				id := ""
-				if i == len(catchUp)-1 {
-					id = strconv.FormatInt(pos, 10) + "."
-				}
-				if err := send(id, e); err != nil {
-					return err
-				}
+	// sendState sends entries of the state as of position at, the last
+	// with the id "at." (everything up to it).
+	sendState := func(entries []*Entry, at int64) error {
+		for i, e := range entries {
+			id := ""
+			if i == len(entries)-1 {
+				id = strconv.FormatInt(at, 10) + "."
 			}
-			catchUp = nil
-			if err := es.Flush(); err != nil {
+			if err := send(id, e); err != nil {
 				return err
 			}
+		}
+		return es.Flush()
+	}
+	return es.ServeOn(r.Context(), history.Wait, func() error {
+		if catchUp != nil {
+			if err := sendState(catchUp, pos); err != nil {
+				return err
+			}
+			catchUp = nil
 		}
 		batches, head, ok := history.Since(pos)
 		if !ok {
@@ -441,17 +446,8 @@ func (s *plugin) streamMonitor(w http.ResponseWriter, r *http.Request, c *httpap
 					all = append(all, e)
 				}
 			}
-			for i, e := range all {
-				id := ""
-				if i == len(all)-1 {
-					id = strconv.FormatInt(head, 10) + "."
-				}
-				if err := send(id, e); err != nil {
-					return err
-				}
-			}
 			pos, partial, done = head, 0, -1
-			return es.Flush()
+			return sendState(all, head)
 		}
 		wrote := false
 		for _, b := range batches {

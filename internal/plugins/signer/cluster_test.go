@@ -3,7 +3,6 @@ package signer_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http/httptest"
 	"os"
 	"strconv"
@@ -12,11 +11,26 @@ import (
 	"testing"
 
 	"kintogo/internal/app/apptest"
-	"kintogo/internal/contentsig"
 	"kintogo/internal/httpapi"
 	"kintogo/internal/storage/postgres"
 	"kintogo/internal/storage/storetest"
 )
+
+// secondNode is another server on the flow's PostgreSQL database, with
+// its settings.
+func (f *flow) secondNode() *flow {
+	f.t.Helper()
+	store, err := postgres.Open(context.Background(), os.Getenv("KINTOGO_TEST_POSTGRES"), postgres.Options{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { store.Close() })
+	other := httptest.NewServer(apptest.Server(f.t, store, httpapi.Options{}, f.settings))
+	f.t.Cleanup(other.Close)
+	node := *f
+	node.url = other.URL
+	return &node
+}
 
 // Two nodes on one PostgreSQL database approve the same review at the
 // same time, round after round (alone, or in a batch that read the source
@@ -35,15 +49,7 @@ func TestConcurrentApprovalsAcrossNodes(t *testing.T) {
 	f.call("PUT", "/buckets/alice/groups/scid-reviewers", tarte,
 		`{"data": {"members": ["`+f.users[sam]+`", "`+f.users["ray:weaver"]+`"]}}`, 200)
 
-	store, err := postgres.Open(context.Background(), os.Getenv("KINTOGO_TEST_POSTGRES"), postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	other := httptest.NewServer(apptest.Server(t, store, httpapi.Options{}, f.settings))
-	t.Cleanup(other.Close)
-	nodeB := *f
-	nodeB.url = other.URL
+	nodeB := f.secondNode()
 
 	seen := map[string]string{} // records timestamp -> signature
 	for round := 0; round < 8; round++ {
@@ -51,7 +57,7 @@ func TestConcurrentApprovalsAcrossNodes(t *testing.T) {
 		f.status(source, tarte, "to-review", 200)
 		codes := make([]int, 2)
 		var wg sync.WaitGroup
-		for i, node := range []*flow{f, &nodeB} {
+		for i, node := range []*flow{f, nodeB} {
 			reviewer := []string{sam, "ray:weaver"}[i]
 			wg.Add(1)
 			go func() {
@@ -73,7 +79,7 @@ func TestConcurrentApprovalsAcrossNodes(t *testing.T) {
 		if !(codes[0] == 200 && codes[1] == 400 || codes[0] == 400 && codes[1] == 200) {
 			t.Fatalf("round %d: approvals answered %v, want one 200 and one 400", round, codes)
 		}
-		for _, node := range []*flow{f, &nodeB} {
+		for _, node := range []*flow{f, nodeB} {
 			// One answer's signature and timestamp (another node may
 			// answer an older one until it read the approval).
 			sig, ts := node.verifyAt(dest)
@@ -102,45 +108,11 @@ func TestChangesetsAlwaysVerify(t *testing.T) {
 	f := newFlow(t, open, map[string]string{"signer.to_review_enabled": "false", "includes": "kinto_remote_settings",
 		"response_cache_max_bytes": "0"})
 	defaultSetUp(f)
-	store, err := postgres.Open(context.Background(), os.Getenv("KINTOGO_TEST_POSTGRES"), postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	other := httptest.NewServer(apptest.Server(t, store, httpapi.Options{}, f.settings))
-	t.Cleanup(other.Close)
-	nodeB := *f
-	nodeB.url = other.URL
-	key, err := contentsig.LoadPrivateKey(f.keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// check verifies one changeset answer of a node.
-	check := func(node *flow) error {
-		a := node.call("GET", dest+"/changeset?_expected=0", "", "", 0)
-		if a.code != 200 {
-			return fmt.Errorf("changeset: %d", a.code)
-		}
-		meta, _ := a.body["metadata"].(map[string]any)
-		sig, _ := meta["signature"].(map[string]any)
-		if sig == nil {
-			return fmt.Errorf("no signature")
-		}
-		var records []map[string]any
-		for _, r := range a.body["changes"].([]any) {
-			records = append(records, r.(map[string]any))
-		}
-		ts, _ := a.body["timestamp"].(json.Number).Int64()
-		payload, err := contentsig.Collection(records, ts)
-		if err != nil {
-			return err
-		}
-		return contentsig.Verify(&key.PublicKey, payload, sig["signature"].(string))
-	}
+	nodeB := f.secondNode()
 	stop := make(chan struct{})
 	var polls, mismatches atomic.Int64
 	var wg sync.WaitGroup
-	for _, node := range []*flow{f, &nodeB, f, &nodeB} {
+	for _, node := range []*flow{f, nodeB, f, nodeB} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -150,7 +122,7 @@ func TestChangesetsAlwaysVerify(t *testing.T) {
 					return
 				default:
 				}
-				if err := check(node); err != nil {
+				if _, _, err := node.checkChangeset(dest); err != nil {
 					if mismatches.Add(1) <= 3 {
 						t.Errorf("a changeset that does not verify: %v", err)
 					}

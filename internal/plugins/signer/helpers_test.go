@@ -2,6 +2,7 @@ package signer_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -190,11 +191,25 @@ func (f *flow) verify(coll string) string {
 // signature verified.
 func (f *flow) verifyAt(coll string) (string, int64) {
 	f.t.Helper()
-	a := f.call("GET", coll+"/changeset?_expected=0", "", "", 200)
+	sig, ts, err := f.checkChangeset(coll)
+	if err != nil {
+		f.t.Fatalf("%s: %v", coll, err)
+	}
+	return sig, ts
+}
+
+// checkChangeset verifies one changeset answer of coll with the flow's
+// key, and returns its signature and timestamp; it may run on any
+// goroutine.
+func (f *flow) checkChangeset(coll string) (string, int64, error) {
+	a := f.call("GET", coll+"/changeset?_expected=0", "", "", 0)
+	if a.code != 200 {
+		return "", 0, fmt.Errorf("changeset: %d", a.code)
+	}
 	meta, _ := a.body["metadata"].(map[string]any)
 	sig, _ := meta["signature"].(map[string]any)
 	if sig == nil {
-		f.t.Fatalf("%s: no signature in %v", coll, a.body)
+		return "", 0, fmt.Errorf("no signature in %v", a.body)
 	}
 	var records []map[string]any
 	for _, r := range a.body["changes"].([]any) {
@@ -203,14 +218,14 @@ func (f *flow) verifyAt(coll string) (string, int64) {
 	ts, _ := a.body["timestamp"].(json.Number).Int64()
 	payload, err := contentsig.Collection(records, ts)
 	if err != nil {
-		f.t.Fatal(err)
+		return "", 0, err
 	}
 	key, err := contentsig.LoadPrivateKey(f.keyFile)
 	if err != nil {
-		f.t.Fatal(err)
+		return "", 0, err
 	}
 	if err := contentsig.Verify(&key.PublicKey, payload, sig["signature"].(string)); err != nil {
-		f.t.Fatalf("%s: the signature does not verify: %v", coll, err)
+		return "", 0, fmt.Errorf("the signature does not verify: %w", err)
 	}
-	return sig["signature"].(string), ts
+	return sig["signature"].(string), ts, nil
 }

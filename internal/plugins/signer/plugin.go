@@ -271,16 +271,8 @@ func (p *plugin) autoCreate(ctx context.Context) error {
 // waits, then sees the status the first one left ("Collection already
 // signed"), so that one approval publishes one copy and one signature.
 func (p *plugin) lockSource(ctx context.Context, u *resource.Unit, path model.Path) error {
-	var bid, cid string
-	switch path.Kind {
-	case model.Collection:
-		bid, cid = path.BucketID, path.ID
-	case model.Record:
-		bid, cid = path.BucketID, path.CollectionID
-	default:
-		return nil
-	}
-	if p.st.pick(bid, cid) == nil {
+	bid, cid := path.In()
+	if path.Kind == model.Group || cid == "" || p.st.pick(bid, cid) == nil {
 		return nil
 	}
 	return u.Tx.LockScope(ctx, model.Path{Kind: model.Collection, BucketID: bid}.Scope())

@@ -332,17 +332,10 @@ func (st *settings) pick(bid, cid string) *Resource {
 // (unless it is also a source bucket). What is published changes only
 // through the workflow.
 func (st *settings) reserved(p model.Path) bool {
-	var bid, cid string
-	switch p.Kind {
-	case model.Bucket:
-		bid = p.ID
-	case model.Collection:
-		bid, cid = p.BucketID, p.ID
-	case model.Record:
-		bid, cid = p.BucketID, p.CollectionID
-	default:
+	if p.Kind == model.Group || p.Kind == model.Account {
 		return false
 	}
+	bid, cid := p.In()
 	for _, r := range st.resources {
 		for _, l := range []Location{r.Preview, r.Destination} {
 			if l.Bucket != bid || l == r.Source || l.Bucket == "" {

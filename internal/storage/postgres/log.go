@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -264,7 +265,13 @@ func (s *Store) ReadLog(ctx context.Context, after int64, max int) ([]storage.Ba
 			}
 			out[i].Commits = append(out[i].Commits, storage.Commit{Writer: writer, At: time.UnixMicro(at), Changes: changes})
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for i := range out {
+			out[i].Commits = commitOrder(out[i].Commits)
+		}
+		return nil
 	})
 	if errors.Is(err, storage.ErrLogTruncated) {
 		return nil, err
@@ -273,6 +280,72 @@ func (s *Store) ReadLog(ctx context.Context, after int64, max int) ([]storage.Ba
 		return nil, dialect.Wrap(err)
 	}
 	return out, nil
+}
+
+// commitOrder orders the commits of one tick (given in transaction id
+// order, which is not commit order) as they committed where it matters:
+// in each scope, by their timestamps there (writers of a scope hold its
+// lock until they commit, so its timestamps follow commit order, and no
+// two commits can be in both orders in two scopes). Commits that share no
+// scope keep their transaction id order.
+func commitOrder(commits []storage.Commit) []storage.Commit {
+	if len(commits) < 2 {
+		return commits
+	}
+	type touch struct {
+		commit int
+		ts     int64
+	}
+	byScope := map[storage.Scope][]touch{}
+	for i, c := range commits {
+		newest := map[storage.Scope]int64{}
+		for _, ch := range c.Changes {
+			if !ch.Everything {
+				newest[ch.Scope] = max(newest[ch.Scope], ch.Timestamp)
+			}
+		}
+		for sc, ts := range newest {
+			byScope[sc] = append(byScope[sc], touch{i, ts})
+		}
+	}
+	after := make([][]int, len(commits)) // commit -> those that follow it
+	waits := make([]int, len(commits))   // commit -> how many precede it
+	for _, touches := range byScope {
+		slices.SortFunc(touches, func(a, b touch) int { return cmp.Compare(a.ts, b.ts) })
+		for k := 1; k < len(touches); k++ {
+			before, next := touches[k-1].commit, touches[k].commit
+			after[before] = append(after[before], next)
+			waits[next]++
+		}
+	}
+	// Kahn's algorithm, the smallest transaction id first among the ready.
+	out := make([]storage.Commit, 0, len(commits))
+	done := make([]bool, len(commits))
+	for len(out) < len(commits) {
+		next := -1
+		for i := range commits {
+			if !done[i] && waits[i] == 0 {
+				next = i
+				break
+			}
+		}
+		if next < 0 {
+			// A cycle cannot be (two-phase locking); should timestamps
+			// say otherwise, the rest keeps its transaction id order.
+			for i := range commits {
+				if !done[i] {
+					out = append(out, commits[i])
+				}
+			}
+			return out
+		}
+		done[next] = true
+		out = append(out, commits[next])
+		for _, j := range after[next] {
+			waits[j]--
+		}
+	}
+	return out
 }
 
 // PruneLog implements storage.Log: ticks older than before go (the newest

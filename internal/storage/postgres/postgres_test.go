@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -224,19 +225,21 @@ func TestFollowersNeverSkipALateCommit(t *testing.T) {
 		errs []string
 	}
 	results := make([]seen, len(nodes))
+	positions := make([]atomic.Int64, len(nodes))
 	stop := make(chan struct{})
 	var followers sync.WaitGroup
 	for i, n := range nodes {
+		// Where each follower starts, before anything is written.
+		pos, err := n.LogHead(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		positions[i].Store(pos)
 		followers.Add(1)
 		go func() {
 			defer followers.Done()
 			res := seen{ids: map[string]int{}}
 			defer func() { results[i] = res }()
-			pos, err := n.LogHead(ctx)
-			if err != nil {
-				res.errs = append(res.errs, err.Error())
-				return
-			}
 			for {
 				batches, err := n.ReadLog(ctx, pos, 16)
 				if err != nil {
@@ -248,6 +251,7 @@ func TestFollowersNeverSkipALateCommit(t *testing.T) {
 						res.errs = append(res.errs, fmt.Sprintf("position %d after %d", b.Position, pos))
 					}
 					pos = b.Position
+					positions[i].Store(pos)
 					for _, c := range b.Commits {
 						for _, ch := range c.Changes {
 							res.ids[ch.ID]++
@@ -299,6 +303,19 @@ func TestFollowersNeverSkipALateCommit(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
+		for i, r := range results {
+			t.Logf("node %d: %d of %d read, at position %d", i, len(r.ids), total, positions[i].Load())
+		}
+		var lo, hi, n int64
+		nodes[0].Pool().QueryRow(ctx, `SELECT min(id), max(id), count(*) FROM changelog_ticks`).Scan(&lo, &hi, &n)
+		t.Logf("ticks %d..%d (%d)", lo, hi, n)
+		rows, _ := nodes[0].Pool().Query(ctx, `SELECT pid, state, coalesce(wait_event_type, ''), coalesce(wait_event, ''), left(query, 100), (now() - query_start)::text FROM pg_stat_activity WHERE datname = current_database()`)
+		for rows != nil && rows.Next() {
+			var pid int
+			var state, wt, we, q, age string
+			rows.Scan(&pid, &state, &wt, &we, &q, &age)
+			t.Logf("%d %s %s %s %q %s", pid, state, wt, we, q, age)
+		}
 		t.Fatal("followers did not read every commit within 30 s")
 	}
 	for i, r := range results {
