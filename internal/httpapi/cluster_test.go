@@ -2,9 +2,9 @@ package httpapi_test
 
 import (
 	"context"
-	"fmt"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -100,8 +100,17 @@ func TestMonitorStreamResumedOnAnotherNode(t *testing.T) {
 	got = untilFinal(resumed, got)
 	want := untilFinal(reference, nil)
 	resumed.quiet(t, 200*time.Millisecond)
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("resumed on another node:\n%v\nwant, as the stream that never stopped:\n%v", got, want)
+	for i := 0; i < max(len(got), len(want)); i++ {
+		var g, w sseEvent
+		if i < len(got) {
+			g = got[i]
+		}
+		if i < len(want) {
+			w = want[i]
+		}
+		if g != w {
+			t.Errorf("event %d of the stream resumed on another node (after %d events): %v, want %v, as the stream that never stopped", i, 8, g, w)
+		}
 	}
 	seen := map[string]bool{}
 	for _, e := range got {
@@ -155,5 +164,67 @@ func TestBroadcastsEqualOnThreeNodes(t *testing.T) {
 				t.Errorf("round %d: node %d answers %s, the reader %s", round, i, got, ts)
 			}
 		}
+	}
+}
+
+// A reader on a streaming standby shows how far behind its primary it is
+// (kinto_replication_lag_seconds), and its heartbeat fails beyond
+// replication_max_lag_seconds: here, while the standby's replay is
+// paused and the primary writes.
+func TestReplicationLagOnAStandby(t *testing.T) {
+	dsn := os.Getenv("KINTOGO_TEST_STANDBY")
+	primary := storetest.PostgreSQL()
+	if dsn == "" || primary == nil {
+		t.Skip("KINTOGO_TEST_STANDBY (and KINTOGO_TEST_POSTGRES) not set")
+	}
+	writer := newClient(t, primary(t), nil)
+	store, err := postgres.Open(context.Background(), dsn, postgres.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	settings := map[string]string{"readonly": "true", "replication_max_lag_seconds": "1",
+		"includes": "kinto.plugins.flush kinto_changes kinto.plugins.prometheus"}
+	ts := httptest.NewServer(apptest.Server(t, store, httpapi.Options{Version: "test"}, testSettings, settings))
+	t.Cleanup(ts.Close)
+	reader := &client{t: t, base: ts.URL}
+	if r := reader.get("/v1/__heartbeat__", "").must(t, 200); r.str("replication") != "true" {
+		t.Fatalf("heartbeat of a reader in step: %s", r.raw)
+	}
+	ctx := context.Background()
+	if _, err := store.Pool().Exec(ctx, `SELECT pg_wal_replay_pause()`); err != nil {
+		t.Skipf("cannot pause the standby's replay: %v", err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			store.Pool().Exec(ctx, `SELECT pg_wal_replay_resume()`)
+			resumed = true
+		}
+	}
+	defer resume()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		writer.put("/v1/buckets/lag-"+strconv.FormatInt(time.Now().UnixNano(), 36), "alice:alicepw", nil).must(t, 201)
+		r := reader.get("/v1/__heartbeat__", "")
+		if r.status == 503 && r.str("replication") == "false" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the heartbeat of a reader whose standby stopped replaying: %d %s", r.status, r.raw)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	metrics := reader.get("/v1/__metrics__", "").must(t, 200)
+	if !strings.Contains(string(metrics.raw), "kinto_replication_lag_seconds ") || strings.Contains(string(metrics.raw), "kinto_replication_lag_seconds 0\n") {
+		t.Errorf("no replication lag in the metrics:\n%s", metrics.raw)
+	}
+	resume()
+	deadline = time.Now().Add(10 * time.Second)
+	for reader.get("/v1/__heartbeat__", "").status != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("the heartbeat still fails once the standby replays again")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -94,7 +94,7 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 			body.Message = ke.Message
 		}
 		w.Header().Set("Retry-After", strconv.FormatInt(s.cfg.HTTP.RetryAfter, 10))
-		if ke.Kind == kerr.Unavailable && r.Context().Err() == nil {
+		if ke.Kind == kerr.Unavailable && r.Context().Err() == nil && ke != errTooManyHeld {
 			// (A request whose client went away is no backend failure.)
 			s.log.WarnContext(r.Context(), "backend unavailable", "path", r.URL.Path, "err", err)
 		}

@@ -383,6 +383,13 @@ func (s *plugin) streamMonitor(w http.ResponseWriter, r *http.Request, c *httpap
 	if done >= 0 {
 		pos = partial - 1
 	}
+	if positioned && partial > history.Head() {
+		// A position another node gave, which this one has not read
+		// yet: read the log now rather than start over.
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		s.h.Engine().CatchUp(ctx)
+		cancel()
+	}
 	var catchUp []*Entry
 	if !positioned {
 		pos, partial, done = history.Head(), 0, -1
