@@ -37,7 +37,11 @@ function listen(url, withAuth) {
     : {};
   state.es = new EventSource(url, options);
   state.es.addEventListener("open", () => state.opened++);
-  state.es.addEventListener("change", (e) => state.received.push({ id: Number(e.lastEventId), data: JSON.parse(e.data) }));
+  state.es.addEventListener("change", (e) => state.received.push({
+    id: Number(e.lastEventId),
+    position: e.lastEventId.split(".").map(Number), // the monitor's: P.k
+    data: JSON.parse(e.data),
+  }));
   return state;
 }
 
@@ -61,13 +65,16 @@ test("EventSource: the monitor, newest timestamps in order across reconnections"
   const written = await writeRecords(8, 400);
   const last = written[written.length - 1];
   const deadline = Date.now() + 8000;
-  while (!s.received.some((r) => r.id === last) && Date.now() < deadline) await sleep(50);
+  while (!s.received.some((r) => r.data.last_modified === last) && Date.now() < deadline) await sleep(50);
   s.es.close();
-  const ids = s.received.map((r) => r.id);
+  const stamps = s.received.map((r) => r.data.last_modified);
   // An entry is a collection's latest timestamp: changes made while the
   // client reconnects arrive as one event, never twice, never out of order.
-  assert.equal(ids[ids.length - 1], last);
-  assert.ok(ids.every((id, i) => i === 0 || id > ids[i - 1]), `increasing: ${ids}`);
-  assert.ok(ids.every((id) => written.includes(id)));
+  // Event ids are positions of the change log ("P.k"), increasing too.
+  assert.equal(stamps[stamps.length - 1], last);
+  assert.ok(stamps.every((ts, i) => i === 0 || ts > stamps[i - 1]), `increasing: ${stamps}`);
+  assert.ok(stamps.every((ts) => written.includes(ts)));
+  const positions = s.received.map((r) => r.position);
+  assert.ok(positions.every((p, i) => i === 0 || p[0] > positions[i - 1][0] || (p[0] === positions[i - 1][0] && p[1] > positions[i - 1][1])), `positions: ${positions}`);
   assert.ok(s.received.every((r) => r.data.collection === "c"));
 });
