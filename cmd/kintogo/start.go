@@ -57,20 +57,23 @@ func serve(ctx context.Context, c *ctx, settings *config.Settings, bind string, 
 	}
 	// Signals are caught before the server exists: a SIGHUP from an
 	// administrative command must never end it.
-	stop := make(chan os.Signal, 1)
+	stop := make(chan os.Signal, 2)
 	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	handler, store, err := app.New(ctx, settings, log)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
+	// The port first: nothing is created (a database file) for a server
+	// that cannot listen.
 	addr := net.JoinHostPort(bind, strconv.Itoa(port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
+		return fmt.Errorf("%w (choose another with --port, or [server:main] port)", err)
+	}
+	handler, store, err := app.New(ctx, settings, log)
+	if err != nil {
+		ln.Close()
 		return err
 	}
+	defer store.Close()
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -103,13 +106,26 @@ func serve(ctx context.Context, c *ctx, settings *config.Settings, bind string, 
 		}
 		break
 	}
-	log.Info("shutting down")
+	// Requests held open (event streams, long-polls) end at once, the
+	// others finish (within 10 s); a second signal ends the process now.
+	log.Info("shutting down (a second Ctrl-C or SIGTERM exits at once)")
+	handler.Drain()
 	shutdownCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(shutdownCtx) }()
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("shutting down: %w", err)
+		}
+		return nil
+	case <-stop:
+		log.Warn("second signal: exiting without waiting for requests in flight")
+		store.Close()
+		os.Exit(1)
+		return nil
 	}
-	return nil
 }
 
 // warnOpenSignUp warns when anyone may create an account on a server that

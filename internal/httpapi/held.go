@@ -27,9 +27,28 @@ func heldBudget(setting int64) int64 {
 // errTooManyHeld refuses a request beyond the budget.
 var errTooManyHeld = &kerr.Error{Kind: kerr.Unavailable, Message: "Too many requests held open on this server, please retry later."}
 
+// errDraining refuses a request that would be held while the server shuts
+// down: its client goes elsewhere.
+var errDraining = &kerr.Error{Kind: kerr.Unavailable, Message: "The server is shutting down, please retry."}
+
+// Drain ends the requests held open, at once, for a shutdown: long-polls
+// answer what they would at their deadline, event streams end with a last
+// comment (EventSource clients reconnect, to another node behind a load
+// balancer), and no new one is held. Other requests go on.
+func (s *Server) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
+
+// Draining is closed once the server drains.
+func (s *Server) Draining() <-chan struct{} { return s.draining }
+
 // Hold counts a request held open against the node's budget: it returns
-// the function that ends it, or an error (503) beyond the budget.
+// the function that ends it, or an error (503) beyond the budget or
+// while the server drains.
 func (s *Server) Hold() (release func(), err error) {
+	select {
+	case <-s.draining:
+		return nil, errDraining
+	default:
+	}
 	if s.held.Add(1) > s.heldMax {
 		s.held.Add(-1)
 		return nil, errTooManyHeld

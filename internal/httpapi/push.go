@@ -92,6 +92,8 @@ func (s *Server) longPoll(r *http.Request, c *Call, newer newerFunc, authorize a
 		case <-next:
 		case <-deadline.C:
 			return true, nil
+		case <-s.draining:
+			return true, nil // the plain answer, now
 		case <-r.Context().Done():
 			return false, nil
 		}
@@ -280,6 +282,9 @@ func (es *eventStream) run(ctx context.Context, wait func() <-chan struct{}, emi
 		case <-lifetime.C:
 			// Clients reconnect by themselves, with Last-Event-ID.
 			es.comment("stream lifetime reached, reconnect")
+			return nil
+		case <-s.draining:
+			es.comment("server shutting down, reconnect")
 			return nil
 		case <-ctx.Done():
 			return nil

@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -89,8 +90,12 @@ type Server struct {
 	// (replaying).
 	replays chan struct{}
 	// held counts the requests held open (held.go), within heldMax.
-	held      atomic.Int64
-	heldMax   int64
+	held    atomic.Int64
+	heldMax int64
+	// draining is closed when the server shuts down (Drain): requests
+	// held open end at once.
+	draining  chan struct{}
+	drainOnce sync.Once
 	responses *responseCache
 	// nestedBatches counts the sub-requests that reached the batch
 	// endpoint although routesToBatch let them through (always 0 unless
@@ -171,6 +176,7 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 	s.responses = newResponseCache(s.cfg.HTTP.ResponseCacheMaxBytes)
 	s.replays = make(chan struct{}, streamReplays)
 	s.heldMax = heldBudget(s.cfg.Push.MaxHeld)
+	s.draining = make(chan struct{})
 	s.engine.Feed().Subscribe(s.changed)
 	if l := storage.LaggingOf(store); l != nil && l.Standby() {
 		// A reader on a replica is as fresh as its replica.
