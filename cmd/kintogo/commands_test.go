@@ -130,6 +130,17 @@ func TestZeroConfigurationPath(t *testing.T) {
 	if code, _ := do(t, "PUT", s.base+"/buckets/basic", "alice:pw", ""); code != 401 {
 		t.Errorf("basic auth of an unknown user: %d, want 401 (no basicauth policy by default)", code)
 	}
+	// From another folder (a new terminal opens in the home folder), the
+	// command does not make a database of its own: it says where it
+	// looked.
+	elsewhere := t.TempDir()
+	if _, errOut, err := kintogo(t, elsewhere, "s3cret\n", nil, "create-user", "--username", "admin"); err == nil ||
+		!strings.Contains(errOut, "no database at "+filepath.Join(elsewhere, "kintogo.db")) || !strings.Contains(errOut, "KINTO_STORAGE_URL") {
+		t.Errorf("create-user from another folder: %v %s", err, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(elsewhere, "kintogo.db")); err == nil {
+		t.Errorf("create-user from another folder created a database there")
+	}
 	out, errOut, err := kintogo(t, dir, "s3cret\n", nil, "create-user", "--username", "admin")
 	if err != nil || !strings.Contains(out, "Created user 'admin'") {
 		t.Fatalf("create-user: %v %s %s", err, out, errOut)

@@ -93,8 +93,10 @@ var commands = map[string]command{
 		about: `With no settings file, kintogo serves at once on 127.0.0.1:8888, with its data in
 ./kintogo.db: the changes feed of every bucket, accounts, history, the admin UI
 and the permissions endpoint. It prints the URLs and the command that creates
-the first administrator. SIGHUP makes it drop its in-memory views (the
-administrative commands send it after they write).`,
+the first administrator. SIGHUP makes it read the change log at once (the
+administrative commands send it after they write). SIGINT or SIGTERM end its
+event streams and long-polls at once and stop it once the requests in flight
+are done; a second one stops it at once.`,
 		flags: startFlags,
 	},
 	"init": {

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -158,6 +159,14 @@ func dsn(path string, write bool) string {
 
 // Open opens (creating if needed) the database file at path.
 func Open(ctx context.Context, path string, opts Options) (s *Store, err error) {
+	if opts.Beside && !opts.Migrate {
+		// A command beside a server never creates a database: one that
+		// is not there is not the server's.
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			abs, _ := filepath.Abs(path)
+			return nil, fmt.Errorf("no database at %s: run this command in the folder the server runs in, or name its database with KINTO_STORAGE_URL=/path/to/kintogo.db (or --ini with its settings)", abs)
+		}
+	}
 	lock, err := lockFile(path)
 	server := 0
 	if errors.Is(err, ErrLocked) && opts.Beside && !opts.Migrate {
