@@ -471,3 +471,21 @@ func TestKillDuringUploads(t *testing.T) {
 	}
 	t.Logf("%d acknowledged uploads, %d records, all naming complete files", n, len(records))
 }
+
+// Misspelled settings, in the INI file or the environment, are reported
+// at start with the name they were meant to be (they would otherwise be
+// ignored without a word).
+func TestUnknownSettingsWarned(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "config"), 0o755)
+	os.WriteFile(filepath.Join(dir, "config", "kinto.ini"), []byte("[app:main]\nkinto.incldues = kinto_changes\n"), 0o600)
+	_, errOut, err := kintogo(t, dir, "", []string{"KINTO_STORAGE_BAKEND=sqlite"}, "migrate", "--dry-run")
+	if err != nil {
+		t.Fatalf("migrate --dry-run: %v %s", err, errOut)
+	}
+	for _, want := range []string{"did you mean kinto.includes?", "kinto.incldues", "did you mean KINTO_STORAGE_BACKEND?", "KINTO_STORAGE_BAKEND"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("warnings lack %q:\n%s", want, errOut)
+		}
+	}
+}

@@ -78,7 +78,23 @@ func (c *ctx) settings() (*config.Settings, error) {
 			path = defaultINI
 		}
 	}
-	return config.Load(path, os.Environ())
+	s, err := config.Load(path, os.Environ())
+	if err != nil {
+		return nil, err
+	}
+	// What has no effect is said, once per command.
+	log := c.logger(s)
+	for _, u := range s.Unknown() {
+		if u.Suggestion != "" {
+			log.Warn("unknown setting, ignored: did you mean "+u.Suggestion+"?", "setting", u.Name, "in", u.Where)
+		} else {
+			log.Warn("unknown setting, ignored", "setting", u.Name, "in", u.Where)
+		}
+	}
+	for _, name := range s.Compatibility() {
+		log.Info("setting accepted for compatibility with Kinto, without effect", "setting", "kinto."+name)
+	}
+	return s, nil
 }
 
 // logger writes the command's logs to stderr, in the configured format.

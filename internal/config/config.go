@@ -143,8 +143,10 @@ var declared = func() map[string]*Setting {
 // whoever needs it, never a global.
 type Settings struct {
 	values map[string]string
-	// env is the environment the settings were loaded with.
-	env map[string]string
+	// env is the environment the settings were loaded with; given, the
+	// names the INI file set.
+	env   map[string]string
+	given map[string]bool
 	// Path is the INI file the settings came from ("" when none).
 	Path string
 	// ZeroConfig is true when no INI file was given: the Start settings
@@ -257,6 +259,10 @@ func (s *Settings) loadINI(path string) error {
 		}
 		seen[name] = v
 		s.values[name] = v
+		if s.given == nil {
+			s.given = map[string]bool{}
+		}
+		s.given[name] = true
 	}
 	// Kinto's logging sections: its JSON formatter selects JSON logs,
 	// unless log_format says otherwise.
