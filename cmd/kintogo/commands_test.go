@@ -367,10 +367,10 @@ func testAdminCommands(t *testing.T, env []string) {
 
 func TestHelp(t *testing.T) {
 	dir := t.TempDir()
-	for _, args := range [][]string{{"--help"}, {"help"}, {"-h"}} {
-		out, _, err := kintogo(t, dir, "", nil, args...)
-		if err != nil {
-			t.Errorf("%v: %v", args, err)
+	for _, args := range [][]string{{"--help"}, {"help"}, {"-h"}, {"help", "help"}} {
+		out, errOut, err := kintogo(t, dir, "", nil, args...)
+		if err != nil || errOut != "" {
+			t.Errorf("%v: %v %s", args, err, errOut)
 		}
 		for name := range commands {
 			if !strings.Contains(out, "  "+name+" ") {
@@ -380,11 +380,20 @@ func TestHelp(t *testing.T) {
 	}
 	for name, cmd := range commands {
 		for _, args := range [][]string{{name, "--help"}, {"help", name}} {
-			out, _, err := kintogo(t, dir, "", nil, args...)
-			if err != nil || !strings.Contains(out, "usage: kintogo "+name) || !strings.Contains(strings.ToLower(out), strings.ToLower(cmd.summary)) {
-				t.Errorf("%v: %v %s", args, err, out)
+			out, errOut, err := kintogo(t, dir, "", nil, args...)
+			// Once, on stdout.
+			if err != nil || errOut != "" || strings.Count(out, "usage: kintogo "+name) != 1 || !strings.Contains(strings.ToLower(out), strings.ToLower(cmd.summary)) {
+				t.Errorf("%v: %v %s (stderr %q)", args, err, out, errOut)
 			}
 		}
+		// A wrong flag: one line on stderr, the usage not repeated.
+		out, errOut, err := kintogo(t, dir, "", nil, name, "--no-such-flag")
+		if err == nil || out != "" || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "kintogo help "+name) {
+			t.Errorf("%s --no-such-flag: %v %q %q", name, err, out, errOut)
+		}
+	}
+	if out, errOut, err := kintogo(t, dir, "", nil, "frobnicate"); err == nil || out != "" || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Errorf("an unknown command: %v %q %q", err, out, errOut)
 	}
 }
 

@@ -205,7 +205,7 @@ func run(args []string, out, errOut io.Writer) error {
 	case args[0] == "-h" || args[0] == "--help" || args[0] == "-help":
 		usage(out)
 		return nil
-	case args[0] == "help" && len(args) == 1:
+	case args[0] == "help" && (len(args) == 1 || args[1] == "help"):
 		usage(out)
 		return nil
 	case args[0] == "help":
@@ -217,16 +217,18 @@ func run(args []string, out, errOut io.Writer) error {
 	}
 	cmd, ok := commands[name]
 	if !ok {
-		usage(errOut)
-		return fmt.Errorf("unknown command %q", name)
+		return fmt.Errorf("unknown command %q (kintogo help lists them)", name)
 	}
 	fs := flag.NewFlagSet("kintogo "+name, flag.ContinueOnError)
-	fs.SetOutput(errOut)
+	// The flag package's own messages are replaced by ours: the usage
+	// once, on stdout, when asked; an error in one line otherwise.
+	fs.SetOutput(io.Discard)
 	c := &ctx{out: out, errOut: errOut}
 	fs.StringVar(&c.ini, "ini", os.Getenv("KINTO_INI"), "settings file (default: config/kinto.ini when it exists, else none)")
 	do := cmd.flags(fs)
-	fs.Usage = func() {
-		w := fs.Output()
+	printUsage := func(w io.Writer) {
+		fs.SetOutput(w)
+		defer fs.SetOutput(io.Discard)
 		if cmd.args != "" {
 			fmt.Fprintf(w, "usage: kintogo %s [flags] %s\n\n", name, cmd.args)
 		} else {
@@ -239,12 +241,13 @@ func run(args []string, out, errOut io.Writer) error {
 		fmt.Fprint(w, "\nflags:\n")
 		fs.PrintDefaults()
 	}
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(out)
-			fs.Usage()
+			printUsage(out)
+			return err
 		}
-		return err
+		return fmt.Errorf("%w (kintogo help %s lists its flags)", err, name)
 	}
 	if name != "start" {
 		// A server's SIGHUP (see Admin.Close) must never end a command
