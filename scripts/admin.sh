@@ -15,8 +15,21 @@ if [ -f "$dest/index.html" ] && [ -f "$dest/VERSION" ]; then
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-python3 -m pip download -q --no-deps --only-binary :all: "kinto==$version" -d "$work"
-wheel=$(ls "$work"/kinto-"$version"-*.whl)
+# Python's standard library only (no pip): the wheel's address from PyPI's
+# simple index (PIP_INDEX_URL when set), then the wheel, a zip.
+index=${PIP_INDEX_URL:-https://pypi.org/simple}
+python3 - "${index%/}/kinto/" "kinto-$version-py3-none-any.whl" "$work" <<'PY'
+import re, sys, urllib.parse, urllib.request
+index, name, work = sys.argv[1:]
+page = urllib.request.urlopen(index, timeout=60).read().decode()
+links = [l for l in re.findall(r'href="([^"]+)"', page) if urllib.parse.urlsplit(l).path.endswith("/" + name)]
+if not links:
+    sys.exit(f"{name} is not listed at {index}")
+url = urllib.parse.urljoin(index, links[0].split("#")[0])
+with urllib.request.urlopen(url, timeout=300) as r, open(f"{work}/{name}", "wb") as f:
+    f.write(r.read())
+PY
+wheel="$work/kinto-$version-py3-none-any.whl"
 python3 - "$wheel" "$dest" "$sha256" <<'PY'
 import hashlib, os, shutil, sys, zipfile
 wheel, dest, want = sys.argv[1:]
