@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -496,5 +497,33 @@ func TestUnknownSettingsWarned(t *testing.T) {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("warnings lack %q:\n%s", want, errOut)
 		}
+	}
+}
+
+// Errors name what the user must change: the setting, the folder, the
+// port (checked before any database is created).
+func TestErrorsNameTheSetting(t *testing.T) {
+	dir := t.TempDir()
+	if _, errOut, err := kintogo(t, dir, "", []string{"KINTO_STORAGE_BACKEND=postgresql"}, "migrate"); err == nil ||
+		!strings.Contains(errOut, "storage_url") || !strings.Contains(errOut, "postgres://") {
+		t.Errorf("postgresql with the default storage_url: %v %s", err, errOut)
+	}
+	missing := filepath.Join(dir, "no", "such")
+	if _, errOut, err := kintogo(t, dir, "", []string{"KINTO_STORAGE_URL=" + filepath.Join(missing, "k.db")}, "migrate"); err == nil ||
+		!strings.Contains(errOut, "create "+missing) {
+		t.Errorf("a missing data folder: %v %s", err, errOut)
+	}
+	// A port in use: refused before the database is created.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	if _, errOut, err := kintogo(t, dir, "", nil, "start", "--port", port); err == nil || !strings.Contains(errOut, "--port") {
+		t.Errorf("a port in use: %v %s", err, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "kintogo.db")); err == nil {
+		t.Errorf("a server that could not listen created its database")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"kintogo/internal/config"
@@ -59,7 +60,11 @@ func OpenStorage(ctx context.Context, s *config.Settings, o OpenOptions) (storag
 	case config.Memory:
 		return memory.New(), nil
 	case config.PostgreSQL:
-		return postgres.Open(ctx, s.String("storage_url"), postgres.Options{Migrate: o.Migrate,
+		url := s.String("storage_url")
+		if !strings.HasPrefix(url, "postgres://") && !strings.HasPrefix(url, "postgresql://") && !strings.Contains(url, "host=") && !strings.Contains(url, "dbname=") {
+			return nil, fmt.Errorf("storage_backend is postgresql, but storage_url %q is no PostgreSQL URL: set kinto.storage_url (or KINTO_STORAGE_URL) to postgres://user:password@host:5432/dbname", url)
+		}
+		return postgres.Open(ctx, url, postgres.Options{Migrate: o.Migrate,
 			MaxConns:      int32(s.Int("storage_pool_size") + s.Int("storage_max_overflow")),
 			SnapshotBytes: s.Int("storage_snapshot_max_bytes"),
 			ReadOnly:      s.Bool("readonly"), Logger: o.Logger})

@@ -167,6 +167,17 @@ func Open(ctx context.Context, path string, opts Options) (s *Store, err error) 
 			return nil, fmt.Errorf("no database at %s: run this command in the folder the server runs in, or name its database with KINTO_STORAGE_URL=/path/to/kintogo.db (or --ini with its settings)", abs)
 		}
 	}
+	// Errors about the folder name the folder (and the setting), not
+	// the lock file they would meet first.
+	dir := filepath.Dir(path)
+	if info, err := os.Stat(dir); err != nil || !info.IsDir() {
+		abs, _ := filepath.Abs(dir)
+		return nil, fmt.Errorf("the folder of the database (storage_url %s) is missing: create %s, or set kinto.storage_url (KINTO_STORAGE_URL)", path, abs)
+	}
+	if err := syscall.Access(dir, 2 /* W_OK */); err != nil {
+		abs, _ := filepath.Abs(dir)
+		return nil, fmt.Errorf("cannot write in %s, the folder of the database (storage_url %s): %w", abs, path, err)
+	}
 	lock, err := lockFile(path)
 	server := 0
 	if errors.Is(err, ErrLocked) && opts.Beside && !opts.Migrate {
