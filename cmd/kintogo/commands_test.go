@@ -214,6 +214,13 @@ func TestInitThenStart(t *testing.T) {
 	if _, errOut, err := kintogo(t, dir, "", nil, "init"); err == nil || !strings.Contains(errOut, "already exists") {
 		t.Errorf("a second init must refuse to overwrite: %v %s", err, errOut)
 	}
+	// Its secrets are the owner's only, and git ignores them.
+	if info, err := os.Stat(filepath.Join(dir, "config", "kinto.ini")); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("config/kinto.ini: %v %v", info.Mode(), err)
+	}
+	if ignore, _ := os.ReadFile(filepath.Join(dir, "config", ".gitignore")); !strings.Contains(string(ignore), "/kinto.ini") {
+		t.Errorf("config/.gitignore: %q", ignore)
+	}
 	if after, _ := os.ReadFile(filepath.Join(dir, "config", "kinto.ini")); !bytes.Equal(after, raw) {
 		t.Error("the settings file changed")
 	}

@@ -67,7 +67,12 @@ func initFlags(fs *flag.FlagSet) func(*ctx, []string) error {
 			os.Remove(path)
 			return err
 		}
-		fmt.Fprintf(c.out, "Created %s (storage: %s). Next:\n\n", path, *backend)
+		ignored, err := ignoreSecrets(filepath.Dir(path), filepath.Base(path))
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(c.out, ignored)
+		fmt.Fprintf(c.out, "Created %s (storage: %s; its HMAC secrets make it secret: readable by you only). Next:\n\n", path, *backend)
 		iniFlag := ""
 		if path != defaultINI {
 			iniFlag = " --ini " + path

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,8 +20,22 @@ func TestSignerKeysAndResign(t *testing.T) {
 	if !strings.Contains(out, "kinto.signer.ecdsa.private_key = "+filepath.Join(dir, "keys", "signer-key.pem")) {
 		t.Fatalf("signer-keys printed %s", out)
 	}
-	if _, errOut, err := kintogo(t, dir, "", nil, "signer-keys", "keys"); err == nil || !strings.Contains(errOut, "already exists") {
+	if _, errOut, err := kintogo(t, dir, "", nil, "signer-keys", "keys"); err == nil || !strings.Contains(errOut, "already exists") || !strings.Contains(errOut, "--show") {
 		t.Fatalf("signer-keys over existing keys: %v %s", err, errOut)
+	}
+	// The secrets are the owner's only, git ignores them, and the root's
+	// hash can be shown again.
+	for _, name := range []string{"signer-key.pem", "intermediate-key.pem"} {
+		if info, err := os.Stat(filepath.Join(dir, "keys", name)); err != nil || info.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v %v", name, info.Mode(), err)
+		}
+	}
+	if ignore, _ := os.ReadFile(filepath.Join(dir, "keys", ".gitignore")); !strings.Contains(string(ignore), "/signer-key.pem") || !strings.Contains(string(ignore), "/intermediate-key.pem") {
+		t.Errorf("keys/.gitignore: %q", ignore)
+	}
+	hash := out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:]
+	if shown, errOut, err := kintogo(t, dir, "", nil, "signer-keys", "--show", "keys"); err != nil || !strings.Contains(shown, strings.TrimSpace(hash)) {
+		t.Errorf("signer-keys --show: %v %q %s (the hash printed first: %q)", err, shown, errOut, hash)
 	}
 	env := func(keys string) []string {
 		return []string{
