@@ -27,6 +27,24 @@ else
   echo "PostgreSQL tests skipped: set KINTOGO_TEST_POSTGRES (scripts/postgres.sh prints a DSN)"
 fi
 
+# The release binaries: the four platforms build, and the linux/amd64 one
+# says its version and serves.
+if [ "${SKIP_RELEASE:-}" != 1 ]; then
+  scripts/release.sh ci >/dev/null
+  bin=dist/kintogo-ci-linux-amd64
+  "$bin" version | grep -q "kintogo ci (commit" || { echo "release binary: $("$bin" version)" >&2; exit 1; }
+  rel=$(mktemp -d)
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  (cd "$rel" && exec "$OLDPWD/$bin" start --port "$port" >"$rel/log" 2>&1) &
+  relpid=$!
+  served=""
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v1/" >/dev/null && { served=1; break; }; sleep 0.1; done
+  kill "$relpid"; wait "$relpid" 2>/dev/null || true
+  rm -rf "$rel"
+  [ -n "$served" ] || { echo "the release binary did not serve" >&2; exit 1; }
+  echo "release binaries: linux and darwin, amd64 and arm64, built; linux/amd64 serves"
+fi
+
 # Real Kinto clients (kinto-http.py's own suite, the npm clients).
 if [ "${SKIP_CLIENTS:-}" = 1 ]; then
   echo "client suites skipped (SKIP_CLIENTS=1)"

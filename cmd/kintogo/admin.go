@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -94,7 +93,7 @@ func createUserFlags(fs *flag.FlagSet) func(*ctx, []string) error {
 			fmt.Fprintln(c.errOut, "Cannot create a user when the accounts plugin is not installed.")
 			return exitNoAccounts
 		}
-		in := bufio.NewReader(os.Stdin)
+		in := lineReader{os.Stdin}
 		if username == "" {
 			if username, err = prompt(c, in, "Username: "); err != nil {
 				fmt.Fprintln(c.errOut, "User creation aborted")
@@ -140,7 +139,7 @@ func adminStorage(s *config.Settings) error {
 	return nil
 }
 
-func prompt(c *ctx, in *bufio.Reader, question string) (string, error) {
+func prompt(c *ctx, in lineReader, question string) (string, error) {
 	fmt.Fprint(c.errOut, question)
 	line, err := in.ReadString('\n')
 	line = strings.TrimRight(line, "\r\n")
@@ -150,9 +149,32 @@ func prompt(c *ctx, in *bufio.Reader, question string) (string, error) {
 	return line, nil
 }
 
+// lineReader reads standard input a line at a time, a byte at a time:
+// what follows the line is left for the next command (a script piping
+// the passwords of several create-user commands).
+type lineReader struct{ r io.Reader }
+
+// ReadString reads up to and including delim.
+func (l lineReader) ReadString(delim byte) (string, error) {
+	var b strings.Builder
+	buf := make([]byte, 1)
+	for {
+		n, err := l.r.Read(buf)
+		if n == 1 {
+			b.WriteByte(buf[0])
+			if buf[0] == delim {
+				return b.String(), nil
+			}
+		}
+		if err != nil {
+			return b.String(), err
+		}
+	}
+}
+
 // readPassword asks twice on a terminal; otherwise it reads one line
 // (`echo "$PASSWORD" | kintogo create-user -u admin`).
-func readPassword(c *ctx, in *bufio.Reader, username string) (string, error) {
+func readPassword(c *ctx, in lineReader, username string) (string, error) {
 	fd := int(os.Stdin.Fd())
 	if !term.IsTerminal(fd) {
 		pw, err := prompt(c, in, "")

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -170,7 +171,7 @@ do not change. It may run while the server runs.`,
 		summary: "print the version",
 		flags: func(fs *flag.FlagSet) func(*ctx, []string) error {
 			return func(c *ctx, args []string) error {
-				fmt.Fprintln(c.out, app.Version)
+				fmt.Fprintf(c.out, "kintogo %s (commit %s, %s, %s/%s)\n", app.Version, app.Commit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 				return nil
 			}
 		},

@@ -161,8 +161,13 @@ func dsn(path string, write bool) string {
 func Open(ctx context.Context, path string, opts Options) (s *Store, err error) {
 	if opts.Beside && !opts.Migrate {
 		// A command beside a server never creates a database: one that
-		// is not there is not the server's.
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		// is not there is not the server's (unless a server just
+		// started, `kintogo start &` right before: a few seconds).
+		missing := func() bool { _, err := os.Stat(path); return errors.Is(err, os.ErrNotExist) }
+		for wait := 0; missing() && wait < 30; wait++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if missing() {
 			abs, _ := filepath.Abs(path)
 			return nil, fmt.Errorf("no database at %s: run this command in the folder the server runs in, or name its database with KINTO_STORAGE_URL=/path/to/kintogo.db (or --ini with its settings)", abs)
 		}
