@@ -416,6 +416,8 @@ func (p *plugin) post(w http.ResponseWriter, r *http.Request, c *httpapi.Call) e
 	}
 	p.deleteDoomed(ctx)
 	w.Header().Set("Location", p.h.Origin(r)+"/v1"+rp.URI())
+	// The record's new timestamp, as Kinto's answer carries it.
+	httpapi.SetTimestamp(w, written.Object.LastModified)
 	status := http.StatusOK
 	if written.Created {
 		status = http.StatusCreated
@@ -431,10 +433,12 @@ func (p *plugin) delete(w http.ResponseWriter, r *http.Request, c *httpapi.Call)
 	if err := p.authorize(ctx, c, rp); err != nil {
 		return err
 	}
-	if _, err := p.writeRecord(ctx, c, r, rp, map[string]any{field: nil}, nil, false); err != nil {
+	written, err := p.writeRecord(ctx, c, r, rp, map[string]any{field: nil}, nil, false)
+	if err != nil {
 		return err
 	}
 	p.deleteDoomed(ctx)
+	httpapi.SetTimestamp(w, written.Object.LastModified)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -113,3 +113,23 @@ func TestConcurrentUploadsToOneRecord(t *testing.T) {
 		}
 	})
 }
+
+// Attachment writes answer with the record's new timestamp, in ETag and
+// Last-Modified, as Kinto's do.
+func TestAttachmentWritesCarryTheTimestamp(t *testing.T) {
+	eachBackend(t, func(t *testing.T, open storetest.Open) {
+		s := newServer(t, open, nil)
+		writes := []func() answer{
+			func() answer { return s.upload("r1", 201) },
+			func() answer { return s.do("DELETE", "/v1/buckets/fennec/collections/fonts/records/r1/attachment", "", nil) },
+		}
+		for _, write := range writes {
+			a := write()
+			rec := s.json("GET", "/v1/buckets/fennec/collections/fonts/records/r1", "", 200)
+			ts := rec.header.Get("ETag")
+			if a.header.Get("ETag") != ts || a.header.Get("Last-Modified") == "" {
+				t.Errorf("%d: ETag %q, Last-Modified %q; the record's ETag is %s", a.code, a.header.Get("ETag"), a.header.Get("Last-Modified"), ts)
+			}
+		}
+	})
+}
