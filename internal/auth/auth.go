@@ -8,12 +8,12 @@ package auth
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -38,15 +38,69 @@ func BasicCredentials(r *http.Request) (user, pass string, ok bool) {
 	if !found || !strings.EqualFold(scheme, "Basic") {
 		return "", "", false
 	}
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(encoded))
-	if err != nil {
+	raw, ok := decodeBase64(strings.TrimSpace(encoded))
+	if !ok {
 		return "", "", false
 	}
-	user, pass, found = strings.Cut(string(raw), ":")
+	// UTF-8, else Latin-1, as Pyramid reads them (and Kinto then keys
+	// the user id with the text's UTF-8).
+	text := string(raw)
+	if !utf8.Valid(raw) {
+		runes := make([]rune, len(raw))
+		for i, b := range raw {
+			runes[i] = rune(b)
+		}
+		text = string(runes)
+	}
+	user, pass, found = strings.Cut(text, ":")
 	if !found || user == "" {
 		return "", "", false
 	}
 	return user, pass, true
+}
+
+// decodeBase64 decodes as Python's base64.b64decode does by default
+// (binascii.a2b_base64, not strict), which Pyramid reads Basic
+// credentials with: characters outside the alphabet are skipped, a pad
+// that completes a quantum ends the data (what follows is ignored), a
+// stray pad is ignored, and data that ends inside a quantum is refused.
+// (Go's decoders refuse what Kinto accepts: the same credentials must
+// give the same user.)
+func decodeBase64(s string) ([]byte, bool) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	out := make([]byte, 0, len(s)*3/4)
+	quad, pads := 0, 0
+	var left byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '=' {
+			pads++
+			if quad >= 2 && quad+pads >= 4 {
+				return out, true
+			}
+			continue
+		}
+		v := strings.IndexByte(alphabet, c)
+		if v < 0 {
+			continue
+		}
+		pads = 0
+		b := byte(v)
+		switch quad {
+		case 0:
+			left, quad = b, 1
+		case 1:
+			out = append(out, left<<2|b>>4)
+			left, quad = b&0x0f, 2
+		case 2:
+			out = append(out, left<<4|b>>2)
+			left, quad = b&0x03, 3
+		case 3:
+			out = append(out, left<<6|b)
+			left, quad = 0, 0
+		}
+	}
+	return out, quad == 0
 }
 
 // Basic is Kinto's `basicauth` policy: any username and password are

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -73,4 +74,51 @@ func TestAccountsVerifiesKintoHashes(t *testing.T) {
 	if err != nil || !strings.HasPrefix(h, "$2a$") && !strings.HasPrefix(h, "$2b$") {
 		t.Errorf("HashPassword: %q %v", h, err)
 	}
+}
+
+// Basic credentials decode as Pyramid decodes them (Python's lenient
+// base64, then UTF-8 or Latin-1), so that the same header is the same
+// user on kintogo and on Kinto; the vectors are what Kinto 26.5 answered.
+func TestBasicCredentialsAsKinto(t *testing.T) {
+	b64 := func(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+	latin1 := []byte{'j', 0xe9, 'r', 0xf4, 'm', 'e', ':', 'p', 'w'}
+	for _, tc := range []struct {
+		header     string
+		user, pass string
+		ok         bool
+	}{
+		{"Basic " + b64([]byte("alice:pw")), "alice", "pw", true},
+		{"Basic " + b64([]byte("alice:pw")) + " extra", "alice", "pw", true}, // data after the pads: ignored
+		{"Basic YWxp*Y2U6cHc=", "alice", "pw", true},                         // outside the alphabet: skipped
+		{"Basic YW=xpY2U6cHc=", "alice", "pw", true},                         // a stray pad: skipped
+		{"Basic YWxpY2U6cHc=YQ==", "alice", "pw", true},
+		{"Basic " + b64(latin1), "jérôme", "pw", true}, // not UTF-8: Latin-1
+		{"Basic " + b64([]byte("jérôme:pw")), "jérôme", "pw", true},
+		{"basic  " + b64([]byte("alice:pw")), "alice", "pw", true},
+		{"Basic YWxpY2U6cHc", "", "", false}, // ends inside a quantum
+		{"Basic " + b64([]byte(":pw")), "", "", false},
+		{"Basic " + b64([]byte("alicepw")), "", "", false},
+		{"Bearer " + b64([]byte("alice:pw")), "", "", false},
+	} {
+		r, _ := http.NewRequest("GET", "/", nil)
+		r.Header.Set("Authorization", tc.header)
+		user, pass, ok := BasicCredentials(r)
+		if user != tc.user || pass != tc.pass || ok != tc.ok {
+			t.Errorf("%q: %q %q %v, want %q %q %v", tc.header, user, pass, ok, tc.user, tc.pass, tc.ok)
+		}
+	}
+}
+
+// Valid base64 decodes as Go's standard decoder decodes it; anything
+// else never panics.
+func FuzzDecodeBase64(f *testing.F) {
+	for _, s := range []string{"YWxpY2U6cHc=", "YW=xp*", "====", "Y", "YWxpY2U6cHcx"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := decodeBase64(s)
+		if want, err := base64.StdEncoding.DecodeString(s); err == nil && (!ok || string(got) != string(want)) {
+			t.Errorf("%q: %q %v, want %q", s, got, ok, want)
+		}
+	})
 }
