@@ -121,7 +121,9 @@ func TestAttachmentWritesCarryTheTimestamp(t *testing.T) {
 		s := newServer(t, open, nil)
 		writes := []func() answer{
 			func() answer { return s.upload("r1", 201) },
-			func() answer { return s.do("DELETE", "/v1/buckets/fennec/collections/fonts/records/r1/attachment", "", nil) },
+			func() answer {
+				return s.do("DELETE", "/v1/buckets/fennec/collections/fonts/records/r1/attachment", "", nil)
+			},
 		}
 		for _, write := range writes {
 			a := write()
