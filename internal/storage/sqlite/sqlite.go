@@ -203,8 +203,18 @@ func Open(ctx context.Context, path string, opts Options) (s *Store, err error) 
 	}
 	writer.SetMaxOpenConns(1)
 	// The lock file keeps other kintogo processes out: no lock is needed
-	// to migrate.
-	if err := schema.Upgrade(ctx, sqlstore.StdDB(writer), sqlstore.UpgradeOptions{Migrate: opts.Migrate, InitEmpty: true}); err != nil {
+	// to migrate. Beside a server (no lock here) nothing is migrated: a
+	// server that has just started may still be making the schema of a
+	// new file, and is waited for a few seconds.
+	upgrade := func() error {
+		return schema.Upgrade(ctx, sqlstore.StdDB(writer), sqlstore.UpgradeOptions{Migrate: opts.Migrate, InitEmpty: lock != nil})
+	}
+	err = upgrade()
+	for wait := 0; lock == nil && errors.Is(err, sqlstore.ErrOutdated) && wait < 50; wait++ {
+		time.Sleep(100 * time.Millisecond)
+		err = upgrade()
+	}
+	if err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"kintogo/internal/storage"
 	"kintogo/internal/storage/sqlite"
@@ -100,6 +101,46 @@ func TestOneStorePerFile(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A server and a command beside it (`kintogo start &` then `kintogo
+// create-user`) opening the same new file at once: whichever migrates
+// first, the other finds the schema made and both open it.
+func TestConcurrentOpensOfANewFile(t *testing.T) {
+	ctx := context.Background()
+	for round := 0; round < 10; round++ {
+		path := filepath.Join(t.TempDir(), "new.db")
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, 2)
+		stores := make(chan *sqlite.Store, 2)
+		for _, opts := range []sqlite.Options{{}, {Beside: true}} {
+			go func() {
+				s, err := sqlite.Open(ctx, path, opts)
+				if err == nil {
+					stores <- s
+				}
+				errs <- err
+			}()
+			// The server holds the lock file before the command starts.
+			for i := 0; i < 1000; i++ {
+				if b, _ := os.ReadFile(path + ".lock"); len(b) > 0 {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+		for i := 0; i < 2; i++ {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		close(stores)
+		for s := range stores {
+			s.Close()
+		}
 	}
 }
 

@@ -116,9 +116,17 @@ func (sc *Schema) apply(ctx context.Context, db DB) error {
 }
 
 // step runs Migrations[i] and records version i+1, in one transaction.
+// The version is read again inside it: SQLite's transactions begin
+// holding the write lock, so that a process that opened the same new file
+// at the same moment (`kintogo start &` then `kintogo create-user`) and
+// migrated first is seen here, and its steps are not run twice.
 func (sc *Schema) step(ctx context.Context, db DB, i int) error {
 	txn, err := db.Begin(ctx)
 	if err != nil {
+		return err
+	}
+	if version, err := sc.Version(ctx, txn); err != nil || version > i {
+		txn.Rollback(context.Background())
 		return err
 	}
 	if err := sc.Migrations[i].Up(ctx, txn); err != nil {
