@@ -51,12 +51,12 @@ func TestSignerKeysAndResign(t *testing.T) {
 	if code, _ := do(t, "PUT", s.base+"/buckets/ws/collections/c", "alice:pw", ""); code != 201 {
 		t.Fatalf("source: %d", code)
 	}
-	x5u := func() string {
+	signature := func() map[string]any {
 		_, body := do(t, "GET", s.base+"/buckets/prod/collections/c", "", "")
 		sig, _ := body["data"].(map[string]any)["signature"].(map[string]any)
-		x, _ := sig["x5u"].(string)
-		return x
+		return sig
 	}
+	x5u := func() string { x, _ := signature()["x5u"].(string); return x }
 	before := x5u()
 	if !strings.HasPrefix(before, "http://kinto.example.com/v1/__signer__/chains/") {
 		t.Fatalf("x5u %q", before)
@@ -80,4 +80,10 @@ func TestSignerKeysAndResign(t *testing.T) {
 	if err != nil || !strings.Contains(out, "0 collections re-signed") {
 		t.Fatalf("second resign: %v %s", err, out)
 	}
+	// Signing the same records again gives new signature bytes.
+	bytes := signature()["signature"]
+	if out, errOut, err := kintogo(t, dir, "", env("next"), "resign", "--all"); err != nil || !strings.Contains(out, "1 collections re-signed") {
+		t.Fatalf("resign --all: %v %s %s", err, out, errOut)
+	}
+	eventually(t, "the server serves new signature bytes", func() bool { return signature()["signature"] != bytes })
 }

@@ -52,15 +52,17 @@ func (s *ECDSA) Sign(_ context.Context, payload []byte) ([]Signature, error) {
 }
 
 // SignRaw returns the base64url raw r||s signature of Prefix + payload,
-// always the same for the same key and payload.
+// a new one at each call.
 func SignRaw(key *ecdsa.PrivateKey, payload []byte) (string, error) {
 	if key.Curve != elliptic.P384() {
 		return "", errors.New("contentsig: the key is not a P-384 key")
 	}
-	// Deterministic (RFC 6979, a nil random source): one key signs one
-	// payload with one signature, so that nodes signing the same
-	// collection at the same timestamp publish the same signature.
-	der, err := key.Sign(nil, digest(payload), crypto.SHA384)
+	// A random nonce (mixed with the key and the digest by crypto/ecdsa),
+	// as Autograph signs: re-signing unchanged records gives new
+	// signature bytes, which Remote Settings' tooling takes as the proof
+	// that a collection was signed again. Concurrent signers never race
+	// on it: a source is locked while it publishes.
+	der, err := key.Sign(rand.Reader, digest(payload), crypto.SHA384)
 	if err != nil {
 		return "", err
 	}

@@ -36,7 +36,8 @@ func (f *flow) secondNode() *flow {
 // same time, round after round (alone, or in a batch that read the source
 // first): one approval wins, the other is told the
 // collection is already signed, and the destination holds one signature
-// per records timestamp, which verifies.
+// per records timestamp, which verifies: signatures are never the same
+// twice, so a second publication would show as a second signature.
 func TestConcurrentApprovalsAcrossNodes(t *testing.T) {
 	open := storetest.PostgreSQL()
 	if open == nil {

@@ -172,13 +172,24 @@ func TestRefreshSignature(t *testing.T) {
 			before := f.get(dest, tarte)["last_modified"]
 			f.status(source, tarte, "to-resign", 200)
 			f.wantStatus(source, "work-in-progress")
-			// The reference's mocked signer returns a random string; a
-			// deterministic signature of unchanged records is the same:
-			// the destination was signed again, validly.
 			if f.get(dest, tarte)["last_modified"] == before {
 				f.t.Fatal("signature not refreshed")
 			}
 			f.verify(dest)
+		}},
+		{"a new signature at each re-sign", nil, func(f *flow) {
+			// Remote Settings' browser tests take new signature bytes as
+			// the proof of a re-sign: two in a row give two, both valid.
+			seen := map[string]bool{f.verify(dest): true}
+			for i := 0; i < 2; i++ {
+				f.status(source, tarte, "to-resign", 200)
+				f.wantStatus(source, "signed")
+				sig := f.verify(dest)
+				if seen[sig] {
+					f.t.Fatalf("re-sign %d gave a signature already served: %s", i+1, sig)
+				}
+				seen[sig] = true
+			}
 		}},
 	}, setUp)
 }
