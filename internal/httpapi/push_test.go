@@ -223,6 +223,19 @@ func TestEventStreamMonitor(t *testing.T) {
 			}
 		}
 		again.quiet(t, 300*time.Millisecond)
+		again.close()
+		// A new stream starts after every commit acknowledged before it:
+		// the node's history follows the log asynchronously, and what it
+		// had not read yet is not sent as new.
+		for i := 0; i < 30; i++ {
+			before := write("c1")
+			s, _ := openSSE(t, c.base+monitor+"?bucket=main", "", "")
+			after := write("c1")
+			if ev := s.next(t, 2*time.Second); !strings.Contains(ev.data, `"last_modified":`+after) {
+				t.Fatalf("a new stream's first event: %+v; the write before it was at %s, after it at %s", ev, before, after)
+			}
+			s.close()
+		}
 	})
 }
 

@@ -383,9 +383,12 @@ func (s *plugin) streamMonitor(w http.ResponseWriter, r *http.Request, c *httpap
 	if done >= 0 {
 		pos = partial - 1
 	}
-	if positioned && partial > history.Head() {
-		// A position another node gave, which this one has not read
-		// yet: read the log now rather than start over.
+	if !positioned || partial > history.Head() {
+		// The history follows the log asynchronously: read it now, so
+		// that a new stream starts after every commit made before it (not
+		// with the last ones, sent as if new), and a position another node
+		// gave, which this one has not read yet, is known rather than
+		// started over.
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		s.h.Engine().CatchUp(ctx)
 		cancel()
