@@ -7,7 +7,7 @@
 //	kintogo migrate [--ini FILE] [--dry-run]
 //	kintogo create-user [--ini FILE] --username NAME [--password PASSWORD]
 //	kintogo purge-deleted [--ini FILE] RESOURCE... AGE|MAX_RETAINED
-//	kintogo signer-keys [--subject NAME] [--days 90] DIR
+//	kintogo signer-keys [--subject NAME] [--days 90] [--issuer-certificate FILE --issuer-key FILE] DIR
 //	kintogo resign [--ini FILE] [--within 720h] [--all]
 //	kintogo version
 //
@@ -154,9 +154,16 @@ longest time a client may stay offline. It may run while the server runs.`,
 		args:    "DIR",
 		about: `Writes in DIR a P-384 key for the signer's local backend (signer-key.pem), its
 certificate chain (chain.pem: the leaf, with the code-signing usage, an
-intermediate and a root), the root alone (root.pem) and the intermediate's key,
-and prints the settings to use and the root's hash that clients verify with.
-kintogo serves chain.pem as the x5u of its signatures. Never overwrites a file.`,
+intermediate and a root), the root alone (root.pem), the intermediate with the
+root (issuer.pem) and the intermediate's key, and prints the settings to use
+and the root's hash that clients verify with. kintogo serves chain.pem as the
+x5u of its signatures. Never overwrites a file.
+
+With --issuer-certificate and --issuer-key, issues only the leaf, under that
+intermediate: the next leaf of a chain made before (issuer.pem,
+intermediate-key.pem), an organization's content-signing CA, or Autograph's
+development intermediate, which Firefox trusts for a server on localhost (see
+README, Firefox). The leaf expires with its issuer at the latest.`,
 		flags: signerKeysFlags,
 	},
 	"resign": {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,10 +19,14 @@ import (
 )
 
 // signerKeysFlags: `kintogo signer-keys DIR` makes a key and its
-// certificate chain for the signer's local backend.
+// certificate chain for the signer's local backend: a whole new chain, or
+// only the leaf under an existing issuer (an organization's
+// content-signing intermediate, or the development one Firefox trusts).
 func signerKeysFlags(fs *flag.FlagSet) func(*ctx, []string) error {
 	subject := fs.String("subject", contentsig.DefaultSubject, "the leaf certificate's name (clients check it)")
-	days := fs.Int("days", 90, "validity of the leaf certificate, in days (the intermediate lasts twice as long, the root three times)")
+	days := fs.Int("days", 90, "validity of the leaf certificate, in days (a new intermediate lasts twice as long, a new root three times; under --issuer-certificate, at most the issuer's)")
+	issuerCert := fs.String("issuer-certificate", "", "issue only the leaf, under this intermediate: its certificate (PEM), optionally followed by its issuers up to the root")
+	issuerKey := fs.String("issuer-key", "", "the private key of --issuer-certificate (PEM)")
 	show := fs.Bool("show", false, "print the root's hash (and the leaf's validity) of the chain already in DIR, writing nothing")
 	return func(c *ctx, args []string) error {
 		if len(args) != 1 {
@@ -36,15 +39,48 @@ func signerKeysFlags(fs *flag.FlagSet) func(*ctx, []string) error {
 		if *days <= 0 {
 			return fmt.Errorf("--days: %d is not a positive number of days", *days)
 		}
-		ch, err := contentsig.NewChain(*subject, time.Now(), time.Duration(*days)*24*time.Hour)
-		if err != nil {
-			return err
+		if (*issuerCert == "") != (*issuerKey == "") {
+			return errors.New("--issuer-certificate and --issuer-key go together: the issuer's certificate and its private key")
+		}
+		now, validity := time.Now(), time.Duration(*days)*24*time.Hour
+		var ch *contentsig.Chain
+		var files []secretFile
+		if *issuerCert != "" {
+			certPEM, err := os.ReadFile(*issuerCert)
+			if err != nil {
+				return fmt.Errorf("--issuer-certificate: %w", err)
+			}
+			keyPEM, err := os.ReadFile(*issuerKey)
+			if err != nil {
+				return fmt.Errorf("--issuer-key: %w", err)
+			}
+			if ch, err = contentsig.Issuer(certPEM, keyPEM, now); err != nil {
+				return fmt.Errorf("%s, %s: %w", *issuerCert, *issuerKey, err)
+			}
+			if err := ch.Permits(*subject); err != nil {
+				return fmt.Errorf("--subject: %w", err)
+			}
+			key, err := contentsig.GenerateKey()
+			if err != nil {
+				return err
+			}
+			if err := ch.NewLeaf(*subject, key, now, validity); err != nil {
+				return err
+			}
+		} else {
+			var err error
+			if ch, err = contentsig.NewChain(*subject, now, validity); err != nil {
+				return err
+			}
+			interKey, err := contentsig.EncodeSigner(ch.IntermediateKey)
+			if err != nil {
+				return err
+			}
+			files = append(files,
+				secretFile{"issuer.pem", contentsig.EncodeCertificates(append([]*x509.Certificate{ch.Intermediate}, ch.Upper...)...), 0o644},
+				secretFile{"intermediate-key.pem", interKey, 0o600})
 		}
 		leafKey, err := contentsig.EncodePrivateKey(ch.LeafKey)
-		if err != nil {
-			return err
-		}
-		interKey, err := contentsig.EncodePrivateKey(ch.IntermediateKey)
 		if err != nil {
 			return err
 		}
@@ -52,62 +88,104 @@ func signerKeysFlags(fs *flag.FlagSet) func(*ctx, []string) error {
 		if err != nil {
 			return err
 		}
-		root := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ch.Root.Raw})
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-		files := []struct {
-			name string
-			data []byte
-			mode os.FileMode
-		}{
+		files = append([]secretFile{
 			{"signer-key.pem", leafKey, 0o600},
 			{"signer-public.pem", pub, 0o644},
 			{"chain.pem", ch.PEM(), 0o644},
-			{"root.pem", root, 0o644},
-			{"intermediate-key.pem", interKey, 0o600},
+		}, files...)
+		root := ch.Root()
+		if root != nil {
+			files = append(files, secretFile{"root.pem", contentsig.EncodeCertificates(root), 0o644})
 		}
-		for _, f := range files {
-			// O_EXCL: keys are never replaced.
-			fh, err := os.OpenFile(filepath.Join(dir, f.name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, f.mode)
-			if errors.Is(err, os.ErrExist) {
-				return fmt.Errorf("%s already exists (kintogo signer-keys --show %s prints its chain's root hash)", filepath.Join(dir, f.name), dir)
-			}
-			if err != nil {
-				return err
-			}
-			_, err = fh.Write(f.data)
-			if cerr := fh.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return err
-			}
+		if err := writeNew(dir, files); err != nil {
+			return err
 		}
-		ignored, err := ignoreSecrets(dir, "signer-key.pem", "intermediate-key.pem")
+		secrets := []string{"signer-key.pem"}
+		if *issuerCert == "" {
+			secrets = append(secrets, "intermediate-key.pem")
+		}
+		ignored, err := ignoreSecrets(dir, secrets...)
 		if err != nil {
 			return err
 		}
 		abs, _ := filepath.Abs(dir)
 		fmt.Fprint(c.out, ignored)
-		fmt.Fprintf(c.out, `Wrote the signer's key and its certificate chain in %s:
-  signer-key.pem        the leaf's private key (P-384): keep it secret
-  chain.pem             leaf, intermediate, root: the x5u kintogo serves
-  root.pem              the root, for clients
-  intermediate-key.pem  issues the next leaf: keep it offline
-The leaf (%s) is valid until %s.
+		fmt.Fprintf(c.out, "Wrote the signer's key and its certificate chain in %s:\n", abs)
+		fmt.Fprintln(c.out, "  signer-key.pem        the leaf's private key (P-384): keep it secret")
+		fmt.Fprintln(c.out, "  chain.pem             leaf, intermediate, root: the x5u kintogo serves")
+		if root != nil {
+			fmt.Fprintln(c.out, "  root.pem              the root, for clients")
+		}
+		if *issuerCert == "" {
+			fmt.Fprintln(c.out, "  issuer.pem            intermediate and root: with intermediate-key.pem, issues the next leaf")
+			fmt.Fprintln(c.out, "  intermediate-key.pem  keep it offline (--issuer-certificate issuer.pem --issuer-key intermediate-key.pem)")
+		}
+		until := ch.Leaf.NotAfter.Format(time.RFC3339)
+		if ch.Leaf.NotAfter.Equal(ch.Intermediate.NotAfter) {
+			until += ", when its issuer expires"
+		}
+		fmt.Fprintf(c.out, `The leaf (%s), issued by %q, is valid until %s.
 
 Settings (kinto.ini):
   kinto.signer.ecdsa.private_key = %s
   kinto.signer.ecdsa.certificate_chain = %s
   kinto.http_host = <the public host of the server, for the x5u URL>
 
-Clients verify with the root's hash (kintogo signer-keys --show %s prints it again):
-  %s
-`, abs, ch.Leaf.Subject.CommonName, ch.Leaf.NotAfter.Format(time.RFC3339),
-			filepath.Join(abs, "signer-key.pem"), filepath.Join(abs, "chain.pem"), dir, contentsig.RootHash(ch.Root))
+`, ch.Leaf.Subject.CommonName, ch.Intermediate.Subject.CommonName, until,
+			filepath.Join(abs, "signer-key.pem"), filepath.Join(abs, "chain.pem"))
+		printRoot(c, root, dir)
 		return nil
 	}
+}
+
+// printRoot says what clients verify the chain with: the root's hash, as
+// the last line.
+func printRoot(c *ctx, root *x509.Certificate, dir string) {
+	if root == nil {
+		fmt.Fprintln(c.out, "The chain ends below its root: clients verify it with the root they trust.")
+		return
+	}
+	if contentsig.RootHash(root) == contentsig.FirefoxLocalRootHash {
+		fmt.Fprintln(c.out, "Firefox trusts this root for servers on localhost or 127.0.0.1 (with MOZ_REMOTE_SETTINGS_DEVTOOLS=1; see README, Firefox).")
+	}
+	fmt.Fprintf(c.out, "Clients verify with the root's hash (kintogo signer-keys --show %s prints it again):\n  %s\n", dir, contentsig.RootHash(root))
+}
+
+// secretFile is a file signer-keys writes.
+type secretFile struct {
+	name string
+	data []byte
+	mode os.FileMode
+}
+
+// writeNew writes files in dir, none of which may exist: keys are never
+// replaced.
+func writeNew(dir string, files []secretFile) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, f := range files {
+		if _, err := os.Lstat(filepath.Join(dir, f.name)); err == nil {
+			return fmt.Errorf("%s already exists (kintogo signer-keys --show %s prints its chain's root hash)", filepath.Join(dir, f.name), dir)
+		}
+	}
+	for _, f := range files {
+		fh, err := os.OpenFile(filepath.Join(dir, f.name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, f.mode)
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%s already exists (kintogo signer-keys --show %s prints its chain's root hash)", filepath.Join(dir, f.name), dir)
+		}
+		if err != nil {
+			return err
+		}
+		_, err = fh.Write(f.data)
+		if cerr := fh.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // showChain prints the root's hash and the leaf's validity of a chain.
@@ -116,24 +194,16 @@ func showChain(c *ctx, path string) error {
 	if err != nil {
 		return err
 	}
-	var certs []*x509.Certificate
-	for rest := raw; ; {
-		var block *pem.Block
-		if block, rest = pem.Decode(rest); block == nil {
-			break
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		certs = append(certs, cert)
-	}
-	if len(certs) == 0 {
-		return fmt.Errorf("%s: no certificate", path)
+	certs, err := contentsig.ParseCertificates(raw)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	leaf, root := certs[0], certs[len(certs)-1]
-	fmt.Fprintf(c.out, "%s: the leaf (%s) is valid until %s.\nClients verify with the root's hash:\n  %s\n",
-		path, leaf.Subject.CommonName, leaf.NotAfter.Format(time.RFC3339), contentsig.RootHash(root))
+	if root.CheckSignatureFrom(root) != nil {
+		root = nil
+	}
+	fmt.Fprintf(c.out, "%s: the leaf (%s) is valid until %s.\n", path, leaf.Subject.CommonName, leaf.NotAfter.Format(time.RFC3339))
+	printRoot(c, root, filepath.Dir(path))
 	return nil
 }
 

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"kintogo/internal/contentsig"
 )
 
 // kintogo signer-keys makes a key and its chain that a server signs and
@@ -65,7 +69,8 @@ func TestSignerKeysAndResign(t *testing.T) {
 		t.Fatalf("the chain answered %d", code)
 	}
 
-	if _, errOut, err := kintogo(t, dir, "", nil, "signer-keys", "next"); err != nil {
+	// The next leaf, under the same intermediate.
+	if _, errOut, err := kintogo(t, dir, "", nil, "signer-keys", "--issuer-certificate", "keys/issuer.pem", "--issuer-key", "keys/intermediate-key.pem", "next"); err != nil {
 		t.Fatalf("signer-keys: %v %s", err, errOut)
 	}
 	out, errOut, err = kintogo(t, dir, "", env("next"), "resign")
@@ -86,4 +91,63 @@ func TestSignerKeysAndResign(t *testing.T) {
 		t.Fatalf("resign --all: %v %s %s", err, out, errOut)
 	}
 	eventually(t, "the server serves new signature bytes", func() bool { return signature()["signature"] != bytes })
+}
+
+// kintogo signer-keys --issuer-certificate issues the leaf only, under an
+// existing intermediate (here the development one Firefox trusts), and
+// refuses, saying why, what would give a chain clients reject.
+func TestSignerKeysUnderAnIssuer(t *testing.T) {
+	dir := t.TempDir()
+	issuer, _ := filepath.Abs("../../internal/contentsig/testdata/autograph-dev/issuer.pem")
+	issuerKey, _ := filepath.Abs("../../internal/contentsig/testdata/autograph-dev/issuer-key.pem")
+	if time.Now().After(time.Date(2029, 3, 21, 16, 45, 47, 0, time.UTC)) {
+		t.Fatal("Autograph's development intermediate (csinter1553186747) expired on 2029-03-21: see internal/contentsig/testdata/autograph-dev/README.md for a newer one")
+	}
+	out, errOut, err := kintogo(t, dir, "", nil, "signer-keys", "--issuer-certificate", issuer, "--issuer-key", issuerKey, "--days", "30", "keys")
+	if err != nil {
+		t.Fatalf("signer-keys: %v %s", err, errOut)
+	}
+	for _, want := range []string{`issued by "csinter1553186747"`, "Firefox trusts this root", contentsig.FirefoxLocalRootHash} {
+		if !strings.Contains(out, want) {
+			t.Errorf("signer-keys printed %s\nwithout %q", out, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "keys", "intermediate-key.pem")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("intermediate-key.pem: %v", err)
+	}
+	raw, _ := os.ReadFile(filepath.Join(dir, "keys", "chain.pem"))
+	certs, err := contentsig.ParseCertificates(raw)
+	if err != nil || len(certs) != 3 {
+		t.Fatalf("chain.pem: %d certificates, %v", len(certs), err)
+	}
+	leaf, err := contentsig.VerifyChain(certs, contentsig.FirefoxLocalRootHash, ".content-signature.mozilla.org", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := contentsig.LoadPrivateKey(filepath.Join(dir, "keys", "signer-key.pem"))
+	if err != nil || !key.PublicKey.Equal(leaf.PublicKey) {
+		t.Fatalf("signer-key.pem is not the leaf's key: %v", err)
+	}
+	if d := time.Until(leaf.NotAfter); d < 29*24*time.Hour || d > 31*24*time.Hour {
+		t.Errorf("the leaf expires in %v", d)
+	}
+	if shown, _, _ := kintogo(t, dir, "", nil, "signer-keys", "--show", "keys"); !strings.Contains(shown, contentsig.FirefoxLocalRootHash) {
+		t.Errorf("--show: %s", shown)
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--issuer-certificate", issuer}, "--issuer-certificate and --issuer-key go together"},
+		{[]string{"--issuer-certificate", issuer, "--issuer-key", filepath.Join(dir, "keys", "signer-key.pem")}, "the key is not the one of the issuer's certificate"},
+		{[]string{"--issuer-certificate", filepath.Join(dir, "keys", "chain.pem"), "--issuer-key", filepath.Join(dir, "keys", "signer-key.pem")}, "is not a certificate authority"},
+		{[]string{"--issuer-certificate", issuer, "--issuer-key", issuerKey, "--subject", "signer.example.com"}, "issues names under .content-signature.mozilla.org only"},
+		{[]string{"--issuer-certificate", issuer, "--issuer-key", issuerKey}, "already exists"},
+	} {
+		_, errOut, err := kintogo(t, dir, "", nil, append(append([]string{"signer-keys"}, c.args...), "keys")...)
+		if err == nil || !strings.Contains(errOut, c.want) {
+			t.Errorf("signer-keys %v: %v %s, want %q", c.args, err, errOut, c.want)
+		}
+	}
 }

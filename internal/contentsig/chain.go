@@ -2,6 +2,7 @@ package contentsig
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
@@ -20,12 +21,29 @@ import (
 // ends with .content-signature.mozilla.org by default).
 const DefaultSubject = "remote-settings.content-signature.mozilla.org"
 
-// Chain is a content-signature certificate chain: a root, an
-// intermediate, and the leaf whose key signs (code signing only), with
-// the leaf's and the intermediate's private keys.
+// Chain is a content-signature certificate chain: the leaf whose key
+// signs (code signing only), the intermediate that issued it, and the
+// intermediate's own issuers up to the root, with the leaf's and the
+// intermediate's private keys.
 type Chain struct {
-	Root, Intermediate, Leaf *x509.Certificate
-	LeafKey, IntermediateKey *ecdsa.PrivateKey
+	Leaf, Intermediate *x509.Certificate
+	// Upper are the intermediate's issuers, the root last, as the x5u
+	// carries them; empty when only the intermediate is known.
+	Upper           []*x509.Certificate
+	LeafKey         *ecdsa.PrivateKey
+	IntermediateKey crypto.Signer
+}
+
+// Root is the chain's self-signed root, nil when the chain ends below it.
+func (c *Chain) Root() *x509.Certificate {
+	if len(c.Upper) == 0 {
+		return nil
+	}
+	root := c.Upper[len(c.Upper)-1]
+	if root.CheckSignatureFrom(root) != nil {
+		return nil
+	}
+	return root
 }
 
 // NewChain makes a chain whose leaf is valid for validity from now, the
@@ -71,14 +89,15 @@ func NewChain(subject string, now time.Time, validity time.Duration) (*Chain, er
 		return nil, err
 	}
 	inter, _ := x509.ParseCertificate(interDER)
-	c := &Chain{Root: root, Intermediate: inter, IntermediateKey: interKey}
+	c := &Chain{Intermediate: inter, Upper: []*x509.Certificate{root}, IntermediateKey: interKey}
 	if err := c.NewLeaf(subject, leafKey, now, validity); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// NewLeaf issues a new leaf for key under the chain's intermediate.
+// NewLeaf issues a new leaf for key under the chain's intermediate. It
+// expires with the intermediate if validity would take it further.
 func (c *Chain) NewLeaf(subject string, key *ecdsa.PrivateKey, now time.Time, validity time.Duration) error {
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(), Subject: pkix.Name{CommonName: subject, Organization: []string{"kintogo"}},
@@ -103,13 +122,115 @@ func serial() *big.Int {
 	return n
 }
 
-// PEM is the chain as an x5u serves it: leaf, intermediate, root.
+// PEM is the chain as an x5u serves it: leaf, intermediate, its issuers
+// up to the root.
 func (c *Chain) PEM() []byte {
+	return EncodeCertificates(append([]*x509.Certificate{c.Leaf, c.Intermediate}, c.Upper...)...)
+}
+
+// EncodeCertificates is certificates in PEM, one after the other.
+func EncodeCertificates(certs ...*x509.Certificate) []byte {
 	var b bytes.Buffer
-	for _, cert := range []*x509.Certificate{c.Leaf, c.Intermediate, c.Root} {
+	for _, cert := range certs {
 		pem.Encode(&b, &pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
 	}
 	return b.Bytes()
+}
+
+// Issuer reads an existing intermediate that is to issue leaves: certPEM
+// holds its certificate, optionally followed by its issuers up to the
+// root (what the x5u will carry after the leaf), keyPEM its private key.
+// It refuses, saying why, a key that is not the certificate's, a
+// certificate that is no certificate authority, one not valid at now,
+// and issuers that did not sign what they follow.
+func Issuer(certPEM, keyPEM []byte, now time.Time) (*Chain, error) {
+	certs, err := ParseCertificates(certPEM)
+	if err != nil {
+		return nil, err
+	}
+	key, err := parseSigner(keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	inter := certs[0]
+	name := inter.Subject.CommonName
+	if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(inter.PublicKey) {
+		return nil, fmt.Errorf("the key is not the one of the issuer's certificate %q", name)
+	}
+	if !inter.IsCA || !inter.BasicConstraintsValid {
+		return nil, fmt.Errorf("the issuer's certificate %q is not a certificate authority: it cannot issue a leaf", name)
+	}
+	if inter.KeyUsage != 0 && inter.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return nil, fmt.Errorf("the issuer's certificate %q may not sign certificates (its key usage lacks certificate signing)", name)
+	}
+	if now.Before(inter.NotBefore) {
+		return nil, fmt.Errorf("the issuer's certificate %q is not valid until %s", name, inter.NotBefore.Format(time.RFC3339))
+	}
+	if !now.Before(inter.NotAfter) {
+		return nil, fmt.Errorf("the issuer's certificate %q expired on %s", name, inter.NotAfter.Format(time.RFC3339))
+	}
+	for i := 1; i < len(certs); i++ {
+		if err := certs[i-1].CheckSignatureFrom(certs[i]); err != nil {
+			return nil, fmt.Errorf("certificate %q, after %q, did not issue it: the certificates after the issuer's must be its chain up to the root, in order", certs[i].Subject.CommonName, certs[i-1].Subject.CommonName)
+		}
+	}
+	return &Chain{Intermediate: inter, Upper: certs[1:], IntermediateKey: key}, nil
+}
+
+// Permits reports whether the intermediate's name constraints (if any)
+// allow a leaf named subject, as verifiers enforce them.
+func (c *Chain) Permits(subject string) error {
+	permitted := c.Intermediate.PermittedDNSDomains
+	if len(permitted) == 0 {
+		return nil
+	}
+	for _, d := range permitted {
+		if d != "" && d[0] == '.' && strings.HasSuffix(subject, d) || subject == d || strings.HasSuffix(subject, "."+d) {
+			return nil
+		}
+	}
+	return fmt.Errorf("the issuer %q issues names under %s only, not %q", c.Intermediate.Subject.CommonName, strings.Join(permitted, ", "), subject)
+}
+
+// parseSigner reads a private key of any kind x509 knows (SEC 1,
+// PKCS #8, PKCS #1): an organization's issuer need not be P-384.
+func parseSigner(data []byte) (crypto.Signer, error) {
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			return nil, errors.New("no private key in the PEM data")
+		}
+		var key any
+		var err error
+		switch block.Type {
+		case "EC PRIVATE KEY":
+			key, err = x509.ParseECPrivateKey(block.Bytes)
+		case "PRIVATE KEY":
+			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+		case "RSA PRIVATE KEY":
+			key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		signer, ok := key.(crypto.Signer)
+		if !ok {
+			return nil, fmt.Errorf("a %T cannot sign certificates", key)
+		}
+		return signer, nil
+	}
+}
+
+// EncodeSigner is a private key as PKCS #8 PEM.
+func EncodeSigner(key crypto.Signer) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
 // RootHash is the SHA-256 fingerprint of a root, as clients are
@@ -201,3 +322,8 @@ func VerifyChain(certs []*x509.Certificate, rootHash, subjectSuffix string, now 
 	}
 	return leaf, nil
 }
+
+// FirefoxLocalRootHash is the hash of Autograph's development root
+// (csroot1553186747), which Firefox compiles in as the one root it trusts
+// for a Remote Settings server on localhost or 127.0.0.1.
+const FirefoxLocalRootHash = "5E:36:F2:14:DE:82:3F:8B:29:96:89:23:5F:03:41:AC:AF:A0:75:AF:82:CB:4C:D4:30:7C:3D:B3:43:39:2A:FE"

@@ -61,7 +61,7 @@ func TestAutographBackend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, err := contentsig.VerifyChain(certs, contentsig.RootHash(ch.Root), ".content-signature.mozilla.org", time.Now())
+	leaf, err := contentsig.VerifyChain(certs, contentsig.RootHash(ch.Root()), ".content-signature.mozilla.org", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
