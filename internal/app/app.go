@@ -107,13 +107,20 @@ func New(ctx context.Context, s *config.Settings, log *slog.Logger) (*httpapi.Se
 // commits of the other nodes sharing a PostgreSQL database (readers on a
 // streaming standby included), and those of commands writing beside it,
 // reach its in-memory views and waiting requests, each once (see
-// resource.Engine.Follow). Nodes that write prune the log.
+// resource.Engine.Follow). Nodes that write prune the log. The plugins'
+// background work runs meanwhile (httpapi.Server.Run).
 func Follow(ctx context.Context, srv *httpapi.Server, s *config.Settings, log *slog.Logger) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Run(ctx)
+	}()
 	srv.Engine().Follow(ctx, resource.FollowOptions{
 		Prune:     !s.Bool("readonly"),
 		Retention: time.Duration(s.Int("change_log_retention_seconds")) * time.Second,
 		Log:       log,
 	})
+	<-done
 }
 
 // Admin is kintogo assembled for an administrative command (create-user,

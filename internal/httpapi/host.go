@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"kintogo/internal/auth"
@@ -328,3 +330,61 @@ func StreamCursor(r *http.Request, c *Call, current int64) int64 { return stream
 
 // RawInt reads a parameter as an integer, quotes stripped.
 func RawInt(params []query.Param, name string) (int64, bool) { return rawInt(params, name) }
+
+// Background registers work a serving node does until it stops (not the
+// administrative commands, which build the same server): Run starts it.
+func (s *Server) Background(fn func(ctx context.Context)) { s.background = append(s.background, fn) }
+
+// Run does the background work of the plugins until ctx ends, and
+// returns once all of it returned.
+func (s *Server) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, fn := range s.background {
+		wg.Go(func() { fn(ctx) })
+	}
+	wg.Wait()
+}
+
+// Get answers a GET of target (a path and query) in process, as it would
+// answer an anonymous client: what a plugin builds from the public answers
+// (bundles of changesets, say) is then exactly what clients are served.
+func (s *Server) Get(ctx context.Context, target string) (int, []byte) {
+	r, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return http.StatusBadRequest, nil
+	}
+	r.Host = "localhost"
+	if host := s.settings.String("http_host"); host != "" {
+		r.Host = host
+	}
+	r.RemoteAddr = "127.0.0.1:0"
+	w := &bufferedAnswer{header: http.Header{}}
+	s.serve(w, r) // not a client's: neither logged nor counted
+
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.status, w.body.Bytes()
+}
+
+// bufferedAnswer is the answer of Get.
+type bufferedAnswer struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (w *bufferedAnswer) Header() http.Header { return w.header }
+
+func (w *bufferedAnswer) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.body.Write(b)
+}
+
+func (w *bufferedAnswer) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+}

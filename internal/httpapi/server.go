@@ -79,6 +79,8 @@ type Server struct {
 	// the delays of other nodes' commits.
 	observers []func(*RequestSummary)
 	notified  []func(delay time.Duration)
+	// background is the plugins' work while the node serves (Run).
+	background []func(ctx context.Context)
 
 	// hub versions the scopes of the stored data that in-memory views
 	// depend on, and wakes the requests waiting on them: every commit

@@ -115,7 +115,14 @@ func (Plugin) Provision(h *httpapi.Server) error {
 		}
 		h.HandleTree(FilesPrefix, httpapi.TreeNames{Home: "attachments", Files: "attachment_file", Redirect: "attachments"},
 			h.StaticFiles(FilesPrefix, files.FS, httpapi.StaticOptions{ETag: true, ContentType: contentType,
-				CacheControl: func(string) string { return "public, max-age=86400" }}))
+				CacheControl: func(name string) string {
+					if strings.HasPrefix(name, BundlesDir+"/") {
+						// Rebuilt after publications: caches ask again
+						// within the hour (with their ETag).
+						return "public, max-age=3600"
+					}
+					return "public, max-age=86400"
+				}}))
 	}
 	h.Heartbeat("attachments", p.ping)
 	h.Engine().Hook(resource.Hooks{
@@ -127,6 +134,11 @@ func (Plugin) Provision(h *httpapi.Server) error {
 		}
 	}
 	go p.deleteDoomed(context.Background())
+	if st.bundles && !h.Settings().Bool("readonly") {
+		b := newBundler(p, st.bundleMax)
+		h.Engine().Feed().SubscribeAsync(b.seen)
+		h.Background(b.run)
+	}
 	return nil
 }
 

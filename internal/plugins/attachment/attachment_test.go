@@ -20,11 +20,11 @@ import (
 )
 
 type server struct {
-	t    *testing.T
-	url  string
-	dir  string // attachment.base_path
-	auth string
-	coll string // of uploads
+	t            *testing.T
+	url          string
+	dir          string // attachment.base_path
+	auth         string
+	bucket, coll string // of uploads
 }
 
 func newServer(t *testing.T, open storetest.Open, extra map[string]string) *server {
@@ -39,7 +39,7 @@ func newServer(t *testing.T, open storetest.Open, extra map[string]string) *serv
 	}
 	ts := httptest.NewServer(apptest.Server(t, open(t), httpapi.Options{}, settings))
 	t.Cleanup(ts.Close)
-	s := &server{t: t, url: ts.URL, dir: dir, auth: "mat:secret", coll: "fonts"}
+	s := &server{t: t, url: ts.URL, dir: dir, auth: "mat:secret", bucket: "fennec", coll: "fonts"}
 	s.json("PUT", "/v1/buckets/fennec", "", 201)
 	s.json("PUT", "/v1/buckets/fennec/collections/fonts", `{"data": {"schema": {"type": "object", "properties": {"author": {"type": "string"}}}}}`, 201)
 	return s
@@ -106,7 +106,7 @@ func (s *server) upload(record string, want int, parts ...part) answer {
 		}
 	}
 	mw.Close()
-	a := s.do("POST", "/v1/buckets/fennec/collections/"+s.coll+"/records/"+record+"/attachment", mw.FormDataContentType(), &body)
+	a := s.do("POST", "/v1/buckets/"+s.bucket+"/collections/"+s.coll+"/records/"+record+"/attachment", mw.FormDataContentType(), &body)
 	if want != 0 && a.code != want {
 		s.t.Fatalf("upload to %s: %d %s, want %d", record, a.code, a.raw, want)
 	}

@@ -22,6 +22,9 @@ type Files interface {
 	// Place moves a received file to name, or to name-1, name-2... when
 	// taken, and returns the name it got; the file is durable then.
 	Place(tmp, name string) (string, error)
+	// Replace moves a received file to name, replacing what name held
+	// at once (readers see the old file or the new one); durable then.
+	Replace(tmp, name string) error
 	// Discard removes a received file that was not placed.
 	Discard(tmp string)
 	// Delete removes a file; a missing file is no error.
@@ -110,13 +113,34 @@ func (l *localFiles) Place(tmp, name string) (string, error) {
 			return "", err
 		}
 		l.root.Remove(tmp)
-		if d, err := l.root.Open(path.Dir(candidate)); err == nil {
-			d.Sync()
-			d.Close()
-		}
+		l.syncDir(path.Dir(candidate))
 		return candidate, nil
 	}
 	return "", fmt.Errorf("no free name for %q", name)
+}
+
+func (l *localFiles) Replace(tmp, name string) error {
+	if !fs.ValidPath(name) || strings.HasPrefix(name, ".") {
+		return fmt.Errorf("invalid attachment name %q", name)
+	}
+	if dir := path.Dir(name); dir != "." {
+		if err := l.root.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := l.root.Rename(tmp, name); err != nil {
+		return err
+	}
+	l.syncDir(path.Dir(name))
+	return nil
+}
+
+// syncDir makes a directory's entries durable.
+func (l *localFiles) syncDir(dir string) {
+	if d, err := l.root.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
 }
 
 func (l *localFiles) Discard(tmp string) { l.root.Remove(tmp) }

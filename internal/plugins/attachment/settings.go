@@ -2,6 +2,7 @@ package attachment
 
 import (
 	"fmt"
+	"io/fs"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -21,6 +22,8 @@ type settings struct {
 	extensions   map[string]bool
 	mimetypes    map[string]string // extension (".txt") -> mimetype
 	maxUpload    int64             // kintogo's bound of an upload request
+	bundles      bool              // build the bundles (bundles.go)
+	bundleMax    int64             // the attachments' bytes of a zip bundle, at most
 	global       options
 	resources    map[string]options // bucket or collection URI -> overrides
 }
@@ -78,6 +81,22 @@ func readSettings(s *config.Settings) (*settings, error) {
 			return nil, fmt.Errorf("attachment.max_upload_bytes: %q is not a positive integer", v)
 		}
 		st.maxUpload = n
+	}
+	st.bundles = true
+	if v, ok := get("bundles"); ok {
+		b, err := parseBool(v)
+		if err != nil {
+			return nil, fmt.Errorf("attachment.bundles: %w", err)
+		}
+		st.bundles = b
+	}
+	st.bundleMax = DefaultBundleMaxSize
+	if v, ok := get("bundle_max_size_bytes"); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("attachment.bundle_max_size_bytes: %q is not a size in bytes", v)
+		}
+		st.bundleMax = n
 	}
 	// Kinto's defaults: randomized names, old files deleted, no limit.
 	yes, no := true, false
@@ -182,6 +201,22 @@ func (st *settings) effective(bid, cid string) options {
 // kept.
 func (st *settings) keepOld(bid, cid string) bool {
 	return *st.effective(bid, cid).keepOldFiles
+}
+
+// nameOf is the stored file a location designates (location's
+// inverse); ok is false for a location elsewhere.
+func (st *settings) nameOf(location string) (string, bool) {
+	name := location
+	if st.baseURL != "" {
+		var ok bool
+		if name, ok = strings.CutPrefix(location, st.location("")); !ok {
+			return "", false
+		}
+	}
+	if name == "" || !fs.ValidPath(name) || strings.HasPrefix(name, ".") || strings.Contains(name, "/.") {
+		return "", false
+	}
+	return name, true
 }
 
 // location is a stored file's URL: resolved against base_url as
