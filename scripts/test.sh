@@ -3,7 +3,8 @@
 # conformance on memory and SQLite, HTTP scenarios over the real handler
 # stack, the kintogo command end to end), the test suites of real Kinto
 # clients (scripts/clients.sh), the pages in a real browser
-# (scripts/browser.sh), then the replay of the answers
+# (scripts/browser.sh), Firefox syncing from kintogo (scripts/firefox.sh),
+# then the replay of the answers
 # recorded from the reference Kinto (../shared/conformance), every
 # scenario.
 set -euo pipefail
@@ -52,6 +53,8 @@ else
   scripts/clients.sh
   # The admin UI and the live view in headless Chromium.
   scripts/browser.sh
+  # Firefox syncing signed collections, verifying their signatures.
+  scripts/firefox.sh
 fi
 
 # Every scenario of the conformance corpus (the answers recorded from the
