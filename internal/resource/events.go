@@ -135,11 +135,17 @@ func (e *Engine) Follow(ctx context.Context, o FollowOptions) {
 }
 
 // CatchUp returns once the follower has read the log as far as it goes
-// now (the server calls it when a command wrote beside it), or ctx ended.
+// now, every commit this node acknowledged included (the server calls it
+// when a command wrote beside it, a stream that starts now), or ctx ended.
 func (e *Engine) CatchUp(ctx context.Context) {
 	f := e.follower.Load()
 	if f == nil {
 		return
+	}
+	if t, ok := f.l.(storage.Ticking); ok {
+		// An error leaves the ticks of the writers' own ticker, a few
+		// milliseconds later.
+		_ = t.Publish(ctx)
 	}
 	done := make(chan struct{})
 	select {

@@ -77,6 +77,15 @@ type Log interface {
 	PruneLog(ctx context.Context, before time.Time) (int64, error)
 }
 
+// Ticking is implemented by logs where a commit becomes readable by
+// position only once a tick covers it (PostgreSQL's, whose writing nodes
+// tick a few milliseconds after their commits).
+type Ticking interface {
+	// Publish ticks now, so that every commit this store saw committed is
+	// readable in the log when it returns (nothing on a standby).
+	Publish(ctx context.Context) error
+}
+
 // Lagging is implemented by backends that may read a replica of the
 // database (PostgreSQL's streaming standbys).
 type Lagging interface {

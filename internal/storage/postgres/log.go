@@ -116,6 +116,14 @@ func (s *Store) Tick(ctx context.Context) error {
 	return dialect.Wrap(err)
 }
 
+// Publish implements storage.Ticking.
+func (s *Store) Publish(ctx context.Context) error {
+	if s.standby {
+		return nil
+	}
+	return s.Tick(ctx)
+}
+
 // ticker ticks after this store's commits and every second, until the
 // store closes.
 func (s *Store) ticker(log *slog.Logger) {
