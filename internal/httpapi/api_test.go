@@ -560,6 +560,22 @@ func TestClientSuppliedTimestamps(t *testing.T) {
 	})
 }
 
+// With default_bucket_hmac_secret unset, Kinto keys personal bucket ids
+// with the empty string, not with userid_hmac_secret: the same
+// credentials find the same bucket (the id Kinto 26.5 answered for
+// mat:secret with userid_hmac_secret = s).
+func TestDefaultBucketIDAsKinto(t *testing.T) {
+	eachBackend(t, map[string]string{"includes": "kinto.plugins.default_bucket", "userid_hmac_secret": "s"}, func(t *testing.T, c *client) {
+		hello := c.get("/v1/", "mat:secret").must(t, 200)
+		if id, bucket := hello.str("user.id"), hello.str("user.bucket"); id != "basicauth:177e0f0a5beb991a574fae591384480c452ab29c6d885d3d09e43cbb3895eee8" || bucket != "2fffce30-89bf-b8af-e8b7-09618deb2423" {
+			t.Errorf("user %s, bucket %s", id, bucket)
+		}
+		if got := c.get("/v1/buckets/default", "mat:secret").must(t, 200).str("data.id"); got != "2fffce30-89bf-b8af-e8b7-09618deb2423" {
+			t.Errorf("/buckets/default: %s", got)
+		}
+	})
+}
+
 func TestDefaultBucket(t *testing.T) {
 	// kinto-protocol.md §7.8: basicauth mat:secret with empty secrets.
 	mat := "basicauth:" + auth.HMACDigest("", "mat:secret")

@@ -40,6 +40,7 @@ var mapping = map[kerr.Kind]struct {
 	kerr.Conflict:             {409, 122, "Integrity constraint violated, please retry."},
 	kerr.Unavailable:          {503, 201, "Service temporary unavailable due to overloading or maintenance, please retry later."},
 	kerr.TooLarge:             {413, 113, "Request body too large."},
+	kerr.Gone:                 {410, 202, "The service you are trying to connect no longer exists at this location."},
 	kerr.Other:                {500, 999, "A programmatic error occurred, developers have been informed."},
 }
 

@@ -29,6 +29,9 @@ func (s *Server) hello(w http.ResponseWriter, r *http.Request, c *Call) error {
 		},
 		"capabilities": s.capabilities(r),
 	}
+	if eos := s.settings.String("eos"); eos != "" {
+		body["eos"] = eos
+	}
 	if c.User() != "" {
 		err := s.view(r.Context(), func(tx storage.Tx) error { return c.LoadPrincipals(r.Context(), tx) })
 		if err != nil {

@@ -192,7 +192,8 @@ func (s *Server) writeList(w http.ResponseWriter, r *http.Request, c *Call, l Li
 	if l.Next != "" {
 		w.Header().Set("Next-Page", l.Next)
 	}
-	if l.Query != nil && l.Query.DeprecatedTo {
+	if l.Query != nil && l.Query.DeprecatedTo && w.Header().Get("Alert") == "" {
+		// (The end of service's Alert wins, as Kinto sets it last.)
 		w.Header().Set("Alert", `{"code": "soft-eol", "message": "_to is now deprecated, you should use _before instead", "url": "https://kinto.readthedocs.io/en/2.4.0/api/1.x/filtering.html#polling-for-changes"}`)
 	}
 	if r.Method == http.MethodHead {

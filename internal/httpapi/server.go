@@ -65,6 +65,7 @@ type Server struct {
 	readonly bool
 	cors     corsPolicy
 	backoff  []string // the Backoff header, nil when off
+	eos      *endOfService
 
 	// What plugins provisioned (host.go).
 	caps         map[string]any
@@ -168,6 +169,11 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 	if b := s.cfg.HTTP.Backoff; b > 0 {
 		s.backoff = []string{strconv.FormatInt(b, 10)}
 	}
+	eos, err := parseEndOfService(settings)
+	if err != nil {
+		return nil, err
+	}
+	s.eos = eos
 	if s.opts.Now == nil {
 		s.opts.Now = time.Now
 	}
@@ -392,6 +398,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.backoff != nil {
 		h["Backoff"] = s.backoff
+	}
+	if s.eos != nil && !inUnit(r.Context()) && s.eos.check(s, w, r, s.opts.Now()) {
+		return
 	}
 	defer func() {
 		if p := recover(); p != nil {

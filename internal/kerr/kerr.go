@@ -31,6 +31,7 @@ const (
 	Conflict                         // integrity violation, retry: 409, errno 122
 	Unavailable                      // backend failure: 503, errno 201
 	TooLarge                         // request body too large: 413, errno 113
+	Gone                             // the end of service passed: 410, errno 202
 	NotModified                      // the client's copy is current (If-None-Match): 304
 )
 

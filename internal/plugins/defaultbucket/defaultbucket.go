@@ -6,7 +6,6 @@ package defaultbucket
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strings"
 
@@ -22,19 +21,19 @@ type Plugin struct{}
 // Name implements plugins.Plugin.
 func (Plugin) Name() string { return "kinto.plugins.default_bucket" }
 
-// Provision implements plugins.Plugin. Without a secret (neither
-// default_bucket_hmac_secret nor userid_hmac_secret, as in Kinto) anyone
-// could compute another user's personal bucket id and create that bucket
-// first: the start is refused.
+// Provision implements plugins.Plugin. Personal bucket ids are keyed
+// with default_bucket_hmac_secret exactly as Kinto keys them: with the
+// empty string when it is not set (Kinto's default), not with
+// userid_hmac_secret, so that the same credentials find the same bucket
+// on both. Unset, anyone can compute the bucket id of a known user id
+// (accounts'): the start says so.
 func (Plugin) Provision(h *httpapi.Server) error {
 	s := &plugin{h: h, readonly: h.Settings().Bool("readonly")}
 	s.secret = h.Settings().String("default_bucket_hmac_secret")
 	if s.secret == "" {
-		s.secret = h.Settings().String("userid_hmac_secret")
-	}
-	if s.secret == "" {
-		return fmt.Errorf("kinto.plugins.default_bucket needs kinto.default_bucket_hmac_secret (or kinto.userid_hmac_secret): " +
-			"without a secret, anyone can compute another user's personal bucket id and create that bucket first")
+		h.Logger().Warn("kinto.default_bucket_hmac_secret is not set: personal bucket ids are keyed with an empty secret, " +
+			"as Kinto does, so anyone may compute the bucket id of a known user id; set it (kintogo before 0.2 used " +
+			"kinto.userid_hmac_secret when it was unset: set it to that value to keep the personal buckets made then)")
 	}
 	h.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
 		if !isDefaultBucketPath(r.URL.Path) {
