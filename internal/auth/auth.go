@@ -134,13 +134,40 @@ func HMACDigest(secret, message string) string {
 
 // Identify runs the policies in order and returns the prefixed user id of
 // the first that authenticates the request, or "" for an anonymous one.
-func Identify(policies []Policy, r *http.Request) string {
+func Identify(policies []Policy, r *http.Request, observe Observer) string {
 	for _, p := range policies {
-		if id, ok := p.Authenticate(r); ok {
+		if observe == nil {
+			if id, ok := p.Authenticate(r); ok {
+				return p.Name() + ":" + id
+			}
+			continue
+		}
+		start := time.Now()
+		id, ok := p.Authenticate(r)
+		d := time.Since(start)
+		observe(p.Name(), "authenticated_userid", d)
+		if carries(r, p) {
+			observe(p.Name(), "callback", d)
+		}
+		if ok {
 			return p.Name() + ":" + id
 		}
 	}
 	return ""
+}
+
+// Observer receives the time a policy took on a request, under the names
+// of Kinto's timers (its pyramid policies' methods): "authenticated_userid"
+// for every policy consulted, "callback" when the request carried
+// credentials in the policy's scheme (the time is then their check).
+type Observer func(policy, method string, d time.Duration)
+
+// carries reports whether r's Authorization header is in the scheme of
+// p's challenge.
+func carries(r *http.Request, p Policy) bool {
+	scheme, _, _ := strings.Cut(p.Challenge(), " ")
+	given, _, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	return scheme != "" && strings.EqualFold(scheme, given)
 }
 
 // Accounts is the accounts plugin's `account` policy: Basic credentials

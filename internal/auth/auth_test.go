@@ -21,7 +21,7 @@ func TestBasicUserIDs(t *testing.T) {
 	for _, tt := range tests {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.SetBasicAuth(tt.user, tt.pass)
-		if got := Identify([]Policy{Basic{Secret: tt.secret}}, r); got != tt.want {
+		if got := Identify([]Policy{Basic{Secret: tt.secret}}, r, nil); got != tt.want {
 			t.Errorf("%s:%s => %s, want %s", tt.user, tt.pass, got, tt.want)
 		}
 	}
@@ -33,7 +33,7 @@ func TestMalformedCredentialsAreAnonymous(t *testing.T) {
 		if h != "" {
 			r.Header.Set("Authorization", h)
 		}
-		if got := Identify([]Policy{Basic{}}, r); got != "" {
+		if got := Identify([]Policy{Basic{}}, r, nil); got != "" {
 			t.Errorf("%q => %q, want anonymous", h, got)
 		}
 	}
@@ -52,7 +52,7 @@ func TestAccountsVerifiesKintoHashes(t *testing.T) {
 	try := func(user, pass string) string {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.SetBasicAuth(user, pass)
-		return Identify([]Policy{a}, r)
+		return Identify([]Policy{a}, r, nil)
 	}
 	if got := try("carol", "s3cret"); got != "account:carol" {
 		t.Fatalf("Kinto hash: %q", got)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"kintogo/internal/auth"
 	"kintogo/internal/storage"
 )
 
@@ -101,6 +102,21 @@ func (rs *RequestSummary) resource() string {
 // the server is assembled, before it serves.
 func (s *Server) ObserveRequests(fn func(*RequestSummary)) {
 	s.observers = append(s.observers, fn)
+}
+
+// ObserveAuthentication calls fn with the time each authentication policy
+// took to identify a request (see auth.Observer): fn must be quick and
+// safe for concurrent use.
+func (s *Server) ObserveAuthentication(fn auth.Observer) {
+	prev := s.authObserver
+	if prev == nil {
+		s.authObserver = fn
+		return
+	}
+	s.authObserver = func(policy, method string, d time.Duration) {
+		prev(policy, method, d)
+		fn(policy, method, d)
+	}
 }
 
 // ObserveNotifications calls fn with the delay between another node's

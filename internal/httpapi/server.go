@@ -80,6 +80,9 @@ type Server struct {
 	// the delays of other nodes' commits.
 	observers []func(*RequestSummary)
 	notified  []func(delay time.Duration)
+	// authObserver times the authentication policies, nil without
+	// observers (ObserveAuthentication).
+	authObserver auth.Observer
 	// background is the plugins' work while the node serves (Run).
 	background []func(ctx context.Context)
 
@@ -598,6 +601,7 @@ type Call struct {
 	// heartbeats) never pay for a password check.
 	r        *http.Request
 	policies []auth.Policy
+	observe  auth.Observer    // nil without observers
 	who      *resource.Caller // nil until identified
 	// Params are the query string's parameters, in order; ParamsErr is
 	// the 400 of a query string that could not be read.
@@ -606,7 +610,7 @@ type Call struct {
 }
 
 func (s *Server) newCall(r *http.Request) *Call {
-	c := &Call{r: r, policies: s.policies}
+	c := &Call{r: r, policies: s.policies, observe: s.authObserver}
 	c.Params, c.ParamsErr = query.ParseRaw(r.URL.RawQuery)
 	return c
 }
@@ -614,7 +618,7 @@ func (s *Server) newCall(r *http.Request) *Call {
 // caller is who makes the request, identified at the first call.
 func (c *Call) Caller() *resource.Caller {
 	if c.who == nil {
-		c.who = resource.NewCaller(auth.Identify(c.policies, c.r))
+		c.who = resource.NewCaller(auth.Identify(c.policies, c.r, c.observe))
 	}
 	return c.who
 }

@@ -44,15 +44,19 @@ const (
 	RequestDuration = "request_duration_seconds" // histogram {method, endpoint, <matchdict fields>}
 	RequestSize     = "request_size"             // summary of answer body bytes {method, endpoint, <matchdict fields>}
 	Authentication  = "authentication"           // counter {type}: requests that identified their caller
-	Users           = "users"                    // counter {auth, userid}
-	EventStreams    = "event_streams"            // gauge
-	LongPolls       = "long_polls"               // gauge
-	CacheBytes      = "answer_cache_bytes"       // gauge
-	CacheEntries    = "answer_cache_entries"     // gauge
-	Commits         = "commits"                  // counter
-	NotificationLag = "notification_lag_seconds" // histogram
-	ReplicationLag  = "replication_lag_seconds"  // gauge
-	LogPosition     = "change_log_position"      // gauge
+	// AuthenticationSeconds is, per policy of multiauth.policies,
+	// authentication_{policy}_seconds, a histogram {method} (Kinto's
+	// timers of its policies' methods; see auth.Observer).
+	AuthenticationSeconds = "authentication_%s_seconds"
+	Users                 = "users"                    // counter {auth, userid}
+	EventStreams          = "event_streams"            // gauge
+	LongPolls             = "long_polls"               // gauge
+	CacheBytes            = "answer_cache_bytes"       // gauge
+	CacheEntries          = "answer_cache_entries"     // gauge
+	Commits               = "commits"                  // counter
+	NotificationLag       = "notification_lag_seconds" // histogram
+	ReplicationLag        = "replication_lag_seconds"  // gauge
+	LogPosition           = "change_log_position"      // gauge
 )
 
 // lagBuckets are the buckets of the notification lag, in seconds: a
@@ -191,6 +195,22 @@ func newMetrics(cfg *Settings, reg *prom.Registry, h *httpapi.Server) *metrics {
 		m.authn = prom.NewCounterVec(prom.CounterOpts{Name: name(Authentication) + "_total", Help: "Counter of " + name(Authentication)},
 			[]string{"type"})
 		reg.MustRegister(m.authn)
+	}
+	timers := map[string]*prom.HistogramVec{}
+	for _, policy := range h.Settings().List("multiauth.policies") {
+		n := fmt.Sprintf(AuthenticationSeconds, policy)
+		if !on(n) || !validLabel.MatchString(policy) || timers[policy] != nil {
+			continue
+		}
+		timers[policy] = prom.NewHistogramVec(prom.HistogramOpts{Name: name(n), Help: "Histogram of " + name(n), Buckets: cfg.Buckets}, []string{"method"})
+		reg.MustRegister(timers[policy])
+	}
+	if len(timers) > 0 {
+		h.ObserveAuthentication(func(policy, method string, d time.Duration) {
+			if t := timers[policy]; t != nil {
+				t.WithLabelValues(method).Observe(d.Seconds())
+			}
+		})
 	}
 	if on(Users) {
 		m.users = prom.NewCounterVec(prom.CounterOpts{Name: name(Users) + "_total", Help: "Counter of " + name(Users)},

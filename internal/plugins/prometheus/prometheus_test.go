@@ -420,3 +420,34 @@ func TestConcurrentObservation(t *testing.T) {
 		t.Errorf("%v record-plural requests counted", total)
 	}
 }
+
+// Each policy of multiauth.policies is timed as Kinto times its
+// policies: kinto_authentication_{policy}_seconds{method}, with
+// authenticated_userid for every policy consulted and callback for the
+// checks of credentials (what Mozilla's browser-tests read).
+func TestAuthenticationTimers(t *testing.T) {
+	n := newNode(t, map[string]string{"includes": "kinto.plugins.prometheus kinto.plugins.accounts",
+		"multiauth.policies": "account basicauth", "account_create_principals": "system.Everyone"})
+	if status, _, raw := n.do("PUT", "/v1/accounts/alice", "-", `{"data": {"password": "pw"}}`); status != 201 {
+		t.Fatalf("account: %d %s", status, raw)
+	}
+	n.do("GET", "/v1/buckets", "alice:pw", "") // account
+	n.do("GET", "/v1/buckets", "bob:x", "")    // account refuses, basicauth takes it
+	n.do("GET", "/v1/buckets", "-", "")        // anonymous: consulted, no credentials
+	_, samples := n.scrape()
+	// (The anonymous PUT of the account consulted both policies too.)
+	want(t, samples, `kinto_authentication_account_seconds_count{method="authenticated_userid"}`, 4)
+	want(t, samples, `kinto_authentication_account_seconds_count{method="callback"}`, 2)
+	want(t, samples, `kinto_authentication_basicauth_seconds_count{method="authenticated_userid"}`, 3)
+	want(t, samples, `kinto_authentication_basicauth_seconds_count{method="callback"}`, 1)
+	if samples[`kinto_authentication_account_seconds_sum{method="callback"}`] <= 0 {
+		t.Error("the account checks took no time")
+	}
+	// prometheus_disabled_metrics takes their names too.
+	n = newNode(t, map[string]string{"includes": "kinto.plugins.prometheus kinto.plugins.accounts", "multiauth.policies": "account basicauth",
+		"prometheus_disabled_metrics": "authentication_account_seconds"})
+	n.do("GET", "/v1/buckets", "bob:x", "")
+	exposition, samples := n.scrape()
+	absent(t, exposition, "kinto_authentication_account_seconds")
+	want(t, samples, `kinto_authentication_basicauth_seconds_count{method="callback"}`, 1)
+}
