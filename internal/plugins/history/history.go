@@ -1,7 +1,8 @@
 // Package history is Kinto's kinto.plugins.history: every change of a
 // bucket, collection, group or record leaves an entry in its bucket's
 // history, in the same transaction (kinto-protocol.md §11.3), listed and
-// purged at /v1/buckets/{bid}/history.
+// purged at /v1/buckets/{bid}/history; a collection's records as they were
+// at a timestamp are rebuilt from it (snapshot.go).
 package history
 
 import (
@@ -32,6 +33,8 @@ func (Plugin) Provision(h *httpapi.Server) error {
 	h.Handle("/v1/buckets/{bid}/history", httpapi.Endpoint{Name: "history-plural", Expose: httpapi.ListExpose, Methods: map[string]httpapi.Handler{
 		"GET": s.listHistory, "DELETE": s.purgeHistory,
 	}})
+	h.Handle("/v1/buckets/{bid}/snapshot/collections/{at}", httpapi.Endpoint{Name: "history_snapshot", Expose: httpapi.BaseExpose,
+		Methods: map[string]httpapi.Handler{"GET": s.snapshot}})
 	h.Capability("history", map[string]any{
 		"description": "Track changes on data.",
 		"url":         "http://kinto.readthedocs.io/en/latest/api/1.x/history.html",
