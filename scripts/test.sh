@@ -16,6 +16,17 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 go vet ./...
+# A real SMTP server for the e-mail tests: aiosmtpd from PyPI, in a venv
+# (the tests start clients/smtpd/smtpd.py with its Python).
+if [ -z "${KINTOGO_TEST_SMTPD:-}" ]; then
+  smtpd_venv=${CLIENTS_CACHE:-.clients}/smtpd
+  if [ ! -x "$smtpd_venv/bin/python" ] || ! "$smtpd_venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+    python3 -m venv "$smtpd_venv"
+    "$smtpd_venv/bin/pip" install -q aiosmtpd==1.4.6
+  fi
+  KINTOGO_TEST_SMTPD=$(cd "$smtpd_venv" && pwd)/bin/python
+  export KINTOGO_TEST_SMTPD
+fi
 env -u KINTOGO_TEST_POSTGRES go test -count=1 ./...
 # The same tests on PostgreSQL, one package at a time since they share
 # the database: every package whose tests open it (directly or through

@@ -13,11 +13,13 @@ import (
 	"kintogo/internal/plugins/attachment"
 	"kintogo/internal/plugins/changes"
 	"kintogo/internal/plugins/defaultbucket"
+	"kintogo/internal/plugins/emailer"
 	"kintogo/internal/plugins/flush"
 	"kintogo/internal/plugins/history"
 	"kintogo/internal/plugins/permissions"
 	"kintogo/internal/plugins/prometheus"
 	"kintogo/internal/plugins/signer"
+	"kintogo/internal/plugins/slack"
 	"kintogo/internal/storage"
 )
 
@@ -39,6 +41,8 @@ var registry = map[string]func() []plugins.Plugin{
 	"kinto_remote_settings.signer":  one(signer.Plugin{}),
 	"kinto_signer":                  one(signer.Plugin{}),
 	"kinto_remote_settings":         func() []plugins.Plugin { return []plugins.Plugin{changes.Plugin{}, signer.Plugin{}} },
+	"kinto_emailer":                 one(emailer.Plugin{}),
+	"kinto_slack":                   one(slack.Plugin{}),
 }
 
 func one(p plugins.Plugin) func() []plugins.Plugin {

@@ -256,7 +256,7 @@ func (s *Settings) loadINI(path string) error {
 		if name == "use" {
 			continue
 		}
-		v := strings.TrimSpace(k.Value())
+		v := strings.TrimSpace(dropComments(k.Value()))
 		if prev, dup := seen[name]; dup && prev != v {
 			return fmt.Errorf("%s: setting %q is defined twice with different values", path, name)
 		}
@@ -280,6 +280,25 @@ func (s *Settings) loadINI(path string) error {
 		}
 	}
 	return nil
+}
+
+// dropComments removes the comment lines of a value's continuation lines,
+// as Python's configparser (which reads Kinto's INI files) skips them:
+// `# …` or `; …` between the lines of signer.resources is no resource.
+func dropComments(v string) string {
+	if !strings.Contains(v, "\n") {
+		return v
+	}
+	lines := strings.Split(v, "\n")
+	kept := lines[:1]
+	for _, l := range lines[1:] {
+		t := strings.TrimSpace(l)
+		if strings.HasPrefix(t, "#") || strings.HasPrefix(t, ";") {
+			continue
+		}
+		kept = append(kept, l)
+	}
+	return strings.Join(kept, "\n")
 }
 
 func (s *Settings) validate() error {
@@ -409,6 +428,10 @@ func parseInt(v string) (int64, error) {
 	}
 	return strconv.ParseInt(v, 10, 64)
 }
+
+// ParseBool reads a boolean as Pyramid's asbool does (true, yes, on, 1;
+// false, no, off, 0, empty), for the settings plugins read themselves.
+func ParseBool(v string) (bool, error) { return parseBool(v) }
 
 func parseBool(v string) (bool, error) {
 	switch strings.ToLower(strings.TrimSpace(v)) {

@@ -21,7 +21,7 @@ type Unknown struct {
 // dynamic are the names plugins and Kinto's rules compute: per-bucket
 // and per-collection settings, permissions granted by settings, cache
 // headers.
-var dynamic = regexp.MustCompile(`^(signer\.|attachment\.|multiauth\.)|_principals$|(^|[._])record_cache_expires_seconds$|_cache_expires_seconds$`)
+var dynamic = regexp.MustCompile(`^(signer\.|attachment\.|multiauth\.|mail\.|slack\.)|_principals$|(^|[._])record_cache_expires_seconds$|_cache_expires_seconds$`)
 
 // dynamicEnv is the same for the environment's names.
 var dynamicEnv = regexp.MustCompile(`^KINTO_(SIGNER_|ATTACHMENT_|MULTIAUTH_)|_PRINCIPALS$|_CACHE_EXPIRES_SECONDS$`)

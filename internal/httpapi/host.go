@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -387,4 +389,22 @@ func (w *bufferedAnswer) WriteHeader(status int) {
 	if w.status == 0 {
 		w.status = status
 	}
+}
+
+// WriteOrigins makes every request carry its resource.Origin in its
+// context, for the hooks of plugins that tell people about changes.
+func (s *Server) WriteOrigins() { s.origins = true }
+
+// clientAddress is the client's address as WebOb's client_addr gives it:
+// the first address of X-Forwarded-For, else the connection's.
+func clientAddress(r *http.Request) string {
+	if fwd := r.Header.Get("X-Forwarded-For"); fwd != "" {
+		first, _, _ := strings.Cut(fwd, ",")
+		return strings.TrimSpace(first)
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }

@@ -80,6 +80,8 @@ type Server struct {
 	// the delays of other nodes' commits.
 	observers []func(*RequestSummary)
 	notified  []func(delay time.Duration)
+	// origins: requests carry their resource.Origin (WriteOrigins).
+	origins bool
 	// authObserver times the authentication policies, nil without
 	// observers (ObserveAuthentication).
 	authObserver auth.Observer
@@ -428,6 +430,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		if timeout > 0 {
 			withBodyDeadline(w, r, timeout)
 		}
+	}
+	if s.origins && !inUnit(r.Context()) {
+		r = r.WithContext(resource.WithOrigin(r.Context(), resource.Origin{
+			RootURL: s.origin(r) + "/v1/", ClientAddress: clientAddress(r), UserAgent: r.UserAgent()}))
 	}
 	for _, t := range s.trees {
 		if strings.HasPrefix(r.URL.Path, t.prefix) {

@@ -79,6 +79,7 @@ func (e *Engine) History() *events.History { return e.history }
 func (e *Engine) Hook(h Hooks) {
 	e.hooks.BeforeWrite = append(e.hooks.BeforeWrite, h.BeforeWrite...)
 	e.hooks.InTransaction = append(e.hooks.InTransaction, h.InTransaction...)
+	e.hooks.Notice = append(e.hooks.Notice, h.Notice...)
 }
 
 // Store is the engine's storage.

@@ -44,6 +44,22 @@ type Hooks struct {
 	// fully written (object, permissions): its failure fails the write
 	// (Kinto's ResourceChanged).
 	InTransaction []func(ctx context.Context, u *Unit, ch Change) error
+	// Notice runs in the transaction for every notice a plugin announces
+	// (Unit.Announce: the signer's review events), for plugins that act
+	// on them (e-mails, chat hooks).
+	Notice []func(ctx context.Context, u *Unit, n Notice) error
+}
+
+// Notice is an event a plugin announces in a unit, beyond the changes of
+// objects: Kinto's events other than ResourceChanged.
+type Notice struct {
+	// Name is the event's Python name, as Kinto's plugins match it
+	// ("kinto_remote_settings.signer.events.ReviewRequested").
+	Name string
+	// Change is the change that raised it.
+	Change Change
+	// Fields are added to the change's payload (comment, changes_count).
+	Fields map[string]any
 }
 
 // Unit is a unit of work: the only way to write. It owns a read-write
@@ -119,6 +135,16 @@ func (u *Unit) Once(key string) bool {
 func (u *Unit) Changed(ctx context.Context, ch Change) error {
 	for _, h := range u.engine.hooks.InTransaction {
 		if err := h(ctx, u, ch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Announce runs the Notice hooks of a notice.
+func (u *Unit) Announce(ctx context.Context, n Notice) error {
+	for _, h := range u.engine.hooks.Notice {
+		if err := h(ctx, u, n); err != nil {
 			return err
 		}
 	}
@@ -212,4 +238,24 @@ func Read(ctx context.Context, e *Engine, fn func(tx storage.Tx) error) error {
 		return fn(u.Tx)
 	}
 	return e.store.View(ctx, fn)
+}
+
+// Origin is what a write's request says of where it comes from, for the
+// plugins that tell people about changes (Kinto's root_url,
+// client_address, user_agent).
+type Origin struct {
+	RootURL, ClientAddress, UserAgent string
+}
+
+type originKey struct{}
+
+// WithOrigin returns ctx carrying o.
+func WithOrigin(ctx context.Context, o Origin) context.Context {
+	return context.WithValue(ctx, originKey{}, o)
+}
+
+// OriginOf is the Origin ctx carries (zero when none).
+func OriginOf(ctx context.Context) Origin {
+	o, _ := ctx.Value(originKey{}).(Origin)
+	return o
 }

@@ -84,7 +84,7 @@ func readSettings(s *config.Settings) (*settings, error) {
 	}
 	st.bundles = true
 	if v, ok := get("bundles"); ok {
-		b, err := parseBool(v)
+		b, err := config.ParseBool(v)
 		if err != nil {
 			return nil, fmt.Errorf("attachment.bundles: %w", err)
 		}
@@ -139,7 +139,7 @@ func readSettings(s *config.Settings) (*settings, error) {
 func (o *options) set(name, value, setting string) error {
 	switch name {
 	case "randomize", "keep_old_files":
-		b, err := parseBool(value)
+		b, err := config.ParseBool(value)
 		if err != nil {
 			return fmt.Errorf("%s: %w", setting, err)
 		}
@@ -160,16 +160,6 @@ func (o *options) set(name, value, setting string) error {
 		return fmt.Errorf("`%s` is not a supported setting name. Read `kinto.%s`", name, setting)
 	}
 	return nil
-}
-
-func parseBool(v string) (bool, error) {
-	switch strings.ToLower(v) {
-	case "true", "t", "yes", "y", "on", "1":
-		return true, nil
-	case "false", "f", "no", "n", "off", "0", "":
-		return false, nil
-	}
-	return false, fmt.Errorf("%q is not a boolean", v)
 }
 
 // effective is what applies to a collection: its overrides, else its

@@ -310,12 +310,28 @@ func (p *plugin) onChange(ctx context.Context, u *resource.Unit, ch resource.Cha
 // signer returns the signer of a resource.
 func (p *plugin) signer(r *Resource) contentsig.Signer { return p.signers.of(r) }
 
-// reviewEvent is logged once the unit that made it committed (Kinto's
-// ReviewRequested, ReviewApproved, ReviewRejected, ReviewCanceled).
-func (p *plugin) reviewEvent(u *resource.Unit, action string, r *Resource, c *resource.Caller, attrs ...any) {
-	u.OnCommit(func() {
+// reviewEvents are Kinto's review events by action.
+var reviewEvents = map[string]string{
+	"request": "kinto_remote_settings.signer.events.ReviewRequested",
+	"approve": "kinto_remote_settings.signer.events.ReviewApproved",
+	"reject":  "kinto_remote_settings.signer.events.ReviewRejected",
+	"cancel":  "kinto_remote_settings.signer.events.ReviewCanceled",
+}
+
+// reviewEvent announces a review event in the unit (to the e-mail and
+// chat plugins), with its fields (name, value pairs), and logs it once the
+// unit committed (Kinto's ReviewRequested, ReviewApproved, ReviewRejected,
+// ReviewCanceled).
+func (p *plugin) reviewEvent(pub *publisher, action string, fields ...any) error {
+	r, c := pub.r, pub.c
+	pub.u.OnCommit(func() {
 		args := append([]any{"action", action, "user_id", c.UserID, "bucket_id", r.Source.Bucket,
-			"collection_id", r.Source.Collection, "destination", r.Destination.uri()}, attrs...)
+			"collection_id", r.Source.Collection, "destination", r.Destination.uri()}, fields...)
 		p.log.Info("signer: review "+action, args...)
 	})
+	n := resource.Notice{Name: reviewEvents[action], Change: pub.ch, Fields: map[string]any{}}
+	for i := 0; i+1 < len(fields); i += 2 {
+		n.Fields[fields[i].(string)] = fields[i+1]
+	}
+	return pub.u.Announce(pub.ctx, n)
 }

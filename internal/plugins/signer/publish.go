@@ -24,6 +24,7 @@ type publisher struct {
 	u   *resource.Unit
 	r   *Resource
 	c   *resource.Caller
+	ch  resource.Change // the user's change of the source collection
 	// commentGiven: the user's request sent last_editor_comment (else a
 	// review request resets it).
 	commentGiven bool

@@ -153,7 +153,7 @@ func (p *plugin) onCollection(ctx context.Context, u *resource.Unit, ch resource
 		}
 	}
 	_, given := ch.Sent["last_editor_comment"]
-	pub := &publisher{p: p, u: u, r: r, c: ch.Caller, ctx: ctx, commentGiven: given}
+	pub := &publisher{p: p, u: u, r: r, c: ch.Caller, ch: ch, ctx: ctx, commentGiven: given}
 	if !created && !ch.Caller.Plugin && reflect.DeepEqual(oldData["status"], newData["status"]) {
 		// A change of what is published with the records (schema,
 		// flags...) is a change to review, as a record's is.
@@ -291,10 +291,10 @@ func (p *plugin) transition(pub *publisher, created bool, oldData, newData map[s
 			}
 		}
 		n, err := pub.signAndUpdate(r.Destination, newData, signed, oldStatus, true)
-		if err == nil {
-			p.reviewEvent(u, "approve", r, c, "changes_count", n)
+		if err != nil {
+			return err
 		}
-		return err
+		return p.reviewEvent(pub, "approve", "changes_count", n)
 	case newStatus == toReview:
 		n := -1
 		if r.HasPreview {
@@ -307,11 +307,13 @@ func (p *plugin) transition(pub *publisher, created bool, oldData, newData map[s
 		}); err != nil {
 			return err
 		}
-		p.reviewEvent(u, "request", r, c, "changes_count", n, "comment", newData["last_editor_comment"])
-		return nil
+		var count any = n
+		if n < 0 {
+			count = nil // no preview: Kinto's None
+		}
+		return p.reviewEvent(pub, "request", "changes_count", count, "comment", commentOf(newData["last_editor_comment"]))
 	case oldStatus == toReview && newStatus == workInProgress:
-		p.reviewEvent(u, "reject", r, c, "comment", newData["last_reviewer_comment"])
-		return nil
+		return p.reviewEvent(pub, "reject", "comment", commentOf(newData["last_reviewer_comment"]))
 	case newStatus == toResign:
 		// Exactly what was published, signed again: the source's fields
 		// (schema, flags...) go through review like its records.
@@ -338,7 +340,7 @@ func (p *plugin) transition(pub *publisher, created bool, oldData, newData map[s
 			}
 		}
 		if n > 0 {
-			p.reviewEvent(u, "cancel", r, c, "changes_count", n)
+			return p.reviewEvent(pub, "cancel", "changes_count", n)
 		}
 		return nil
 	}
@@ -451,4 +453,13 @@ func (p *plugin) cleanup(ctx context.Context, u *resource.Unit, r *Resource, ch 
 		}
 	}
 	return nil
+}
+
+// commentOf is a review comment as Kinto's events carry it: "" when the
+// collection has none.
+func commentOf(v any) any {
+	if v == nil {
+		return ""
+	}
+	return v
 }
