@@ -123,3 +123,40 @@ test("live view: a write by another client appears without reload, newest first,
   assert.equal(await page.evaluate(() => window.notReloaded), true);
   await page.close();
 });
+
+// kinto-admin's OpenID Connect login through kintogo's /openid endpoints
+// and a real provider (Keycloak, started by scripts/keycloak.sh; its user
+// ana): the provider's login form, back in the admin connected as the
+// provider's user, who can then create a bucket.
+test("admin UI: log in with OpenID Connect (Keycloak)", { skip: !process.env.KINTO_OIDC_ISSUER && "no KINTO_OIDC_ISSUER" }, async () => {
+  const page = await newPage();
+  await page.goto(base + "/admin/");
+  await page.getByLabel("OpenID Connect (Keycloak)").check();
+  await page.getByRole("button", { name: "Sign in using OpenID Connect (Keycloak)" }).click();
+  await page.waitForURL((url) => url.href.startsWith(process.env.KINTO_OIDC_ISSUER));
+  await page.fill("#username", "ana");
+  await page.fill("#password", "ana-password");
+  await page.click("#kc-login");
+  await page.waitForURL(/\/v1\/admin\/#\//);
+  const connected = page.getByText(/Connected as keycloak:/);
+  await connected.waitFor();
+  const userID = (await connected.innerText()).match(/keycloak:[0-9a-f-]+/)[0];
+  await page.screenshot({ path: `${shots}/admin-openid.png`, fullPage: true });
+
+  const bid = "openid-test-" + Date.now();
+  await page.getByRole("link", { name: "Create bucket" }).click();
+  await page.fill("#root_id", bid);
+  await page.getByRole("button", { name: "Create bucket" }).click();
+  await page.waitForURL(`**/#/buckets/${bid}/attributes`);
+  // The bucket is the provider's user's: the access token kinto-admin
+  // received through /openid/keycloak/token (kept in its storage) reads
+  // it, with the user as its writer.
+  const stored = await page.evaluate(() => JSON.stringify({ ...localStorage, ...sessionStorage }));
+  const token = stored.match(/eyJ[\w-]+\.[\w-]+\.[\w-]+/)?.[0];
+  assert.ok(token, "no access token in kinto-admin's storage");
+  const resp = await fetch(`${base}/buckets/${bid}`, { headers: { Authorization: `Bearer ${token}` } });
+  assert.equal(resp.status, 200);
+  const { permissions } = await resp.json();
+  assert.deepEqual(permissions.write, [userID]);
+  await page.close();
+});

@@ -126,16 +126,3 @@ func TestVersionAndMigrate(t *testing.T) {
 		t.Error("invalid settings must stop start-up")
 	}
 }
-
-// Unsafe settings stop the start with a clear message: the default bucket
-// plugin without any secret would let anyone compute another user's
-// personal bucket id and create it first.
-func TestStartRefusesTheDefaultBucketWithoutSecret(t *testing.T) {
-	cmd := exec.Command(binary, "start", "--port", strconv.Itoa(freePort(t)))
-	cmd.Dir = t.TempDir()
-	cmd.Env = append(os.Environ(), "KINTO_INCLUDES=kinto.plugins.default_bucket", "KINTO_MULTIAUTH_POLICIES=basicauth")
-	out, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "default_bucket_hmac_secret") {
-		t.Fatalf("start: %v %s", err, out)
-	}
-}

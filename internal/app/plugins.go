@@ -16,6 +16,7 @@ import (
 	"kintogo/internal/plugins/emailer"
 	"kintogo/internal/plugins/flush"
 	"kintogo/internal/plugins/history"
+	"kintogo/internal/plugins/openid"
 	"kintogo/internal/plugins/permissions"
 	"kintogo/internal/plugins/prometheus"
 	"kintogo/internal/plugins/signer"
@@ -43,6 +44,7 @@ var registry = map[string]func() []plugins.Plugin{
 	"kinto_remote_settings":         func() []plugins.Plugin { return []plugins.Plugin{changes.Plugin{}, signer.Plugin{}} },
 	"kinto_emailer":                 one(emailer.Plugin{}),
 	"kinto_slack":                   one(slack.Plugin{}),
+	"kinto.plugins.openid":          one(openid.Plugin{}),
 }
 
 func one(p plugins.Plugin) func() []plugins.Plugin {
@@ -82,6 +84,14 @@ func selectPlugins(s *config.Settings) ([]plugins.Plugin, error) {
 			return nil, fmt.Errorf("kinto.includes: kintogo provides no plugin %q (it provides %s)", name, strings.Join(Provided(), ", "))
 		}
 		add(name)
+	}
+	// A policy of multiauth.policies that uses Kinto's
+	// OpenIDConnectPolicy works in Kinto without the plugin's include
+	// (pyramid_multiauth imports its class): it brings the plugin here.
+	for _, policy := range s.List("multiauth.policies") {
+		if use, _ := s.LookupEnv("multiauth.policy." + policy + ".use"); strings.HasSuffix(strings.TrimSpace(use), "OpenIDConnectPolicy") {
+			add("kinto.plugins.openid")
+		}
 	}
 	// The permissions endpoint is also a setting of Kinto's core (the
 	// admin plugin serves it too).

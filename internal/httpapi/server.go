@@ -224,7 +224,7 @@ func New(settings *config.Settings, store storage.Storage, opts Options) (*Serve
 // Ready ends the assembly, once every plugin is provisioned: it resolves
 // the authentication policies multiauth.policies names, in order. A
 // policy no plugin provides is ignored with a warning (its requests stay
-// anonymous), as are the policies Kinto has and kintogo lacks (OpenID).
+// anonymous).
 func (s *Server) Ready() error {
 	for _, name := range s.settings.List("multiauth.policies") {
 		p, ok := s.authPolicies[name]
@@ -628,6 +628,9 @@ func (c *Call) Caller() *resource.Caller {
 	}
 	return c.who
 }
+
+// Request is the call's request.
+func (c *Call) Request() *http.Request { return c.r }
 
 // user is the caller's user id, "" when anonymous.
 func (c *Call) User() string { return c.Caller().UserID }

@@ -42,6 +42,9 @@ type Detail struct {
 	Location    string  `json:"location"`
 	Name        *string `json:"name"`
 	Description string  `json:"description"`
+	// Errno is a detail's own errno, where Kinto gives one (an OpenID
+	// login's invalid state: 105); 0 for none.
+	Errno int `json:"errno,omitempty"`
 }
 
 // Error is a kintogo error.
