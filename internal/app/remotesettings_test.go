@@ -61,9 +61,12 @@ mail.debug_mailer = true
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The background work (the bundles, in the attachments' folder) ends
+	// before the test's folders are removed.
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go srv.Run(ctx)
+	done := make(chan struct{})
+	go func() { srv.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 	resp, err := http.Get(ts.URL + "/v1/")
