@@ -65,8 +65,12 @@ func render(field string, lookup func(string) (any, bool)) (string, error) {
 		return "", fmt.Errorf("KeyError: %s", pyfmt.Repr(name))
 	}
 	for rest != "" {
-		if rest[0] == '.' {
+		switch rest[0] {
+		case '.':
 			return "", fmt.Errorf("attribute %s of %s: the values have none", rest, name)
+		case '[':
+		default:
+			return "", fmt.Errorf("only '.' or '[' may follow ']' in format field specifier")
 		}
 		end := strings.IndexByte(rest, ']')
 		if end < 0 {

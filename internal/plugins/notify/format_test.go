@@ -53,3 +53,18 @@ func TestMatches(t *testing.T) {
 		}
 	}
 }
+
+// Any template renders or fails, without panicking, in time linear in
+// its length.
+func FuzzFormat(f *testing.F) {
+	for _, seed := range []string{"{user_id}", "{settings[project_name]}", "a[b]]", "{a[b]]}", "{{}}", "{x!r:>3}", "{list[0][1]}", "}{", "{a.b}"} {
+		f.Add(seed)
+	}
+	vars := map[string]any{"a": map[string]any{"b": "c"}, "list": []any{[]any{"x", "y"}}, "settings": map[string]any{"project_name": "p"}}
+	f.Fuzz(func(t *testing.T, tmpl string) {
+		out, err := Format(tmpl, func(n string) (any, bool) { v, ok := vars[n]; return v, ok })
+		if err == nil && len(out) > 64*len(tmpl)+64 {
+			t.Fatalf("%q rendered %d bytes", tmpl, len(out))
+		}
+	})
+}

@@ -85,6 +85,9 @@ const (
 	refusalMemory = time.Minute
 )
 
+// maxUsedStates bounds the states remembered as used.
+const maxUsedStates = 100000
+
 // Provision implements plugins.Plugin.
 func (Plugin) Provision(h *httpapi.Server) error {
 	s := h.Settings()
@@ -467,10 +470,15 @@ func (p *plugin) useState(pr *provider, state string) (string, bool) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	now := time.Now()
-	for s, t := range p.used {
-		if now.After(t) {
-			delete(p.used, s)
+	if len(p.used) >= maxUsedStates {
+		// Anyone may begin logins: the memory of used states is bounded
+		// (a state forgotten early may serve twice; the provider's code
+		// it carries serves once).
+		now := time.Now()
+		for s, t := range p.used {
+			if now.After(t) || len(p.used) >= maxUsedStates/2 {
+				delete(p.used, s)
+			}
 		}
 	}
 	if _, seen := p.used[parts[0]]; seen {
