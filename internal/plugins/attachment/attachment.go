@@ -408,6 +408,11 @@ func (p *plugin) post(w http.ResponseWriter, r *http.Request, c *httpapi.Call) e
 	if folder := folderOf(p.st.folder, rp.BucketID, rp.CollectionID, rp.ID); folder != "" {
 		name = folder + "/" + name
 	}
+	if p.st.bundles && strings.HasPrefix(name, BundlesDir+"/") {
+		// The bundles' folder is the server's: a file there could pass
+		// for a bundle (a bucket named "bundles" under folder {bucket_id}).
+		return kerr.InvalidParam("body", nil, "Files cannot be stored under "+BundlesDir+"/, the folder of the bundles (see attachment.folder).")
+	}
 	if placed, err = p.files.Place(up.tmp, name); err != nil {
 		return storeError(err)
 	}

@@ -225,3 +225,14 @@ func TestMozLz4(t *testing.T) {
 		t.Error("no header")
 	}
 }
+
+// The bundles' folder belongs to the server: no upload lands there.
+func TestBundlesFolderIsReserved(t *testing.T) {
+	s := newServer(t, storetest.Backends()["memory"], map[string]string{"attachment.folder": "{bucket_id}", "attachment.randomize": "false"})
+	s.json("PUT", "/v1/buckets/bundles", "", 201)
+	s.json("PUT", "/v1/buckets/bundles/collections/c", "", 201)
+	s.bucket, s.coll = "bundles", "c"
+	if a := s.upload("r", 400, part{name: "attachment", filename: "startup.json.txt", content: "x"}); !strings.Contains(a.raw, "bundles/") {
+		t.Errorf("%s", a.raw)
+	}
+}

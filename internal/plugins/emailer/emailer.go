@@ -45,9 +45,17 @@ func (Plugin) Name() string { return "kinto_emailer" }
 const key = "kinto-emailer"
 
 var (
-	emailRegexp = regexp.MustCompile(`^(.*<[^@<>\s]+@[^@<>\s]+>)|([^@<>\s]+@[^@<>\s]+)$`)
+	// emailRegexp is kinto-emailer's, as Python's re.match applies it
+	// (anchored at the start: "Name <a@b.c>…" or a whole "a@b.c").
+	emailRegexp = regexp.MustCompile(`^(?:(.*<[^@<>\s]+@[^@<>\s]+>)|([^@<>\s]+@[^@<>\s]+)$)`)
 	groupRegexp = regexp.MustCompile(`^/buckets/[^/]+/groups/[^/]+$`)
 )
+
+// isAddress reports whether s is an address kinto-emailer accepts, and
+// holds no control character (which could add headers to the message).
+func isAddress(s string) bool {
+	return emailRegexp.MatchString(s) && !strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f })
+}
 
 // Message is an e-mail a hook sends.
 type Message struct {
@@ -81,10 +89,11 @@ func (Plugin) Provision(h *httpapi.Server) error {
 	h.Capability("emailer", map[string]any{"description": "Provide emailing capabilities to the server.",
 		"url": "https://github.com/Kinto/kinto-emailer/"})
 	h.Engine().Hook(resource.Hooks{InTransaction: []func(context.Context, *resource.Unit, resource.Change) error{validate}})
-	q := notify.NewQueue(context.Background(), "kinto_emailer", p.log, 1000, 5,
+	q := notify.NewQueue("kinto_emailer", p.log, 1000, 5,
 		[]time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute}, func(ctx context.Context, msg any) error {
 			return m.send(msg.(Message))
 		})
+	h.Background(q.Run)
 	notify.Watch(h, key, p.build, q)
 	return nil
 }
@@ -178,11 +187,18 @@ func validate(ctx context.Context, u *resource.Unit, ch resource.Change) error {
 			s, _ := r.(string)
 			switch {
 			case groupRegexp.MatchString(s):
-				if !strings.HasPrefix(s, bucketURI) {
+				if !strings.HasPrefix(s, bucketURI+"/groups/") {
 					otherBucket = append(otherBucket, s)
 				}
-			case !emailRegexp.MatchString(s):
+			case !isAddress(s):
 				bad = append(bad, fmt.Sprint(r))
+			}
+		}
+		if sender, ok := hook["sender"]; ok {
+			// (kinto-emailer takes any sender; one with a line break
+			// would add headers to the message.)
+			if s, _ := sender.(string); !isAddress(s) {
+				return invalid("Invalid sender " + fmt.Sprint(sender))
 			}
 		}
 		if len(bad) > 0 {
@@ -239,7 +255,9 @@ func (p *plugin) recipients(ctx context.Context, tx storage.Tx, hook map[string]
 	for _, r := range list {
 		s, _ := r.(string)
 		if !groupRegexp.MatchString(s) {
-			emails = append(emails, s)
+			if isAddress(s) {
+				emails = append(emails, s)
+			}
 			continue
 		}
 		uri, err := notify.Format(s, lookup)
@@ -247,7 +265,8 @@ func (p *plugin) recipients(ctx context.Context, tx storage.Tx, hook map[string]
 			return nil, err
 		}
 		bucketURI, gid, ok := strings.Cut(uri, "/groups/")
-		if !ok || !groupRegexp.MatchString(uri) {
+		// Only groups of the event's bucket, once rendered too.
+		if bid, _ := lookup("bucket_id"); !ok || !groupRegexp.MatchString(uri) || bucketURI != "/buckets/"+fmt.Sprint(bid) {
 			continue
 		}
 		group, err := tx.Get(ctx, storage.Scope{Parent: bucketURI, Resource: "group"}, gid)
@@ -263,7 +282,7 @@ func (p *plugin) recipients(ctx context.Context, tx storage.Tx, hook map[string]
 			if _, rest, ok := strings.Cut(id, ":"); ok {
 				id = rest
 			}
-			if emailRegexp.MatchString(id) {
+			if isAddress(id) {
 				emails = append(emails, id)
 			}
 		}

@@ -17,9 +17,6 @@ import (
 	"kintogo/internal/storage"
 )
 
-// snapshotBatch is how many records' history one query looks for.
-const snapshotBatch = 100
-
 // snapshot is GET/HEAD /buckets/{bid}/snapshot/collections/{cid}@{timestamp}
 // (Kinto's history_snapshot): the collection's records as they were at
 // the timestamp, newest first. Records unchanged since are read as they
@@ -27,8 +24,9 @@ const snapshotBatch = 100
 // not newer than the timestamp; those created since are left out.
 // Readers and writers of the bucket or of the collection may ask (by
 // their permissions, as Kinto checks them); the collection need not exist
-// any more. At most storage_max_fetch_size records are answered: a
-// larger collection gets a 400 saying so (Kinto reads it all).
+// any more. At most storage_max_fetch_size records are answered, from at
+// most snapshotBudget pages of history: more gets a 400 saying so (Kinto
+// reads it all).
 func (s *plugin) snapshot(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
 	ctx := r.Context()
 	bid := r.PathValue("bid")
@@ -74,26 +72,21 @@ func (s *plugin) snapshot(w http.ResponseWriter, r *http.Request, c *httpapi.Cal
 			return kerr.InvalidParam("path", kerr.Name("collection_id"),
 				"The collection has more than "+strconv.Itoa(max)+" records (storage_max_fetch_size): its snapshots are not served")
 		}
-		var changed []any
+		changed := map[string]bool{}
 		for _, rec := range records {
 			switch {
 			case rec.LastModified > ts:
-				changed = append(changed, rec.ID)
+				changed[rec.ID] = true
 			case !rec.Deleted:
 				out = append(out, version{rec.LastModified, rec.Body()})
 			}
 		}
-		// The newest entry of each changed record not newer than ts, a
-		// batch of records at a time, at most max entries a query (a
-		// batch that fills it asks again record by record).
-		for batch := range slices.Chunk(changed, snapshotBatch) {
-			found, err := s.lastVersions(ctx, tx, bid, cid, batch, ts, max)
-			if err != nil {
-				return err
-			}
-			out = append(out, found...)
+		if len(changed) == 0 {
+			return nil
 		}
-		return nil
+		found, err := s.versionsAt(ctx, tx, bid, cid, changed, ts, max)
+		out = append(out, found...)
+		return err
 	})
 	if err != nil {
 		return err
@@ -113,52 +106,59 @@ type version struct {
 	body         map[string]any
 }
 
-// lastVersions returns, for each record id of ids that has one, the
-// record of its newest history entry whose record is not newer than ts.
-func (s *plugin) lastVersions(ctx context.Context, tx storage.Tx, bid, cid string, ids []any, ts int64, max int) ([]version, error) {
+// snapshotBudget bounds the history entries one snapshot reads, as a
+// multiple of storage_max_fetch_size: a collection changed that much
+// since the timestamp is refused rather than rebuilt.
+const snapshotBudget = 10
+
+// versionsAt returns, for each changed record that has one, the record of
+// its newest history entry not newer than ts: the collection's record
+// entries are read newest first, a page of max at a time, until every
+// changed record has its version, or the history ends, or
+// snapshotBudget pages were read (a 400).
+func (s *plugin) versionsAt(ctx context.Context, tx storage.Tx, bid, cid string, changed map[string]bool, ts int64, max int) ([]version, error) {
 	filters := query.Compile([]query.Filter{
 		{Field: "resource_name", Op: query.EQ, Value: "record"},
 		{Field: "collection_id", Op: query.EQ, Value: cid},
-		{Field: "record_id", Op: query.IN, Value: ids},
 		{Field: "target.data.last_modified", Op: query.MAX, Value: ts},
 	})
-	entries, err := tx.List(ctx, historyScope(bid), storage.ListOptions{Filters: filters,
-		Sort: []query.Sort{{Field: query.ModifiedField, Desc: true}}, Limit: max})
-	if err != nil {
-		return nil, err
-	}
-	if len(entries) == max && len(ids) > 1 {
-		// Perhaps cut short: one record at a time, each a query of at
-		// most max entries of which the first is the one.
-		var out []version
-		for _, id := range ids {
-			found, err := s.lastVersions(ctx, tx, bid, cid, []any{id}, ts, 1)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, found...)
-		}
-		return out, nil
-	}
+	opts := storage.ListOptions{Filters: filters, Limit: max,
+		Sort: []query.Sort{{Field: query.ModifiedField, Desc: true}, {Field: query.IDField, Desc: true}}}
 	seen := map[string]bool{}
 	var out []version
-	for _, e := range entries {
-		rid, _ := e.Data["record_id"].(string)
-		if seen[rid] {
-			continue
+	for pages := 0; ; pages++ {
+		if pages == snapshotBudget {
+			return nil, kerr.InvalidParam("path", kerr.Name("timestamp"), "The collection changed too much since this timestamp: its snapshot is not served (at most "+
+				strconv.Itoa(snapshotBudget*max)+" history entries are read)")
 		}
-		seen[rid] = true
-		target, _ := e.Data["target"].(map[string]any)
-		data, _ := target["data"].(map[string]any)
-		if data == nil || data[query.DeletedField] == true {
-			// Deleted at ts (Kinto answers the tombstone when the
-			// record was created again since).
-			continue
+		if err := storage.Canceled(ctx); err != nil {
+			return nil, err
 		}
-		lm := asInt(data[query.ModifiedField])
-		out = append(out, version{lm, data})
+		entries, err := tx.List(ctx, historyScope(bid), opts)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			rid, _ := e.Data["record_id"].(string)
+			if !changed[rid] || seen[rid] {
+				continue
+			}
+			seen[rid] = true
+			target, _ := e.Data["target"].(map[string]any)
+			data, _ := target["data"].(map[string]any)
+			if data == nil || data[query.DeletedField] == true {
+				// Deleted at ts (Kinto answers the tombstone when the
+				// record was created again since).
+				continue
+			}
+			out = append(out, version{asInt(data[query.ModifiedField]), data})
+		}
+		if len(seen) == len(changed) || len(entries) < max {
+			return out, nil
+		}
+		last := entries[len(entries)-1]
+		opts.After = map[string]any{query.ModifiedField: last.LastModified, query.IDField: last.ID}
 	}
-	return out, nil
 }
 
 // asInt is a stored JSON number as an integer (0 for anything else).

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -158,6 +159,24 @@ func TestSnapshotIsBounded(t *testing.T) {
 		s.do("PUT", fmt.Sprintf("/v1/buckets/b/collections/c/records/r%d", i), alice, map[string]any{"data": map[string]any{}})
 	}
 	if code, body := s.do("GET", "/v1/buckets/b/snapshot/collections/c@1", alice, nil); code != 400 || body["errno"] != 107.0 {
+		t.Errorf("%d %v", code, body)
+	}
+}
+
+// The history a snapshot reads is bounded too: a changed record whose
+// version lies behind more than 10 pages of other entries is refused.
+func TestSnapshotHistoryIsBounded(t *testing.T) {
+	s := newServer(t, storetest.Backends()["memory"], "3")
+	s.do("PUT", "/v1/buckets/b", alice, nil)
+	s.do("PUT", "/v1/buckets/b/collections/c", alice, nil)
+	s.do("PUT", "/v1/buckets/b/collections/c/records/old", alice, map[string]any{"data": map[string]any{"v": 0}})
+	var ts float64
+	for i := 0; i < 40; i++ {
+		_, body := s.do("PUT", "/v1/buckets/b/collections/c/records/busy", alice, map[string]any{"data": map[string]any{"v": i}})
+		ts = body["data"].(map[string]any)["last_modified"].(float64)
+	}
+	s.do("PUT", "/v1/buckets/b/collections/c/records/old", alice, map[string]any{"data": map[string]any{"v": 1}})
+	if code, body := s.do("GET", fmt.Sprintf("/v1/buckets/b/snapshot/collections/c@%d", int64(ts)), alice, nil); code != 400 || !strings.Contains(fmt.Sprint(body["message"]), "changed too much") {
 		t.Errorf("%d %v", code, body)
 	}
 }

@@ -184,11 +184,10 @@ type Queue struct {
 	backoff  []time.Duration
 }
 
-// NewQueue returns a queue delivering with send until ctx ends.
-func NewQueue(ctx context.Context, name string, log *slog.Logger, max, attempts int, backoff []time.Duration, send func(ctx context.Context, msg any) error) *Queue {
-	q := &Queue{name: name, send: send, log: log, ch: make(chan any, max), attempts: attempts, backoff: backoff}
-	go q.run(ctx)
-	return q
+// NewQueue returns a queue delivering with send once it runs (Run: the
+// server's background work, so that it stops with the server).
+func NewQueue(name string, log *slog.Logger, max, attempts int, backoff []time.Duration, send func(ctx context.Context, msg any) error) *Queue {
+	return &Queue{name: name, send: send, log: log, ch: make(chan any, max), attempts: attempts, backoff: backoff}
 }
 
 // Add queues a message.
@@ -200,7 +199,8 @@ func (q *Queue) Add(msg any) {
 	}
 }
 
-func (q *Queue) run(ctx context.Context) {
+// Run delivers the messages until ctx ends.
+func (q *Queue) Run(ctx context.Context) {
 	for {
 		var msg any
 		select {

@@ -313,6 +313,9 @@ func TestEmailer(t *testing.T) {
 				{map[string]any{"hooks": []any{map[string]any{"template": "x", "recipients": []any{}}}}, "Empty list of recipients."},
 				{map[string]any{"hooks": []any{map[string]any{"template": "x", "recipients": []any{"nobody", "a@b.c"}}}}, "Invalid recipients nobody"},
 				{map[string]any{"hooks": []any{map[string]any{"template": "x", "recipients": []any{"/buckets/other/groups/g"}}}}, "Invalid bucket for groups /buckets/other/groups/g"},
+				{map[string]any{"hooks": []any{map[string]any{"template": "x", "recipients": []any{"/buckets/badx/groups/g"}}}}, "Invalid bucket for groups /buckets/badx/groups/g"},
+				{map[string]any{"hooks": []any{map[string]any{"template": "x", "recipients": []any{"a@b.c\r\nBcc: x@y.z"}}}}, "Invalid recipients"},
+				{map[string]any{"hooks": []any{map[string]any{"template": "x", "recipients": []any{"a@b.c"}, "sender": "k@e.com\r\nBcc: x@y.z"}}}, "Invalid sender"},
 			} {
 				got := s.do("PUT", "/v1/buckets/bad", editor, map[string]any{"data": map[string]any{"kinto-emailer": c.hooks}}, 400)
 				if got["message"] != "data: "+c.want && !strings.Contains(fmt.Sprint(got["details"]), c.want) {

@@ -99,6 +99,11 @@ func (Plugin) Provision(h *httpapi.Server) error {
 		Methods: map[string]httpapi.Handler{"GET": p.token}})
 	var infos []map[string]any
 	for _, name := range s.List("multiauth.policies") {
+		if p.secret == "" {
+			if use, _ := s.LookupEnv("multiauth.policy." + name + ".use"); strings.HasSuffix(strings.TrimSpace(use), "OpenIDConnectPolicy") {
+				return fmt.Errorf("multiauth.policy.%s: OpenID Connect needs kinto.userid_hmac_secret (it keys the remembered tokens and signs the login states)", name)
+			}
+		}
 		get := func(key string) string {
 			v, _ := s.LookupEnv("multiauth.policy." + name + "." + key)
 			return strings.TrimSpace(v)
@@ -238,7 +243,10 @@ func (pr *provider) Authenticate(r *http.Request) (string, bool) {
 	v, found := p.verified[key]
 	p.mu.Unlock()
 	if !found || time.Now().After(v.until) {
-		profile := pr.verify(r.Context(), token)
+		profile, definite := pr.verify(r.Context(), token)
+		if profile == nil && !definite {
+			return "", false // the provider could not answer: ask again next time
+		}
 		v = verification{profile: profile, until: time.Now().Add(pr.ttl)}
 		if profile == nil {
 			v.until = time.Now().Add(min(pr.ttl, refusalMemory))
@@ -264,32 +272,36 @@ func (pr *provider) Authenticate(r *http.Request) (string, bool) {
 	return id, ok && id != ""
 }
 
-// verify checks a token with the provider; nil when it is refused.
-func (pr *provider) verify(ctx context.Context, token string) map[string]any {
+// verify checks a token with the provider: its profile, or nil when it
+// is refused; definite is false when the provider could not answer (a
+// network failure, a 5xx), which is not remembered.
+func (pr *provider) verify(ctx context.Context, token string) (profile map[string]any, definite bool) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if pr.verifier != nil {
 		if _, err := pr.verifier.Verify(ctx, token); err != nil {
 			pr.p.log.Debug("openid: invalid JWT access token", "issuer", pr.issuer, "err", err)
-			return nil
+			return nil, ctx.Err() == nil
 		}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, pr.endpoints.UserInfo, nil)
 	if err != nil {
-		return nil
+		return nil, true
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := pr.p.client.Do(req)
 	if err != nil {
 		pr.p.log.Warn("openid: the userinfo endpoint cannot be reached", "issuer", pr.issuer, "err", err)
-		return nil
+		return nil, false
 	}
 	defer resp.Body.Close()
-	var profile map[string]any
-	if resp.StatusCode/100 != 2 || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&profile) != nil {
-		return nil
+	if resp.StatusCode >= 500 {
+		return nil, false
 	}
-	return profile
+	if resp.StatusCode/100 != 2 || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&profile) != nil {
+		return nil, true
+	}
+	return profile, true
 }
 
 // invalid is a 400 of the login and token endpoints.
@@ -357,7 +369,7 @@ func (p *plugin) login(w http.ResponseWriter, r *http.Request, c *httpapi.Call) 
 		return invalid("body", "scope", "Provider "+pr.name+" requires 'email' scope")
 	}
 	params := url.Values{}
-	state := p.newState(pr, callback)
+	state := p.newState(pr, p.h.Origin(r), callback)
 	tokenURI := p.h.Origin(r) + "/v1/openid/" + pr.name + "/token"
 	query := "client_id=" + url.QueryEscape(pr.clientID) + "&response_type=code&scope=" + url.QueryEscape(scope) +
 		"&redirect_uri=" + url.QueryEscape(tokenURI) + "&state=" + url.QueryEscape(state)
@@ -392,8 +404,10 @@ func (p *plugin) token(w http.ResponseWriter, r *http.Request, c *httpapi.Call) 
 		return err
 	}
 	invalidState := &kerr.Error{Kind: kerr.Invalid, Details: []kerr.Detail{{Location: "body", Name: kerr.Name("state"), Description: "Invalid state", Errno: 105}}}
-	callback, ok := p.useState(pr, q.Get("state"))
-	if !ok {
+	origin, callback, ok := p.useState(pr, q.Get("state"))
+	if !ok || origin != p.h.Origin(r) {
+		// (A state begun under another Host than this request's would
+		// let a forged Host choose the trusted admin callback.)
 		return invalidState
 	}
 	if q.Has("error") {
@@ -427,46 +441,49 @@ func (p *plugin) token(w http.ResponseWriter, r *http.Request, c *httpapi.Call) 
 	return nil
 }
 
-// newState is a state that names its callback, signed (so that any node
-// of a cluster takes it back), valid for state_ttl_seconds: its random
-// part has state_length bytes, as Kinto's random state.
-func (p *plugin) newState(pr *provider, callback string) string {
+// newState is a state that names the origin it was made for and its
+// callback, signed (so that any node of a cluster takes it back), valid
+// for state_ttl_seconds: its random part has state_length bytes, as
+// Kinto's random state.
+func (p *plugin) newState(pr *provider, origin, callback string) string {
 	nonce := make([]byte, pr.stateLength)
 	rand.Read(nonce)
 	var exp [8]byte
 	binary.BigEndian.PutUint64(exp[:], uint64(time.Now().Add(pr.stateTTL).Unix()))
-	payload := hex.EncodeToString(nonce) + "." + hex.EncodeToString(exp[:]) + "." + base64.RawURLEncoding.EncodeToString([]byte(callback))
+	payload := hex.EncodeToString(nonce) + "." + hex.EncodeToString(exp[:]) + "." +
+		base64.RawURLEncoding.EncodeToString([]byte(origin)) + "." + base64.RawURLEncoding.EncodeToString([]byte(callback))
 	return payload + "." + p.sign(pr, payload)
 }
 
 func (p *plugin) sign(pr *provider, payload string) string {
-	m := hmac.New(sha256.New, []byte(p.secret+"openid-state:"+pr.name))
+	m := hmac.New(sha256.New, []byte("openid-state:"+pr.name+":"+p.secret))
 	m.Write([]byte(payload))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// useState returns the callback of a valid state, once: a state used
-// before (on this node) or expired is refused.
-func (p *plugin) useState(pr *provider, state string) (string, bool) {
+// useState returns the origin and callback of a valid state, once: a
+// state used before (on this node) or expired is refused.
+func (p *plugin) useState(pr *provider, state string) (origin, callback string, ok bool) {
 	i := strings.LastIndexByte(state, '.')
 	if i < 0 || !hmac.Equal([]byte(p.sign(pr, state[:i])), []byte(state[i+1:])) {
-		return "", false
+		return "", "", false
 	}
 	parts := strings.Split(state[:i], ".")
-	if len(parts) != 3 {
-		return "", false
+	if len(parts) != 4 {
+		return "", "", false
 	}
 	exp, err := hex.DecodeString(parts[1])
 	if err != nil || len(exp) != 8 {
-		return "", false
+		return "", "", false
 	}
 	until := time.Unix(int64(binary.BigEndian.Uint64(exp)), 0)
 	if time.Now().After(until) {
-		return "", false
+		return "", "", false
 	}
-	callback, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil {
-		return "", false
+	rawOrigin, err1 := base64.RawURLEncoding.DecodeString(parts[2])
+	rawCallback, err2 := base64.RawURLEncoding.DecodeString(parts[3])
+	if err1 != nil || err2 != nil {
+		return "", "", false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -482,8 +499,8 @@ func (p *plugin) useState(pr *provider, state string) (string, bool) {
 		}
 	}
 	if _, seen := p.used[parts[0]]; seen {
-		return "", false
+		return "", "", false
 	}
 	p.used[parts[0]] = until
-	return string(callback), true
+	return string(rawOrigin), string(rawCallback), true
 }

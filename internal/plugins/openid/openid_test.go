@@ -14,8 +14,11 @@ import (
 	"strings"
 	"testing"
 
+	"kintogo/internal/app"
 	"kintogo/internal/app/apptest"
+	"kintogo/internal/config"
 	"kintogo/internal/httpapi"
+	"kintogo/internal/storage/memory"
 	"kintogo/internal/storage/storetest"
 )
 
@@ -207,8 +210,35 @@ func TestLoginFlow(t *testing.T) {
 			t.Errorf("%s: %d %v", c.path, code, body)
 		}
 	}
+	// A state begun under a forged Host (which chose the trusted admin
+	// callback) is refused on the real one.
+	req, _ := http.NewRequest("GET", base+"/v1/openid/keycloak/login?callback="+url.QueryEscape("http://evil.example/v1/admin/#x=")+"&scope=openid", nil)
+	req.Host = "evil.example"
+	resp, err = noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != 307 || loc.Query().Get("state") == "" {
+		t.Fatalf("login under another Host: %d %s", resp.StatusCode, loc)
+	}
+	if code, _, body := get(t, noRedirect, base+"/v1/openid/keycloak/token?code=x&state="+url.QueryEscape(loc.Query().Get("state")), ""); code != 400 || body["message"] != "Invalid state" {
+		t.Errorf("a state of another Host: %d %v", code, body)
+	}
 	// A state is used once.
 	if code, _, body := get(t, noRedirect, tokenURL.String(), ""); code != 400 || body["message"] != "Invalid state" {
 		t.Errorf("the state used again: %d %v", code, body)
+	}
+}
+
+// Without userid_hmac_secret (which signs the login states), the start is
+// refused.
+func TestNeedsASecret(t *testing.T) {
+	settings, _ := config.FromMap(map[string]string{"multiauth.policies": "keycloak",
+		"multiauth.policy.keycloak.use": "kinto.plugins.openid.OpenIDConnectPolicy", "multiauth.policy.keycloak.issuer": "http://127.0.0.1:1/x",
+		"multiauth.policy.keycloak.client_id": "kinto"})
+	if _, err := app.NewServer(settings, memory.New(), httpapi.Options{}); err == nil || !strings.Contains(err.Error(), "userid_hmac_secret") {
+		t.Errorf("%v", err)
 	}
 }

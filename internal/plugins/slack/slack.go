@@ -54,7 +54,8 @@ func (Plugin) Provision(h *httpapi.Server) error {
 	h.Capability("slack", map[string]any{"description": "Slack notifications plugin for Kinto",
 		"url": "https://github.com/mozilla/remote-settings/blob/main/kinto-slack/"})
 	h.Engine().Hook(resource.Hooks{InTransaction: []func(context.Context, *resource.Unit, resource.Change) error{validate}})
-	q := notify.NewQueue(context.Background(), "kinto_slack", p.log, 1000, 3, []time.Duration{time.Second, 5 * time.Second}, p.post)
+	q := notify.NewQueue("kinto_slack", p.log, 1000, 3, []time.Duration{time.Second, 5 * time.Second}, p.post)
+	h.Background(q.Run)
 	notify.Watch(h, key, p.build, q)
 	return nil
 }

@@ -98,6 +98,12 @@ SELECT id, pg_notify('` + channel + `', id::text) IS NULL FROM ins`
 // Tick makes the commits visible now readable in the log (a new tick),
 // if there are any the last tick did not cover.
 func (s *Store) Tick(ctx context.Context) error {
+	s.tickMu.Lock()
+	defer s.tickMu.Unlock()
+	return s.tickLocked(ctx)
+}
+
+func (s *Store) tickLocked(ctx context.Context) error {
 	s.pendingTick.Store(false)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, tickLock); err != nil {
@@ -116,12 +122,19 @@ func (s *Store) Tick(ctx context.Context) error {
 	return dialect.Wrap(err)
 }
 
-// Publish implements storage.Ticking.
+// Publish implements storage.Ticking: a tick only when this store
+// committed something no tick covers yet (once the tick in flight, if
+// any, is done), so that callers cost nothing most of the time.
 func (s *Store) Publish(ctx context.Context) error {
 	if s.standby {
 		return nil
 	}
-	return s.Tick(ctx)
+	s.tickMu.Lock()
+	defer s.tickMu.Unlock()
+	if !s.pendingTick.Load() {
+		return nil
+	}
+	return s.tickLocked(ctx)
 }
 
 // ticker ticks after this store's commits and every second, until the

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -67,6 +68,10 @@ type Store struct {
 	wake        chan struct{}
 	tickc       chan struct{}
 	pendingTick atomic.Bool
+	// tickMu serializes this store's ticks, so that Publish waits for a
+	// tick in flight (which may or may not cover a commit) before it
+	// decides whether to tick.
+	tickMu sync.Mutex
 	// standby: the database is a hot standby (read-only replica).
 	standby      bool
 	tickerDone   chan struct{}
