@@ -27,3 +27,13 @@ func TestTrustedCallback(t *testing.T) {
 		}
 	}
 }
+
+// Any callback is judged without panicking.
+func FuzzTrustedCallback(f *testing.F) {
+	for _, seed := range []string{"http://localhost:3000/#t=", "https://[::1]:*/x", "http://a@b/", "http://[", "https://x:/", "http://h:1/%2e%2e/"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, cb string) {
+		trustedCallback(cb, append(append([]string{}, defaultTrustedCallbacks...), cb, "https://*.example.org/*"))
+	})
+}
