@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
@@ -360,35 +359,12 @@ func (s *Server) Get(ctx context.Context, target string) (int, []byte) {
 		r.Host = host
 	}
 	r.RemoteAddr = "127.0.0.1:0"
-	w := &bufferedAnswer{header: http.Header{}}
+	w := newRecorder()
 	s.serve(w, r) // not a client's: neither logged nor counted
-
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
 	return w.status, w.body.Bytes()
-}
-
-// bufferedAnswer is the answer of Get.
-type bufferedAnswer struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (w *bufferedAnswer) Header() http.Header { return w.header }
-
-func (w *bufferedAnswer) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.body.Write(b)
-}
-
-func (w *bufferedAnswer) WriteHeader(status int) {
-	if w.status == 0 {
-		w.status = status
-	}
 }
 
 // WriteOrigins makes every request carry its resource.Origin in its
