@@ -195,33 +195,15 @@ func (c *Chain) Permits(subject string) error {
 // parseSigner reads a private key of any kind x509 knows (SEC 1,
 // PKCS #8, PKCS #1): an organization's issuer need not be P-384.
 func parseSigner(data []byte) (crypto.Signer, error) {
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			return nil, errors.New("no private key in the PEM data")
-		}
-		var key any
-		var err error
-		switch block.Type {
-		case "EC PRIVATE KEY":
-			key, err = x509.ParseECPrivateKey(block.Bytes)
-		case "PRIVATE KEY":
-			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-		case "RSA PRIVATE KEY":
-			key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-		default:
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		signer, ok := key.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("a %T cannot sign certificates", key)
-		}
-		return signer, nil
+	key, err := parsePEMKey(data, true, "no private key in the PEM data")
+	if err != nil {
+		return nil, err
 	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("a %T cannot sign certificates", key)
+	}
+	return signer, nil
 }
 
 // EncodeSigner is a private key as PKCS #8 PEM.

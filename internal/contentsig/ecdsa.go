@@ -154,30 +154,34 @@ func LoadPrivateKey(path string) (*ecdsa.PrivateKey, error) {
 
 // ParsePrivateKey reads a P-384 private key from PEM (SEC 1 or PKCS #8).
 func ParsePrivateKey(data []byte) (*ecdsa.PrivateKey, error) {
+	key, err := parsePEMKey(data, false, "no EC private key in the PEM data")
+	if err != nil {
+		return nil, err
+	}
+	k, ok := key.(*ecdsa.PrivateKey)
+	if !ok || k.Curve != elliptic.P384() {
+		return nil, errors.New("the private key is not an ECDSA P-384 key")
+	}
+	return k, nil
+}
+
+// parsePEMKey reads the first private key of PEM data: SEC 1 or PKCS #8,
+// and PKCS #1 too when withRSA; missing is the error when there is none.
+func parsePEMKey(data []byte, withRSA bool, missing string) (any, error) {
 	for {
 		var block *pem.Block
 		block, data = pem.Decode(data)
 		if block == nil {
-			return nil, errors.New("no EC private key in the PEM data")
+			return nil, errors.New(missing)
 		}
-		var key any
-		var err error
-		switch block.Type {
-		case "EC PRIVATE KEY":
-			key, err = x509.ParseECPrivateKey(block.Bytes)
-		case "PRIVATE KEY":
-			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-		default:
-			continue
+		switch {
+		case block.Type == "EC PRIVATE KEY":
+			return x509.ParseECPrivateKey(block.Bytes)
+		case block.Type == "PRIVATE KEY":
+			return x509.ParsePKCS8PrivateKey(block.Bytes)
+		case block.Type == "RSA PRIVATE KEY" && withRSA:
+			return x509.ParsePKCS1PrivateKey(block.Bytes)
 		}
-		if err != nil {
-			return nil, err
-		}
-		k, ok := key.(*ecdsa.PrivateKey)
-		if !ok || k.Curve != elliptic.P384() {
-			return nil, errors.New("the private key is not an ECDSA P-384 key")
-		}
-		return k, nil
 	}
 }
 
