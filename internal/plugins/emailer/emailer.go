@@ -30,9 +30,7 @@ import (
 	"kintogo/internal/config"
 	"kintogo/internal/httpapi"
 	"kintogo/internal/kerr"
-	"kintogo/internal/model"
 	"kintogo/internal/plugins/notify"
-	"kintogo/internal/resource"
 	"kintogo/internal/storage"
 )
 
@@ -88,12 +86,11 @@ func (Plugin) Provision(h *httpapi.Server) error {
 	p := &plugin{log: h.Logger(), m: m}
 	h.Capability("emailer", map[string]any{"description": "Provide emailing capabilities to the server.",
 		"url": "https://github.com/Kinto/kinto-emailer/"})
-	h.Engine().Hook(resource.Hooks{InTransaction: []func(context.Context, *resource.Unit, resource.Change) error{validate}})
+	notify.Check(h, key, validate)
 	q := notify.NewQueue("kinto_emailer", p.log, 1000, 5,
 		[]time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute}, func(ctx context.Context, msg any) error {
 			return m.send(msg.(Message))
 		})
-	h.Background(q.Run)
 	notify.Watch(h, key, p.build, q)
 	return nil
 }
@@ -158,21 +155,14 @@ func readMailer(s *config.Settings, log *slog.Logger) (*mailer, error) {
 // validate checks the hooks of buckets and collections as kinto-emailer
 // does: hooks, a template and recipients each, recipients that are
 // addresses or groups of that bucket.
-func validate(ctx context.Context, u *resource.Unit, ch resource.Change) error {
-	if ch.Action == "delete" || ch.Object == nil || (ch.Path.Kind != model.Bucket && ch.Path.Kind != model.Collection) {
-		return nil
-	}
-	conf, ok := ch.Object.Data[key]
-	if !ok {
-		return nil
-	}
+func validate(conf any, bucketID string) error {
 	invalid := func(msg string) error { return kerr.InvalidParam("body", nil, msg) }
 	m, _ := conf.(map[string]any)
 	list, ok := m["hooks"].([]any)
 	if !ok {
 		return invalid(`Missing "hooks".`)
 	}
-	bucketURI := "/buckets/" + ch.Bucket()
+	bucketURI := "/buckets/" + bucketID
 	for _, raw := range list {
 		hook, _ := raw.(map[string]any)
 		if _, ok := hook["template"]; !ok {

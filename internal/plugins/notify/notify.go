@@ -28,11 +28,31 @@ const ResourceChanged = "kinto.core.events.ResourceChanged"
 // the template variables; tx reads what else a hook needs (groups).
 type Build func(ctx context.Context, tx storage.Tx, hooks []map[string]any, vars map[string]any) ([]any, error)
 
+// Check calls check with the configuration under key (when there is one)
+// of every bucket or collection created or updated, in the transaction:
+// its error refuses the write.
+func Check(h *httpapi.Server, key string, check func(conf any, bucketID string) error) {
+	h.Engine().Hook(resource.Hooks{InTransaction: []func(context.Context, *resource.Unit, resource.Change) error{
+		func(ctx context.Context, u *resource.Unit, ch resource.Change) error {
+			if ch.Action == "delete" || ch.Object == nil || (ch.Path.Kind != model.Bucket && ch.Path.Kind != model.Collection) {
+				return nil
+			}
+			conf, ok := ch.Object.Data[key]
+			if !ok {
+				return nil
+			}
+			return check(conf, ch.Bucket())
+		},
+	}})
+}
+
 // Watch calls build, in the transaction, for every change of a record or
 // a collection and every notice (the signer's review events) whose
 // collection or bucket metadata has hooks under key, and hands the
-// messages to q once the unit committed.
+// messages to q once the unit committed; q runs as the server's
+// background work.
 func Watch(h *httpapi.Server, key string, build Build, q *Queue) {
+	h.Background(q.Run)
 	h.WriteOrigins()
 	settings := h.Settings()
 	collect := func(ctx context.Context, u *resource.Unit, event string, ch resource.Change, fields map[string]any) error {

@@ -20,9 +20,7 @@ import (
 
 	"kintogo/internal/httpapi"
 	"kintogo/internal/kerr"
-	"kintogo/internal/model"
 	"kintogo/internal/plugins/notify"
-	"kintogo/internal/resource"
 	"kintogo/internal/storage"
 )
 
@@ -53,20 +51,16 @@ func (Plugin) Provision(h *httpapi.Server) error {
 	p.debugDir, _ = h.Settings().LookupEnv("slack.debug_dir")
 	h.Capability("slack", map[string]any{"description": "Slack notifications plugin for Kinto",
 		"url": "https://github.com/mozilla/remote-settings/blob/main/kinto-slack/"})
-	h.Engine().Hook(resource.Hooks{InTransaction: []func(context.Context, *resource.Unit, resource.Change) error{validate}})
+	notify.Check(h, key, validate)
 	q := notify.NewQueue("kinto_slack", p.log, 1000, 3, []time.Duration{time.Second, 5 * time.Second}, p.post)
-	h.Background(q.Run)
 	notify.Watch(h, key, p.build, q)
 	return nil
 }
 
 // validate refuses hooks without a template on buckets and collections.
-func validate(ctx context.Context, u *resource.Unit, ch resource.Change) error {
-	if ch.Action == "delete" || ch.Object == nil || (ch.Path.Kind != model.Bucket && ch.Path.Kind != model.Collection) {
-		return nil
-	}
-	conf, _ := ch.Object.Data[key].(map[string]any)
-	hooks, _ := conf["hooks"].([]any)
+func validate(conf any, _ string) error {
+	m, _ := conf.(map[string]any)
+	hooks, _ := m["hooks"].([]any)
 	for _, h := range hooks {
 		if m, ok := h.(map[string]any); !ok || m["template"] == nil {
 			return kerr.InvalidParam("body", kerr.Name(key), "Hook is missing 'template'")
