@@ -145,30 +145,27 @@ class Server:
 
 def lz4_block(src, size):
     """Decodes an LZ4 block (to wait for a bundle; Firefox decodes its own)."""
-    out, i = bytearray(), 0
-    while i < len(src):
-        token = src[i]
-        i += 1
-        n = token >> 4
+
+    def length(n, i):
+        # A length of 15 goes on in the next bytes, while they are 255.
         if n == 15:
             while True:
                 n += src[i]
                 i += 1
                 if src[i - 1] != 255:
                     break
+        return n, i
+
+    out, i = bytearray(), 0
+    while i < len(src):
+        token = src[i]
+        n, i = length(token >> 4, i + 1)
         out += src[i:i + n]
         i += n
         if i >= len(src):
             break
         offset = src[i] | src[i + 1] << 8
-        i += 2
-        n = token & 15
-        if n == 15:
-            while True:
-                n += src[i]
-                i += 1
-                if src[i - 1] != 255:
-                    break
+        n, i = length(token & 15, i + 2)
         for _ in range(n + 4):
             out.append(out[-offset])
     assert len(out) == size, (len(out), size)
