@@ -18,13 +18,16 @@ type Unknown struct {
 	Suggestion string
 }
 
-// dynamic are the names plugins and Kinto's rules compute: per-bucket
-// and per-collection settings, permissions granted by settings, cache
-// headers.
-var dynamic = regexp.MustCompile(`^(signer\.|attachment\.|multiauth\.|mail\.|slack\.)|_principals$|(^|[._])record_cache_expires_seconds$|_cache_expires_seconds$`)
+// pluginPrefixes start the names plugins read by themselves (per bucket,
+// per collection, per policy, per channel).
+const pluginPrefixes = "signer|attachment|multiauth|mail|slack"
+
+// dynamic are the names plugins and Kinto's rules compute: the plugins'
+// own, permissions granted by settings, cache headers.
+var dynamic = regexp.MustCompile(`^(` + pluginPrefixes + `)\.|_principals$|(^|[._])record_cache_expires_seconds$|_cache_expires_seconds$`)
 
 // dynamicEnv is the same for the environment's names.
-var dynamicEnv = regexp.MustCompile(`^KINTO_(SIGNER_|ATTACHMENT_|MULTIAUTH_)|_PRINCIPALS$|_CACHE_EXPIRES_SECONDS$`)
+var dynamicEnv = regexp.MustCompile(`^KINTO_(` + strings.ToUpper(pluginPrefixes) + `)_|_PRINCIPALS$|_CACHE_EXPIRES_SECONDS$`)
 
 // Compatibility lists the declared settings that kintogo accepts from
 // Kinto's files and ignores.
@@ -55,13 +58,13 @@ func (s *Settings) Unknown() []Unknown {
 		out = append(out, Unknown{Where: "the INI file", Name: "kinto." + name, Suggestion: prefixed(closest(name, declared))})
 		envNames[EnvName(name)] = name // the environment may override it
 	}
+	known := map[string]bool{}
+	for e := range envNames {
+		known[e] = true
+	}
 	for k := range s.env {
 		if !strings.HasPrefix(k, "KINTO_") || envNames[k] != "" || dynamicEnv.MatchString(k) {
 			continue
-		}
-		known := map[string]bool{}
-		for e := range envNames {
-			known[e] = true
 		}
 		out = append(out, Unknown{Where: "the environment", Name: k, Suggestion: closest(k, known)})
 	}

@@ -19,9 +19,10 @@ kinto.main.certs.record_cache_expires_seconds = 60
 kinto.record_read_principals = system.Everyone
 kinto.cache_backend = kinto.core.cache.memory
 kinto.something_else_entirely = 1
+mail.default_sender = kinto@example.com
 `), 0o600)
 	s, err := Load(ini, []string{"KINTO_STORAGE_BAKEND=postgresql", "KINTO_INCLUDES=kinto_changes", "KINTO_SIGNER_TO_REVIEW_ENABLED=true",
-		"KINTO_INI=x", "KINTO_SOMETHING_ELSE_ENTIRELY=2", "HOME=/root"})
+		"KINTO_INI=x", "KINTO_SOMETHING_ELSE_ENTIRELY=2", "HOME=/root", "KINTO_MAIL_HOST=smtp", "KINTO_SLACK_WEBHOOK_URL=https://hooks"})
 	if err != nil {
 		t.Fatal(err)
 	}
